@@ -1,0 +1,151 @@
+"""Lightning callbacks that turn a classifier run into things a researcher looks at.
+
+``ClassifierReport`` writes the PNG figures (ROC, PR, metric-vs-threshold, confusion, loss curves) and,
+when a ``WandbLogger`` is attached, logs the same curves, the confusion matrix and a table of sample pairs
+with their scores to W&B. ``PairsThroughput`` measures training pairs per second.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+
+from irisgan import plots
+
+log = logging.getLogger(__name__)
+
+
+def _wandb_run(trainer: L.Trainer):
+    from lightning.pytorch.loggers import WandbLogger
+
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            return logger.experiment
+    return None
+
+
+def _decimate(n: int, max_points: int = 200) -> np.ndarray:
+    return np.unique(np.linspace(0, n - 1, min(n, max_points)).round().astype(int))
+
+
+class ClassifierReport(L.Callback):
+    """Figures under ``<output_dir>/plots`` and W&B curves for the RAN stage."""
+
+    def __init__(self, out_dir: str | None = None) -> None:
+        self.out_dir = Path(out_dir) if out_dir else None
+        self.history: list[dict[str, float]] = []
+
+    def _dir(self, trainer: L.Trainer) -> Path:
+        return self.out_dir or Path(trainer.default_root_dir) / "plots"
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        keep = ("train/loss_epoch", "val/loss", "val/auroc", "val/acc", "val/threshold", "train/pairs_per_s")
+        row = {"epoch": trainer.current_epoch}
+        row.update({k: float(v) for k, v in trainer.callback_metrics.items() if k in keep})
+        self.history.append(row)
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero and self.history:
+            out = self._dir(trainer)
+            plots.plot_losses(self.history, out / "loss.png", "training and validation loss")
+            (out / "history.json").write_text(json.dumps(self.history, indent=1))
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        report = getattr(pl_module, "curves", {}).get("val")
+        if trainer.sanity_checking or report is None or not trainer.is_global_zero:
+            return
+        self._log_wandb_curves(trainer, report, "val")
+        if trainer.state.fn != "fit" or trainer.current_epoch + 1 >= (trainer.max_epochs or 0):
+            plots.plot_report(report, self._dir(trainer), "val")
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        report = getattr(pl_module, "curves", {}).get("test")
+        if report is None or not trainer.is_global_zero:
+            return
+        paths = plots.plot_report(report, self._dir(trainer), "test")
+        run = _wandb_run(trainer)
+        if run is not None:
+            import wandb
+
+            self._log_wandb_curves(trainer, report, "test")
+            samples = report.get("samples")
+            if samples is not None:
+                table = wandb.Table(columns=["pair", "label", "p_gan", "decision"])
+                for img, label, prob in zip(samples["images"], samples["labels"], samples["probs"], strict=True):
+                    table.add_data(wandb.Image(np.transpose(img, (1, 2, 0))), "GAN" if label else "real",
+                                   float(prob), "GAN" if prob >= report["threshold"] else "real")
+                run.log({"test/samples": table})
+            run.log({f"test/figures/{p.stem}": wandb.Image(str(p)) for p in paths})
+
+    @staticmethod
+    def _log_wandb_curves(trainer: L.Trainer, report: dict[str, Any], stage: str) -> None:
+        run = _wandb_run(trainer)
+        if run is None:
+            return
+        import wandb
+
+        roc, pr, sweep = report["roc"], report["pr"], report["sweep"]
+        i = _decimate(len(roc["fpr"]))
+        j = _decimate(len(pr["recall"]))
+        k = _decimate(len(sweep["threshold"]))
+        cm = np.asarray(report["confusion_at_threshold"])
+        y_true = np.repeat([0, 0, 1, 1], [cm[0, 0], cm[0, 1], cm[1, 0], cm[1, 1]]).tolist()
+        y_pred = np.repeat([0, 1, 0, 1], [cm[0, 0], cm[0, 1], cm[1, 0], cm[1, 1]]).tolist()
+        run.log(
+            {
+                f"{stage}/roc_curve": wandb.plot.line(
+                    wandb.Table(data=np.stack([roc["fpr"][i], roc["tpr"][i]], 1).tolist(), columns=["fpr", "tpr"]),
+                    "fpr", "tpr", title=f"{stage} ROC"),
+                f"{stage}/pr_curve": wandb.plot.line(
+                    wandb.Table(data=np.stack([pr["recall"][j], pr["precision"][j]], 1).tolist(),
+                                columns=["recall", "precision"]),
+                    "recall", "precision", title=f"{stage} precision-recall"),
+                f"{stage}/threshold_curve": wandb.plot.line_series(
+                    xs=sweep["threshold"][k].tolist(),
+                    ys=[sweep[m][k].tolist() for m in ("accuracy", "precision", "recall", "f1", "gmean")],
+                    keys=["accuracy", "precision", "recall", "f1", "gmean"], title=f"{stage} metrics vs threshold",
+                    xname="threshold"),
+                f"{stage}/confusion": wandb.plot.confusion_matrix(
+                    y_true=y_true, preds=y_pred, class_names=["real", "GAN"], title=f"{stage} confusion"),
+            }
+        )
+
+
+class PairsThroughput(L.Callback):
+    """Training pairs per second over each epoch's steps (data loading included, validation excluded)."""
+
+    def __init__(self) -> None:
+        self._pairs = 0
+        self._seconds = 0.0
+        self._t0: float | None = None
+        self.last: float | None = None
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._pairs, self._seconds, self._t0 = 0, 0.0, time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        now = time.perf_counter()
+        self._seconds += now - self._t0
+        self._pairs += len(batch[1]) * trainer.world_size
+        self._t0 = now
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        self._t_val = time.perf_counter()
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if self._t0 is not None and trainer.training:
+            self._t0 += time.perf_counter() - self._t_val  # do not count validation as training time
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if self._seconds > 0:
+            self.last = self._pairs / self._seconds
+            pl_module.log("train/pairs_per_s", self.last, on_epoch=True, rank_zero_only=True)
+
+
+__all__ = ["ClassifierReport", "PairsThroughput"]

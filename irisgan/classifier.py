@@ -1,0 +1,211 @@
+"""``RANClassifier``: the LightningModule that trains and evaluates the Residual Attention Network.
+
+It owns what a checkpoint must carry for inference: the network, the training split's per-channel mean and
+std (buffers), and the decision threshold chosen on validation data (a buffer, updated at every validation
+epoch so the best checkpoint holds the threshold of its own epoch). Batches arrive as uint8 images; the
+module does the float conversion and normalisation, so they run on the accelerator.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from hydra.utils import instantiate
+
+from irisgan.metrics import (
+    THRESHOLD_METHODS,
+    choose_threshold,
+    curve_metrics,
+    operating_point,
+    scalar_metrics,
+    threshold_sweep,
+    to_numpy,
+)
+from irisgan.models.ran import RANConfig, ResidualAttentionNet
+
+DEFAULT_LOSS = {"_target_": "irisgan.losses.BCEAUCLoss", "auc_weight": 1.0, "gamma": 0.5, "p": 2.0}
+DEFAULT_OPTIMIZER = {"_target_": "torch.optim.SGD", "lr": 1e-3, "momentum": 0.9, "weight_decay": 0.0}
+
+
+class RANClassifier(L.LightningModule):
+    """Real (0) vs GAN-generated (1) iris pairs.
+
+    Args:
+        net: ``RANConfig`` fields (widths, module counts).
+        loss: a ``_target_`` dict for ``irisgan.losses.BCELoss`` / ``BCEAUCLoss``.
+        optimizer: a ``_target_`` dict of a ``torch.optim`` class (params are passed at build time).
+        scheduler: a ``_target_`` dict of an LR scheduler plus ``interval`` (``epoch``/``step``), or None.
+        threshold_method: ``gmean`` (the paper's) or ``youden``.
+        channels_last: NHWC memory layout (faster convolutions on CPU and tensor cores).
+    """
+
+    def __init__(
+        self,
+        net: dict | None = None,
+        loss: dict | None = None,
+        optimizer: dict | None = None,
+        scheduler: dict | None = None,
+        threshold_method: str = "gmean",
+        channels_last: bool = True,
+        sample_table_size: int = 32,
+    ) -> None:
+        super().__init__()
+        if threshold_method not in THRESHOLD_METHODS:
+            raise ValueError(f"model.threshold_method {threshold_method!r} unknown; valid choices: {list(THRESHOLD_METHODS)}")
+        self.save_hyperparameters()
+        self.net = ResidualAttentionNet(RANConfig(**(net or {})))
+        self.criterion = instantiate(loss or DEFAULT_LOSS)
+        self.register_buffer("mean", torch.full((3,), 0.5))
+        self.register_buffer("std", torch.full((3,), 0.25))
+        self.register_buffer("threshold", torch.tensor(0.5))
+        self.val_metrics = scalar_metrics("val/")
+        self.test_metrics = scalar_metrics("test/")
+        self.val_curves = curve_metrics()
+        self.test_curves = curve_metrics()
+        # Filled at the end of each validation/test epoch for the report callbacks (numpy arrays).
+        self.curves: dict[str, dict[str, Any]] = {}
+        self._test_samples: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        if channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+
+    # -- inference ----------------------------------------------------------------------------------------------
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (N,3,H,W) in [0,255] (or float in [0,1]) -> normalised float, in the net's memory layout."""
+        x = images.float().div_(255.0) if images.dtype == torch.uint8 else images.float()
+        x = (x - self.mean.view(1, 3, 1, 1)) / self.std.view(1, 3, 1, 1)
+        if self.hparams.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits, shape (N,)."""
+        return self.net(self.preprocess(images))
+
+    @torch.no_grad()
+    def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self(images).float())
+
+    def predict_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
+        images = batch[0] if isinstance(batch, (tuple, list)) else batch
+        probs = torch.sigmoid(self(images).float())
+        return {"prob": probs, "decision": (probs >= self.threshold).long()}
+
+    # -- set-up ---------------------------------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if stage == "fit" and dm is not None and getattr(dm, "mean", None) is not None:
+            # Normalisation statistics come from the training split only and travel in the checkpoint.
+            self.mean.copy_(torch.tensor(dm.mean))
+            self.std.copy_(torch.tensor(dm.std))
+
+    # -- loops ----------------------------------------------------------------------------------------------------
+    def _shared_step(self, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+        images, labels = batch
+        logits = self(images).float()
+        parts = self.criterion(logits, labels)
+        return logits, parts, torch.sigmoid(logits), labels.long()
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        _, parts, _, _ = self._shared_step(batch)
+        loss = parts["loss"]
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"non-finite training loss ({loss.item()}) at epoch {self.current_epoch}, step {self.global_step} "
+                f"({ {k: float(v) for k, v in parts.items()} }); lower model.optimizer.lr or check the input data"
+            )
+        bs = len(batch[1])
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=bs)
+        for name, value in parts.items():
+            if name != "loss":
+                self.log(f"train/{name}", value, on_step=False, on_epoch=True, batch_size=bs)
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        _, parts, probs, labels = self._shared_step(batch)
+        bs = len(labels)
+        self.log("val/loss", parts["loss"], on_epoch=True, prog_bar=True, batch_size=bs, sync_dist=True)
+        self.val_metrics.update(probs, labels)
+        self.val_curves.update(probs, labels)
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        images, _ = batch
+        _, parts, probs, labels = self._shared_step(batch)
+        self.log("test/loss", parts["loss"], on_epoch=True, batch_size=len(labels), sync_dist=True)
+        self.test_metrics.update(probs, labels)
+        self.test_curves.update(probs, labels)
+        if sum(len(s[0]) for s in self._test_samples) < self.hparams.sample_table_size:
+            self._test_samples.append((images.cpu(), labels.cpu(), probs.detach().cpu()))
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_dict(self.val_metrics.compute(), prog_bar=False)
+        self.val_metrics.reset()
+        if self.trainer.sanity_checking:
+            self.val_curves.reset()
+            return
+        report = self._curve_report(self.val_curves, threshold=None)
+        self.threshold.fill_(report["threshold"])
+        self._log_operating_point("val", report)
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dict(self.test_metrics.compute())
+        self.test_metrics.reset()
+        report = self._curve_report(self.test_curves, threshold=float(self.threshold))
+        self._log_operating_point("test", report)
+        images, labels, probs = (torch.cat(x)[: self.hparams.sample_table_size] for x in zip(*self._test_samples))
+        report["samples"] = {"images": images.numpy(), "labels": labels.numpy(), "probs": probs.numpy()}
+        self._test_samples.clear()
+
+    def _curve_report(self, curves, threshold: float | None) -> dict[str, Any]:
+        """ROC/PR/confusion as numpy, and the operating point at ``threshold`` (chosen here when None)."""
+        out = curves.compute()
+        curves.reset()
+        fpr, tpr, roc_thr = to_numpy(*out["roc"])
+        precision, recall, pr_thr = to_numpy(*out["pr"])
+        cm = out["cm"].cpu().numpy().astype(int)  # [[tn, fp], [fn, tp]] at 0.5
+        n_neg, n_pos = int(cm[0].sum()), int(cm[1].sum())
+        chosen = threshold is None
+        if chosen:
+            threshold = choose_threshold(fpr, tpr, roc_thr, self.hparams.threshold_method)
+        point = operating_point(fpr, tpr, roc_thr, threshold, n_pos, n_neg)
+        return {
+            "roc": {"fpr": fpr, "tpr": tpr, "thresholds": roc_thr},
+            "pr": {"precision": precision, "recall": recall, "thresholds": pr_thr},
+            "confusion_at_0.5": cm,
+            "confusion_at_threshold": np.array([[point["tn"], point["fp"]], [point["fn"], point["tp"]]], dtype=int),
+            "threshold": float(threshold),
+            "threshold_chosen_here": chosen,
+            "at_threshold": point,
+            "sweep": threshold_sweep(fpr, tpr, roc_thr, n_pos, n_neg),
+            "n_pos": n_pos,
+            "n_neg": n_neg,
+        }
+
+    def _log_operating_point(self, stage: str, report: dict[str, Any]) -> None:
+        self.curves[stage] = report
+        point = report["at_threshold"]
+        metrics = {f"{stage}/{k}_at_thr": point[k] for k in ("acc", "precision", "recall", "f1")}
+        metrics[f"{stage}/threshold"] = report["threshold"]
+        self.log_dict(metrics)
+
+    # -- optimisation -------------------------------------------------------------------------------------------
+    def configure_optimizers(self):
+        optimizer = instantiate(self.hparams.optimizer or DEFAULT_OPTIMIZER, params=self.parameters())
+        if not self.hparams.scheduler:
+            return optimizer
+        sched_cfg = dict(self.hparams.scheduler)
+        interval = sched_cfg.pop("interval", "epoch")
+        monitor = sched_cfg.pop("monitor", None)
+        scheduler = instantiate(sched_cfg, optimizer=optimizer)
+        lr_config = {"scheduler": scheduler, "interval": interval}
+        if monitor:
+            lr_config["monitor"] = monitor
+        return {"optimizer": optimizer, "lr_scheduler": lr_config}
+
+    def on_train_epoch_start(self) -> None:
+        lr = self.trainer.optimizers[0].param_groups[0]["lr"]
+        if math.isfinite(lr):
+            self.log("train/lr", lr, on_step=False, on_epoch=True)

@@ -1,0 +1,21 @@
+"""Where the Hydra configs live, for the entry points and for tests.
+
+In a source checkout (editable install) the configs are the top-level ``conf/`` folder; a wheel
+install carries the same files as ``irisgan/conf`` (see pyproject.toml). Entry points pass
+``CONFIG_DIR`` to ``hydra.main`` so both layouts work without environment variables.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _find_config_dir() -> Path:
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "conf", here / "conf"):
+        if (candidate / "train.yaml").is_file():
+            return candidate
+    raise FileNotFoundError(f"irisgan configs not found next to {here} (looked for conf/train.yaml)")
+
+
+CONFIG_DIR: str = str(_find_config_dir())

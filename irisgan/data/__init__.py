@@ -1,0 +1,1 @@
+"""Datasets, DataModules, on-disk formats and synthetic data generators."""

@@ -1,0 +1,276 @@
+"""Iris pairs (CSV + 96x96 images) as a Dataset and a LightningDataModule.
+
+All pairs of a CSV are decoded once into one uint8 tensor (N, 3, 96, 96): at 27 KiB a pair, 10,000 pairs
+are 265 MiB, and an epoch then costs no decoding at all. Batches leave the loader as uint8; the
+LightningModule converts them to float and normalises them with the training split's statistics, which it
+keeps in its checkpoint (so ``predict`` needs nothing else).
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cv2
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from irisgan.data.pairs_format import PAIR_SIZE, read_pairs_csv
+
+log = logging.getLogger(__name__)
+
+
+def _decode_row(csv_dir: Path, csv_path: Path, line: int, rel: str, size: int) -> np.ndarray:
+    path = (csv_dir / rel).resolve()
+    where = f"{csv_path}, line {line}"
+    if not path.is_file():
+        raise FileNotFoundError(f"{where}: image {rel!r} not found (looked at {path})")
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError(f"{where}: image {rel!r} is unreadable or not an image ({path})")
+    if bgr.shape[:2] != (size, size):
+        raise ValueError(
+            f"{where}: image {rel!r} is {bgr.shape[1]}x{bgr.shape[0]}, expected {size}x{size} iris pairs "
+            "(the extractor and the synthetic generator write that size)"
+        )
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def load_pairs(csv_path: str | Path, size: int = PAIR_SIZE, threads: int = 4) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Decode every pair listed in a pairs CSV: (uint8 N,3,H,W images, float N labels, relative paths)."""
+    csv_path = Path(csv_path)
+    rows = read_pairs_csv(csv_path)
+    if not rows:
+        raise ValueError(f"{csv_path}: the pairs CSV lists no pairs")
+    with ThreadPoolExecutor(max_workers=threads) as pool:  # cv2 releases the GIL while decoding
+        images = list(
+            pool.map(lambda ir: _decode_row(csv_path.parent, csv_path, ir[0] + 2, ir[1]["path"], size), enumerate(rows))
+        )
+    array = np.stack(images).transpose(0, 3, 1, 2)
+    labels = torch.tensor([float(r["label"]) for r in rows])
+    return torch.from_numpy(np.ascontiguousarray(array)), labels, [r["path"] for r in rows]
+
+
+class IrisPairsDataset(Dataset):
+    """In-memory iris pairs; items are ``(uint8 image (3,H,W), float label)``."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, paths: list[str] | None = None) -> None:
+        if images.dtype != torch.uint8 or images.ndim != 4:
+            raise ValueError(f"images must be a uint8 (N,3,H,W) tensor, got {images.dtype} {tuple(images.shape)}")
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        self.images, self.labels = images, labels.float()
+        self.paths = paths if paths is not None else [str(i) for i in range(len(images))]
+
+    @classmethod
+    def from_csv(cls, csv_path: str | Path, size: int = PAIR_SIZE) -> IrisPairsDataset:
+        return cls(*load_pairs(csv_path, size))
+
+    def subset(self, indices: torch.Tensor) -> IrisPairsDataset:
+        return IrisPairsDataset(self.images[indices], self.labels[indices], [self.paths[i] for i in indices.tolist()])
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.images[index], self.labels[index]
+
+    def class_counts(self) -> dict[str, int]:
+        n_fake = int(self.labels.sum().item())
+        return {"real": len(self) - n_fake, "fake": n_fake}
+
+
+def parse_ratio(ratio: str | float | None) -> float | None:
+    """``"1:4"`` (fake:real) or a number (fakes per real) -> fakes per real; None keeps the data as is."""
+    if ratio is None or ratio == "":
+        return None
+    if isinstance(ratio, str) and ":" in ratio:
+        fake, real = (float(x) for x in ratio.split(":", 1))
+        value = fake / real if real > 0 else float("inf")
+    else:
+        value = float(ratio)
+    if not 0 < value < float("inf"):
+        raise ValueError(f"data.train_fake_to_real must be 'FAKE:REAL' with both > 0 (e.g. '1:4'), got {ratio!r}")
+    return value
+
+
+def stratified_split(labels: torch.Tensor, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Seeded split that keeps each class's share in both parts."""
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
+    g = torch.Generator().manual_seed(seed)
+    train, val = [], []
+    for cls in (0.0, 1.0):
+        idx = torch.nonzero(labels == cls).flatten()
+        idx = idx[torch.randperm(len(idx), generator=g)]
+        n_val = round(len(idx) * val_fraction)
+        val.append(idx[:n_val])
+        train.append(idx[n_val:])
+    return torch.cat(train).sort().values, torch.cat(val).sort().values
+
+
+def rebalance(labels: torch.Tensor, indices: torch.Tensor, fakes_per_real: float, seed: int) -> torch.Tensor:
+    """Subsample one class of ``indices`` so that #fake / #real == fakes_per_real (the paper's imbalanced runs)."""
+    g = torch.Generator().manual_seed(seed + 1)
+    fake = indices[labels[indices] == 1]
+    real = indices[labels[indices] == 0]
+    if len(fake) > fakes_per_real * len(real):
+        fake = fake[torch.randperm(len(fake), generator=g)[: max(1, round(fakes_per_real * len(real)))]]
+    else:
+        real = real[torch.randperm(len(real), generator=g)[: max(1, round(len(fake) / fakes_per_real))]]
+    return torch.cat([fake, real]).sort().values
+
+
+def channel_stats(images: torch.Tensor, chunk: int = 1024) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of uint8 images, in [0, 1] units, computed in chunks."""
+    total = torch.zeros(3, dtype=torch.float64)
+    total_sq = torch.zeros(3, dtype=torch.float64)
+    for start in range(0, len(images), chunk):
+        x = images[start : start + chunk].to(torch.float64) / 255.0
+        total += x.sum(dim=(0, 2, 3))
+        total_sq += (x * x).sum(dim=(0, 2, 3))
+    n = len(images) * images.shape[2] * images.shape[3]
+    mean = total / n
+    std = (total_sq / n - mean * mean).clamp_min(1e-12).sqrt()
+    return mean.tolist(), std.tolist()
+
+
+class IrisPairsDataModule(L.LightningDataModule):
+    """Iris pairs from a CSV (yours, or the extractor's), or the embedded synthetic set when ``csv`` is null.
+
+    train/val: a seeded, stratified ``1 - val_fraction`` / ``val_fraction`` split of ``csv`` (or ``val_csv``
+    when given). test: ``test_csv`` when given, the synthetic test set by default, else the validation split.
+    """
+
+    def __init__(
+        self,
+        csv: str | None = None,
+        val_csv: str | None = None,
+        test_csv: str | None = None,
+        synthetic: dict | None = None,
+        val_fraction: float = 0.2,
+        split_seed: int = 0,
+        train_fake_to_real: str | float | None = None,
+        batch_size: int = 128,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        hflip: bool = True,
+        size: int = PAIR_SIZE,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
+        if csv is None and not synthetic:
+            raise ValueError("data.csv is not set and no data.synthetic block is given: point data.csv at a pairs CSV")
+        self.save_hyperparameters()
+        self.fakes_per_real = parse_ratio(train_fake_to_real)
+        self.train_set: IrisPairsDataset | None = None
+        self.val_set: IrisPairsDataset | None = None
+        self.test_set: IrisPairsDataset | None = None
+        self.mean: list[float] | None = None
+        self.std: list[float] | None = None
+
+    # -- where the data comes from -------------------------------------------------------------------------
+    def _synthetic_csv(self, split: str) -> Path:
+        from irisgan.data.synthetic_pairs import ensure_synthetic_pairs
+
+        cfg = dict(self.hparams.synthetic)
+        n = cfg.pop("n_test", 0) if split == "test" else cfg.get("n_pairs", 2400)
+        cfg.pop("n_test", None)
+        cfg["n_pairs"] = n
+        return ensure_synthetic_pairs(split=split, **cfg)
+
+    def _csvs(self) -> dict[str, Path | None]:
+        hp = self.hparams
+        if hp.csv is not None:
+            return {
+                "fit": Path(hp.csv),
+                "val": Path(hp.val_csv) if hp.val_csv else None,
+                "test": Path(hp.test_csv) if hp.test_csv else None,
+            }
+        has_test = bool(hp.synthetic.get("n_test", 0))
+        return {
+            "fit": self._synthetic_csv("train"),
+            "val": Path(hp.val_csv) if hp.val_csv else None,
+            "test": Path(hp.test_csv) if hp.test_csv else (self._synthetic_csv("test") if has_test else None),
+        }
+
+    def prepare_data(self) -> None:
+        if self.hparams.csv is None:  # generate (or find cached) synthetic sets once, on rank 0
+            self._csvs()
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None and (stage != "test" or self.test_set is not None):
+            return
+        csvs = self._csvs()
+        if self.train_set is None:
+            pool = IrisPairsDataset.from_csv(csvs["fit"], self.hparams.size)
+            if csvs["val"] is not None:
+                self.train_set, self.val_set = pool, IrisPairsDataset.from_csv(csvs["val"], self.hparams.size)
+                train_idx = torch.arange(len(pool))
+            else:
+                train_idx, val_idx = stratified_split(pool.labels, self.hparams.val_fraction, self.hparams.split_seed)
+                self.val_set = pool.subset(val_idx)
+            if self.fakes_per_real is not None:
+                train_idx = rebalance(pool.labels, train_idx, self.fakes_per_real, self.hparams.split_seed)
+            self.train_set = pool.subset(train_idx)
+            self._check_classes(self.train_set, "training", csvs["fit"])
+            self._check_classes(self.val_set, "validation", csvs["val"] or csvs["fit"])
+            self.mean, self.std = channel_stats(self.train_set.images)
+            log.info(
+                "iris pairs: train %s, val %s; mean %s std %s",
+                self.train_set.class_counts(), self.val_set.class_counts(),
+                [round(m, 4) for m in self.mean], [round(s, 4) for s in self.std],
+            )
+        if stage in (None, "test") and self.test_set is None:
+            self.test_set = IrisPairsDataset.from_csv(csvs["test"], self.hparams.size) if csvs["test"] else self.val_set
+
+    @staticmethod
+    def _check_classes(ds: IrisPairsDataset, what: str, source: Path) -> None:
+        counts = ds.class_counts()
+        if len(ds) == 0:
+            raise ValueError(f"the {what} split of {source} is empty")
+        if min(counts.values()) == 0:
+            raise ValueError(
+                f"the {what} split of {source} holds a single class {counts}: a real-vs-GAN classifier needs both "
+                "labels 0 (real) and 1 (GAN)"
+            )
+
+    # -- loaders --------------------------------------------------------------------------------------------
+    def _loader(self, ds: IrisPairsDataset, shuffle: bool) -> DataLoader:
+        hp = self.hparams
+        return DataLoader(
+            ds,
+            batch_size=hp.batch_size if shuffle else (hp.eval_batch_size or hp.batch_size),
+            shuffle=shuffle,
+            num_workers=hp.num_workers,
+            pin_memory=hp.pin_memory,
+            persistent_workers=hp.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, shuffle=False)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        images, labels = batch
+        if self.trainer is not None and self.trainer.training and self.hparams.hflip:
+            # Mirroring a pair swaps the eyes and mirrors each: a GAN cue stays a GAN cue.
+            flip = torch.rand(len(images), device=images.device) < 0.5
+            images = torch.where(flip[:, None, None, None], images.flip(-1), images)
+        return images, labels
+
+    def state_dict(self) -> dict:
+        return {"mean": self.mean, "std": self.std}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.mean, self.std = state_dict.get("mean"), state_dict.get("std")

@@ -1,0 +1,108 @@
+"""Metric collections, decision thresholds and operating points for the real-vs-GAN classifier.
+
+The threshold-dependent numbers (accuracy, precision, recall, F1, confusion) at any threshold follow from
+the exact ROC curve and the class counts, so one ``BinaryROC`` per stage serves both the curve plots and
+the metrics at the chosen threshold: no second pass over the predictions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torchmetrics import MetricCollection
+from torchmetrics.classification import (
+    BinaryAccuracy,
+    BinaryAUROC,
+    BinaryAveragePrecision,
+    BinaryConfusionMatrix,
+    BinaryF1Score,
+    BinaryPrecision,
+    BinaryPrecisionRecallCurve,
+    BinaryRecall,
+    BinaryROC,
+)
+
+THRESHOLD_METHODS = ("gmean", "youden")
+
+
+def scalar_metrics(prefix: str) -> MetricCollection:
+    """Accuracy, precision, recall and F1 at 0.5, AUROC and average precision."""
+    return MetricCollection(
+        {
+            "acc": BinaryAccuracy(),
+            "precision": BinaryPrecision(),
+            "recall": BinaryRecall(),
+            "f1": BinaryF1Score(),
+            "auroc": BinaryAUROC(),
+            "ap": BinaryAveragePrecision(),
+        },
+        prefix=prefix,
+    )
+
+
+def curve_metrics() -> MetricCollection:
+    return MetricCollection(
+        {"roc": BinaryROC(), "pr": BinaryPrecisionRecallCurve(), "cm": BinaryConfusionMatrix()},
+        compute_groups=False,
+    )
+
+
+def choose_threshold(fpr: np.ndarray, tpr: np.ndarray, thresholds: np.ndarray, method: str = "gmean") -> float:
+    """The ROC threshold maximising sqrt(TPR * (1 - FPR)) (``gmean``) or TPR - FPR (``youden``)."""
+    if method == "gmean":
+        score = np.sqrt(tpr * (1.0 - fpr))
+    elif method == "youden":
+        score = tpr - fpr
+    else:
+        raise ValueError(f"unknown threshold method {method!r}; valid choices: {list(THRESHOLD_METHODS)}")
+    # thresholds[0] is torchmetrics' sentinel (nothing predicted positive): never pick it.
+    best = int(np.argmax(score[1:])) + 1 if len(score) > 1 else 0
+    return float(min(thresholds[best], 1.0))
+
+
+def operating_point(
+    fpr: np.ndarray, tpr: np.ndarray, thresholds: np.ndarray, threshold: float, n_pos: int, n_neg: int
+) -> dict[str, float]:
+    """Metrics when ``score >= threshold`` means GAN, read off the exact ROC curve."""
+    # thresholds descend; the operating point is the last one still >= threshold.
+    idx = int(np.searchsorted(-thresholds, -threshold, side="right")) - 1
+    idx = max(idx, 0)
+    tp, fp = tpr[idx] * n_pos, fpr[idx] * n_neg
+    fn, tn = n_pos - tp, n_neg - fp
+    precision = tp / (tp + fp) if tp + fp > 0 else 0.0
+    recall = tpr[idx]
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+    return {
+        "acc": float((tp + tn) / max(n_pos + n_neg, 1)),
+        "precision": float(precision),
+        "recall": float(recall),
+        "f1": float(f1),
+        "tpr": float(tpr[idx]),
+        "fpr": float(fpr[idx]),
+        "tp": float(round(tp)),
+        "fp": float(round(fp)),
+        "tn": float(round(tn)),
+        "fn": float(round(fn)),
+    }
+
+
+def threshold_sweep(fpr: np.ndarray, tpr: np.ndarray, thresholds: np.ndarray, n_pos: int, n_neg: int) -> dict:
+    """Accuracy, precision, recall, F1 and the G-mean at every ROC threshold (for metric-vs-threshold plots)."""
+    tp, fp = tpr * n_pos, fpr * n_neg
+    tn = n_neg - fp
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(tp + fp > 0, tp / (tp + fp), 1.0)
+        f1 = np.where(precision + tpr > 0, 2 * precision * tpr / (precision + tpr), 0.0)
+    keep = thresholds <= 1.0
+    return {
+        "threshold": thresholds[keep],
+        "accuracy": ((tp + tn) / max(n_pos + n_neg, 1))[keep],
+        "precision": precision[keep],
+        "recall": tpr[keep],
+        "f1": f1[keep],
+        "gmean": np.sqrt(tpr * (1 - fpr))[keep],
+    }
+
+
+def to_numpy(*tensors: torch.Tensor) -> tuple[np.ndarray, ...]:
+    return tuple(t.detach().float().cpu().numpy() for t in tensors)
