@@ -1,0 +1,233 @@
+"""Decoding odd image files, dlib faces and landmarks, eye crops, the training-free iris locator."""
+
+from __future__ import annotations
+
+import io
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+from irisgan.faces import (
+    LEFT_EYE,
+    RIGHT_EYE,
+    FaceLandmarker,
+    UnreadableImageError,
+    crop_with_padding,
+    decode_image,
+    eye_box,
+    eye_openness,
+    face_models_dir,
+)
+from irisgan.iris_locator import HoughIrisLocator, SegmenterIrisLocator
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> np.ndarray:
+    return data.astronaut()
+
+
+@pytest.fixture(scope="module")
+def landmarker() -> FaceLandmarker:
+    return FaceLandmarker()
+
+
+def _encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format=fmt, **kwargs)
+    return buf.getvalue()
+
+
+def test_plain_jpeg_and_png_decode_to_rgb(astronaut):
+    for fmt in ("JPEG", "PNG"):
+        rgb = decode_image(_encode(Image.fromarray(astronaut), fmt, quality=95))
+        assert rgb.shape == astronaut.shape and rgb.dtype == np.uint8
+        # RGB order, not OpenCV's BGR: the astronaut's suit is white, her flag patch red-ish
+        assert np.abs(rgb.astype(int) - astronaut.astype(int)).mean() < 3
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "CMYK", "P", "LA"])
+def test_other_modes_become_rgb(astronaut, mode):
+    image = Image.fromarray(astronaut).convert(mode)
+    fmt = "JPEG" if mode in ("L", "CMYK") else "PNG"
+    rgb = decode_image(_encode(image, fmt))
+    assert rgb.shape == astronaut.shape and rgb.dtype == np.uint8
+    assert rgb.std() > 20  # an image, not a flat fill
+
+
+def test_transparent_pixels_become_white(astronaut):
+    rgba = np.dstack([astronaut, np.full(astronaut.shape[:2], 255, np.uint8)])
+    rgba[:10, :10] = 0  # fully transparent black
+    rgb = decode_image(_encode(Image.fromarray(rgba, "RGBA"), "PNG"))
+    assert (rgb[:10, :10] == 255).all()
+
+
+def test_16_bit_pngs_are_scaled_not_clipped(astronaut):
+    rgb16 = astronaut.astype(np.uint16) * 257
+    ok, png = cv2.imencode(".png", cv2.cvtColor(rgb16, cv2.COLOR_RGB2BGR))
+    assert ok
+    rgb = decode_image(png.tobytes())
+    assert np.abs(rgb.astype(int) - astronaut.astype(int)).max() <= 1
+    gray16 = cv2.cvtColor(astronaut, cv2.COLOR_RGB2GRAY).astype(np.uint16) * 257
+    gray = decode_image(_encode(Image.fromarray(gray16), "PNG"))
+    assert gray.shape == astronaut.shape and 60 < gray.mean() < 200  # scaled, not saturated to 255
+
+
+def test_exif_rotation_is_applied(astronaut):
+    sideways = np.ascontiguousarray(np.rot90(astronaut))  # turned 90 degrees counter-clockwise
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    rgb = decode_image(_encode(Image.fromarray(sideways), "JPEG", exif=exif, quality=95))
+    assert rgb.shape == astronaut.shape
+    assert np.abs(rgb.astype(int) - astronaut.astype(int)).mean() < 5
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"this is not an image\n", b"", b"\xff\xd8\xff\xe0" + b"\x00" * 50],
+    ids=["text", "empty", "jpeg-header-only"],
+)
+def test_non_images_raise_unreadable(payload):
+    with pytest.raises(UnreadableImageError, match="bad.jpg"):
+        decode_image(payload, "bad.jpg")
+
+
+def test_truncated_jpeg_and_png_raise_unreadable(astronaut):
+    for fmt in ("JPEG", "PNG"):
+        whole = _encode(Image.fromarray(astronaut), fmt)
+        with pytest.raises(UnreadableImageError):
+            decode_image(whole[: len(whole) // 2], f"cut.{fmt}")
+
+
+def test_models_ship_with_face_recognition_models():
+    models = face_models_dir()
+    assert (models / "shape_predictor_68_face_landmarks.dat").is_file()
+
+
+def test_astronaut_face_eyes_and_landmarks(astronaut, landmarker):
+    faces = landmarker.detect(astronaut)
+    assert len(faces) == 1
+    x0, y0, x1, y1 = faces[0].box
+    assert 150 < x0 < x1 < 300 and 50 < y0 < y1 < 200  # her face, not the flag or the helmet
+    landmarks = landmarker.landmarks(astronaut, faces[0].box)
+    assert landmarks.shape == (68, 2)
+    left, right = landmarks[LEFT_EYE], landmarks[RIGHT_EYE]
+    assert left[:, 0].max() < right[:, 0].min()  # 36-41 is the image-left eye
+    assert 0.2 < eye_openness(left) < 0.5 and 0.2 < eye_openness(right) < 0.5
+
+
+def test_detection_copy_scale(landmarker):
+    assert landmarker.detection_scale(1024, 1024) == 0.5
+    assert landmarker.detection_scale(400, 300) == 1.0
+    assert landmarker.detection_scale(40, 40) == 256 / 40
+
+
+def test_eye_box_is_square_around_the_eye_and_crop_pads():
+    points = np.array([[100, 50], [110, 45], [120, 45], [130, 50], [120, 55], [110, 55]], np.float32)
+    x0, y0, x1, y1 = eye_box(points, margin=0.25)
+    assert x1 - x0 == y1 - y0 == 45  # 30 px wide eye x 1.5
+    assert x0 < 100 and x1 > 130 and y0 < 45 and y1 > 55
+    image = np.arange(20 * 20 * 3, dtype=np.uint8).reshape(20, 20, 3)
+    crop = crop_with_padding(image, (-5, -5, 10, 10))
+    assert crop.shape == (15, 15, 3)
+    assert (crop[:5, 5] == image[0, 0]).all()  # replicated edge
+
+
+def _synthetic_eye(open_eye: bool = True, iris_center=(60, 60)) -> tuple[np.ndarray, np.ndarray]:
+    """Skin, an almond of sclera and a dark iris disk: a 120x120 eye crop and its six landmarks."""
+    crop = np.full((120, 120, 3), (200, 150, 130), np.uint8)
+    half_height = 13 if open_eye else 2
+    points = np.array(
+        [
+            [20, 60],
+            [45, 60 - half_height],
+            [75, 60 - half_height],
+            [100, 60],
+            [75, 60 + half_height],
+            [45, 60 + half_height],
+        ],
+        np.float32,
+    )
+    eye = np.zeros(crop.shape[:2], np.uint8)
+    cv2.fillPoly(eye, [points.astype(np.int32)], 1)
+    iris = np.zeros_like(eye)
+    cv2.circle(iris, iris_center, 17, 1, -1)
+    crop[eye > 0] = (235, 235, 235)
+    crop[(eye > 0) & (iris > 0)] = (90, 60, 40)
+    return crop, points
+
+
+def test_hough_locator_finds_a_synthetic_iris():
+    crop, points = _synthetic_eye(iris_center=(68, 58))
+    found = HoughIrisLocator().locate([crop], [points])[0]
+    assert found is not None
+    cx, cy, radius = found.circle
+    assert abs(cx - 68) <= 3 and abs(cy - 58) <= 4 and 13 <= radius <= 21
+
+
+def test_hough_locator_rejects_closed_and_irisless_eyes():
+    closed, closed_points = _synthetic_eye(open_eye=False)
+    blank, blank_points = _synthetic_eye()
+    blank[:] = (200, 150, 130)  # no sclera, no iris: e.g. sunglasses or skin
+    assert HoughIrisLocator().locate([closed, blank], [closed_points, blank_points]) == [None, None]
+
+
+def test_hough_locator_on_astronaut(astronaut, landmarker):
+    face = landmarker.detect(astronaut)[0]
+    landmarks = landmarker.landmarks(astronaut, face.box)
+    crops, points = [], []
+    for eye in (LEFT_EYE, RIGHT_EYE):
+        box = eye_box(landmarks[eye], 0.25)
+        crops.append(crop_with_padding(astronaut, box))
+        points.append(landmarks[eye] - np.array(box[:2], np.float32))
+    for eye_points, found in zip(points, HoughIrisLocator().locate(crops, points), strict=True):
+        assert found is not None
+        cx, cy, _ = found.circle
+        assert eye_points[0, 0] < cx < eye_points[3, 0]  # between the eye corners
+        assert eye_points[:, 1].min() - 3 < cy < eye_points[:, 1].max() + 3
+
+
+def test_segmenter_locator_wraps_the_segmenter_api(monkeypatch):
+    """The wrapper turns IrisSegmenter.predict's IrisDetection objects into IrisLocations, batched."""
+    import sys
+    import types
+    from dataclasses import dataclass
+
+    @dataclass
+    class IrisDetection:
+        box: tuple
+        mask: np.ndarray
+        score: float
+
+    calls = []
+
+    class IrisSegmenter:
+        @classmethod
+        def from_checkpoint(cls, path, device, score_threshold):
+            calls.append(("load", path, device, score_threshold))
+            return cls()
+
+        def predict(self, crops):
+            calls.append(("predict", len(crops)))
+            return [
+                IrisDetection((1, 2, 11, 12), np.ones((20, 20), bool), 0.9) if c.mean() > 0 else None
+                for c in crops
+            ]
+
+    module = types.ModuleType("irisgan.segmenter")
+    module.IrisSegmenter = IrisSegmenter
+    monkeypatch.setitem(sys.modules, "irisgan.segmenter", module)
+    locator = SegmenterIrisLocator(ckpt="seg.ckpt", score_threshold=0.7, batch_size=2)
+    locator.prepare("cpu")
+    crops = [np.ones((20, 20, 3), np.uint8)] * 2 + [np.zeros((20, 20, 3), np.uint8)]
+    found = locator.locate(crops, [None] * 3)
+    assert calls == [("load", "seg.ckpt", "cpu", 0.7), ("predict", 2), ("predict", 1)]
+    assert found[2] is None and found[0].box == (1.0, 2.0, 11.0, 12.0) and found[0].mask.shape == (20, 20)
+    assert found[0].size == 10.0
+
+
+def test_segmenter_locator_needs_a_checkpoint():
+    with pytest.raises(ValueError, match="locator.ckpt"):
+        SegmenterIrisLocator(ckpt="")
