@@ -1,0 +1,61 @@
+import pytest
+import torch
+
+from irisgan.models.ran import AttentionModule, RANConfig, ResidualAttentionNet, count_parameters, estimate_flops
+from tests.conftest import TINY_NET
+
+
+def test_paper_configuration_shapes_after_every_stage():
+    net = ResidualAttentionNet().eval()
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        stem = net.stem[0](x)
+        assert stem.shape == (2, 16, 96, 96)  # conv 3x3 (16) at 96x96
+        x = net.stem(x)
+        assert x.shape == (2, 16, 48, 48)  # max-pool to 48x48
+        expected = [(64, 48), (128, 24), (256, 12)]
+        for stage, (ch, hw) in zip(net.stages, expected, strict=True):
+            x = stage[0](x)  # the residual block that changes width/resolution
+            assert x.shape == (2, ch, hw, hw)
+            attention = [m for m in stage if isinstance(m, AttentionModule)]
+            assert len(attention) == 2
+            for module in attention:
+                x = module(x)
+                assert x.shape == (2, ch, hw, hw)
+        x = net.head[0](x)
+        assert x.shape == (2, 512, 6, 6)  # residual blocks to 512 channels at 6x6
+        x = net.head[1:](x)
+        assert x.shape == (2, 512)
+        assert net(torch.randn(2, 3, 96, 96)).shape == (2,)
+
+
+def test_paper_configuration_size_and_cost():
+    net = ResidualAttentionNet()
+    assert abs(count_parameters(net) - 2.7e6) / 2.7e6 < 0.10
+    gflops = estimate_flops(net) / 1e9
+    assert 0.5 < gflops < 1.5  # "about 1 GFLOP a pair"
+
+
+def test_tiny_configuration_and_channels_last_agree():
+    torch.manual_seed(0)
+    net = ResidualAttentionNet(RANConfig(**TINY_NET)).eval()
+    x = torch.randn(3, 3, 96, 96)
+    with torch.no_grad():
+        ref = net(x)
+        out = net.to(memory_format=torch.channels_last)(x.contiguous(memory_format=torch.channels_last))
+    assert count_parameters(net) < 50_000
+    torch.testing.assert_close(ref, out, rtol=1e-4, atol=1e-4)
+
+
+def test_attention_masks_are_recorded_for_explanations():
+    net = ResidualAttentionNet(RANConfig(**TINY_NET)).eval()
+    for m in net.attention_modules():
+        m.record_masks = True
+    net(torch.randn(1, 3, 96, 96))
+    masks = [m.last_mask for m in net.attention_modules()]
+    assert all(m is not None and float(m.min()) >= 0 and float(m.max()) <= 1 for m in masks)
+
+
+def test_bad_configuration_is_a_clear_error():
+    with pytest.raises(ValueError, match="one entry per stage"):
+        RANConfig(stage_channels=(64, 128), attention_modules=(2, 2, 2), mask_depths=(2, 1, 0))
