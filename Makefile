@@ -1,0 +1,52 @@
+# irisgan: `make help` lists the targets. Every target installs what it needs into .venv first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install test test-all train train-bce train-segmenter sweep extract lint format bench clean
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-16s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev,sweep]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install irisgan with its dev and sweep extras
+
+test: $(STAMP) ## the fast test suite (what CI runs)
+	$(PY) -m pytest -m "not slow" -q
+
+test-all: $(STAMP) ## every test, the slow ones too
+	$(PY) -m pytest -q
+
+train: $(STAMP) ## the main job: train the RAN with BCE+AUC on the embedded synthetic pairs (ARGS=... to add overrides)
+	$(PY) -m irisgan.train stage=ran loss=bce_auc $(ARGS)
+
+train-bce: $(STAMP) ## the same with plain BCE
+	$(PY) -m irisgan.train stage=ran loss=bce $(ARGS)
+
+train-segmenter: $(STAMP) ## train the Mask R-CNN iris segmenter on the embedded synthetic eye images
+	$(PY) -m irisgan.train stage=segmenter $(ARGS)
+
+sweep: $(STAMP) ## BCE vs BCE+AUC over three seeds (Hydra multirun)
+	$(PY) -m irisgan.train -m stage=ran loss=bce,bce_auc seed=1,2,3 $(ARGS)
+
+extract: $(STAMP) ## face photos to iris pairs: make extract ARGS="faces=DIR out=DIR"
+	$(PY) -m irisgan.extract $(ARGS)
+
+lint: $(STAMP) ## ruff lint and format check
+	$(PY) -m ruff check irisgan tests experiments
+	$(PY) -m ruff format --check irisgan tests experiments
+
+format: $(STAMP) ## ruff format and autofix
+	$(PY) -m ruff format irisgan tests experiments
+	$(PY) -m ruff check --fix irisgan tests experiments
+
+clean: ## remove outputs, caches and generated data (keeps .venv)
+	rm -rf outputs multirun data .pytest_cache .ruff_cache
