@@ -12,19 +12,10 @@ import math
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 from hydra.utils import instantiate
 
-from irisgan.metrics import (
-    THRESHOLD_METHODS,
-    choose_threshold,
-    curve_metrics,
-    operating_point,
-    scalar_metrics,
-    threshold_sweep,
-    to_numpy,
-)
+from irisgan.metrics import THRESHOLD_METHODS, curve_metrics, curve_report, scalar_metrics
 from irisgan.models.ran import RANConfig, ResidualAttentionNet
 
 DEFAULT_LOSS = {"_target_": "irisgan.losses.BCEAUCLoss", "auc_weight": 1.0, "gamma": 0.5, "p": 2.0}
@@ -155,34 +146,15 @@ class RANClassifier(L.LightningModule):
         self.test_metrics.reset()
         report = self._curve_report(self.test_curves, threshold=float(self.threshold))
         self._log_operating_point("test", report)
-        images, labels, probs = (torch.cat(x)[: self.hparams.sample_table_size] for x in zip(*self._test_samples))
-        report["samples"] = {"images": images.numpy(), "labels": labels.numpy(), "probs": probs.numpy()}
+        if self._test_samples:
+            images, labels, probs = (torch.cat(x)[: self.hparams.sample_table_size] for x in zip(*self._test_samples, strict=True))
+            report["samples"] = {"images": images.numpy(), "labels": labels.numpy(), "probs": probs.numpy()}
         self._test_samples.clear()
 
     def _curve_report(self, curves, threshold: float | None) -> dict[str, Any]:
-        """ROC/PR/confusion as numpy, and the operating point at ``threshold`` (chosen here when None)."""
         out = curves.compute()
         curves.reset()
-        fpr, tpr, roc_thr = to_numpy(*out["roc"])
-        precision, recall, pr_thr = to_numpy(*out["pr"])
-        cm = out["cm"].cpu().numpy().astype(int)  # [[tn, fp], [fn, tp]] at 0.5
-        n_neg, n_pos = int(cm[0].sum()), int(cm[1].sum())
-        chosen = threshold is None
-        if chosen:
-            threshold = choose_threshold(fpr, tpr, roc_thr, self.hparams.threshold_method)
-        point = operating_point(fpr, tpr, roc_thr, threshold, n_pos, n_neg)
-        return {
-            "roc": {"fpr": fpr, "tpr": tpr, "thresholds": roc_thr},
-            "pr": {"precision": precision, "recall": recall, "thresholds": pr_thr},
-            "confusion_at_0.5": cm,
-            "confusion_at_threshold": np.array([[point["tn"], point["fp"]], [point["fn"], point["tp"]]], dtype=int),
-            "threshold": float(threshold),
-            "threshold_chosen_here": chosen,
-            "at_threshold": point,
-            "sweep": threshold_sweep(fpr, tpr, roc_thr, n_pos, n_neg),
-            "n_pos": n_pos,
-            "n_neg": n_neg,
-        }
+        return curve_report(out["roc"], out["pr"], out["cm"], threshold, self.hparams.threshold_method)
 
     def _log_operating_point(self, stage: str, report: dict[str, Any]) -> None:
         self.curves[stage] = report

@@ -106,3 +106,43 @@ def threshold_sweep(fpr: np.ndarray, tpr: np.ndarray, thresholds: np.ndarray, n_
 
 def to_numpy(*tensors: torch.Tensor) -> tuple[np.ndarray, ...]:
     return tuple(t.detach().float().cpu().numpy() for t in tensors)
+
+
+def curve_report(
+    roc: tuple[torch.Tensor, ...], pr: tuple[torch.Tensor, ...], cm: torch.Tensor, threshold: float | None,
+    method: str = "gmean",
+) -> dict:
+    """ROC, PR and confusion (as numpy) plus the operating point at ``threshold``, chosen here when None.
+
+    ``roc``/``pr`` are torchmetrics' exact curves (thresholds=None), ``cm`` the confusion matrix at 0.5.
+    """
+    fpr, tpr, roc_thr = to_numpy(*roc)
+    precision, recall, pr_thr = to_numpy(*pr)
+    cm = cm.cpu().numpy().astype(int)  # [[tn, fp], [fn, tp]] at 0.5
+    n_neg, n_pos = int(cm[0].sum()), int(cm[1].sum())
+    chosen = threshold is None
+    if chosen:
+        threshold = choose_threshold(fpr, tpr, roc_thr, method)
+    point = operating_point(fpr, tpr, roc_thr, threshold, n_pos, n_neg)
+    return {
+        "roc": {"fpr": fpr, "tpr": tpr, "thresholds": roc_thr},
+        "pr": {"precision": precision, "recall": recall, "thresholds": pr_thr},
+        "confusion_at_0.5": cm,
+        "confusion_at_threshold": np.array([[point["tn"], point["fp"]], [point["fn"], point["tp"]]], dtype=int),
+        "threshold": float(threshold),
+        "threshold_chosen_here": chosen,
+        "at_threshold": point,
+        "sweep": threshold_sweep(fpr, tpr, roc_thr, n_pos, n_neg),
+        "n_pos": n_pos,
+        "n_neg": n_neg,
+    }
+
+
+def report_from_scores(
+    probs: torch.Tensor, labels: torch.Tensor, threshold: float | None = None, method: str = "gmean"
+) -> tuple[dict[str, float], dict]:
+    """Scalar metrics at 0.5 and the full curve report for one set of scores (evaluation outside a Trainer)."""
+    labels = labels.long()
+    scalars = {k: float(v) for k, v in scalar_metrics("")(probs, labels).items()}
+    curves = curve_metrics()(probs, labels)
+    return scalars, curve_report(curves["roc"], curves["pr"], curves["cm"], threshold, method)
