@@ -99,3 +99,11 @@ def test_hflip_only_while_training(pairs_csv):
     batch = next(iter(dm.val_dataloader()))
     out = dm.on_after_batch_transfer(batch, 0)  # no trainer: evaluation path, untouched
     assert torch.equal(out[0], batch[0])
+
+
+def test_training_degradations_change_training_pairs_only(pairs_csv):
+    dm = make_dm(pairs_csv, degrade={"p": 1.0, "kinds": ["jpeg", "noise"]})
+    img, _ = dm.train_set[0]
+    assert img.dtype == torch.uint8 and img.shape == (3, 96, 96)
+    assert not torch.equal(img, dm.train_set.images[0])
+    assert torch.equal(dm.val_set[0][0], dm.val_set.images[0])

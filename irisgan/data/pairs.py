@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from irisgan.data.pairs_format import PAIR_SIZE, read_pairs_csv
+from irisgan.degrade import RandomDegradation
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +58,20 @@ def load_pairs(csv_path: str | Path, size: int = PAIR_SIZE, threads: int = 4) ->
 class IrisPairsDataset(Dataset):
     """In-memory iris pairs; items are ``(uint8 image (3,H,W), float label)``."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, paths: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        paths: list[str] | None = None,
+        augment: RandomDegradation | None = None,
+    ) -> None:
         if images.dtype != torch.uint8 or images.ndim != 4:
             raise ValueError(f"images must be a uint8 (N,3,H,W) tensor, got {images.dtype} {tuple(images.shape)}")
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
         self.images, self.labels = images, labels.float()
         self.paths = paths if paths is not None else [str(i) for i in range(len(images))]
+        self.augment = augment  # training-time degradations (JPEG, blur, resize, noise), applied per item
 
     @classmethod
     def from_csv(cls, csv_path: str | Path, size: int = PAIR_SIZE) -> IrisPairsDataset:
@@ -76,7 +84,12 @@ class IrisPairsDataset(Dataset):
         return len(self.labels)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.images[index], self.labels[index]
+        image = self.images[index]
+        if self.augment is not None:
+            rng = np.random.default_rng(int(torch.randint(2**62, (1,))))  # follows torch's (per-worker) seed
+            out = self.augment(np.ascontiguousarray(image.permute(1, 2, 0).numpy()), rng)
+            image = torch.from_numpy(np.ascontiguousarray(out.transpose(2, 0, 1)))
+        return image, self.labels[index]
 
     def class_counts(self) -> dict[str, int]:
         n_fake = int(self.labels.sum().item())
@@ -159,6 +172,7 @@ class IrisPairsDataModule(L.LightningDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
         hflip: bool = True,
+        degrade: dict | None = None,
         size: int = PAIR_SIZE,
     ) -> None:
         super().__init__()
@@ -168,6 +182,8 @@ class IrisPairsDataModule(L.LightningDataModule):
             raise ValueError("data.csv is not set and no data.synthetic block is given: point data.csv at a pairs CSV")
         self.save_hyperparameters()
         self.fakes_per_real = parse_ratio(train_fake_to_real)
+        degrade = degrade or {}
+        self.augment = RandomDegradation(**degrade) if degrade.get("p", 0) > 0 else None
         self.train_set: IrisPairsDataset | None = None
         self.val_set: IrisPairsDataset | None = None
         self.test_set: IrisPairsDataset | None = None
@@ -218,6 +234,7 @@ class IrisPairsDataModule(L.LightningDataModule):
             if self.fakes_per_real is not None:
                 train_idx = rebalance(pool.labels, train_idx, self.fakes_per_real, self.hparams.split_seed)
             self.train_set = pool.subset(train_idx)
+            self.train_set.augment = self.augment
             self._check_classes(self.train_set, "training", csvs["fit"])
             self._check_classes(self.val_set, "validation", csvs["val"] or csvs["fit"])
             self.mean, self.std = channel_stats(self.train_set.images)

@@ -1,0 +1,95 @@
+"""Common image degradations, for robustness tests and for training-time augmentation.
+
+The same functions serve both, as in CNNDetection (Wang et al. 2020), which trains with blur and JPEG to
+survive them at test time. They act on RGB uint8 images (an iris pair or a whole photo).
+"""
+
+from __future__ import annotations
+
+import re
+
+import cv2
+import numpy as np
+
+# name -> (kind, parameter). Robustness reports use these names as rows.
+DEGRADATIONS: dict[str, tuple[str, float]] = {
+    "clean": ("none", 0.0),
+    "jpeg90": ("jpeg", 90),
+    "jpeg70": ("jpeg", 70),
+    "jpeg50": ("jpeg", 50),
+    "blur1": ("blur", 1.0),
+    "blur2": ("blur", 2.0),
+    "resize0.5": ("resize", 0.5),
+    "resize0.25": ("resize", 0.25),
+    "noise5": ("noise", 5.0),
+    "noise10": ("noise", 10.0),
+}
+KINDS = ("jpeg", "blur", "resize", "noise")
+
+
+def parse(name: str) -> tuple[str, float]:
+    """``jpeg70`` -> ("jpeg", 70.0); names outside the table work too (``blur1.5``, ``resize0.3``)."""
+    if name in DEGRADATIONS:
+        return DEGRADATIONS[name]
+    m = re.fullmatch(r"(jpeg|blur|resize|noise)([0-9.]+)", name)
+    if not m:
+        raise ValueError(f"unknown degradation {name!r}; use one of {list(DEGRADATIONS)} or KIND+VALUE with KIND in {KINDS}")
+    return m.group(1), float(m.group(2))
+
+
+def apply(image: np.ndarray, kind: str, value: float, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Degrade one RGB uint8 image."""
+    if kind == "none":
+        return image
+    if kind == "jpeg":
+        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(value)])
+        if not ok:
+            raise RuntimeError("JPEG encoding failed")
+        return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    if kind == "blur":
+        return cv2.GaussianBlur(image, (0, 0), sigmaX=float(value)) if value > 0 else image
+    if kind == "resize":
+        h, w = image.shape[:2]
+        small = cv2.resize(image, (max(1, round(w * value)), max(1, round(h * value))), interpolation=cv2.INTER_AREA)
+        return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    if kind == "noise":
+        rng = rng or np.random.default_rng()
+        noisy = image.astype(np.float32) + rng.normal(0.0, value, image.shape).astype(np.float32)
+        return np.clip(noisy, 0, 255).round().astype(np.uint8)
+    raise ValueError(f"unknown degradation kind {kind!r}; valid: {KINDS}")
+
+
+def degrade(image: np.ndarray, name: str, rng: np.random.Generator | None = None) -> np.ndarray:
+    kind, value = parse(name)
+    return apply(image, kind, value, rng)
+
+
+def degrade_batch(images: np.ndarray, name: str, seed: int = 0) -> np.ndarray:
+    """Degrade (N, 3, H, W) uint8 pairs (a test set), deterministically from ``seed``."""
+    rng = np.random.default_rng(seed)
+    out = np.empty_like(images)
+    for i, img in enumerate(images):
+        out[i] = degrade(np.ascontiguousarray(img.transpose(1, 2, 0)), name, rng).transpose(2, 0, 1)
+    return out
+
+
+class RandomDegradation:
+    """Training-time augmentation: with probability ``p`` one degradation of a random kind and strength
+    (JPEG quality 30-95, blur sigma 0-2, down-up scaling 0.25-0.9, noise sigma 0-10)."""
+
+    RANGES = {"jpeg": (30, 95), "blur": (0.0, 2.0), "resize": (0.25, 0.9), "noise": (0.0, 10.0)}
+
+    def __init__(self, p: float = 0.5, kinds: list[str] | tuple[str, ...] = KINDS) -> None:
+        if not 0 <= p <= 1:
+            raise ValueError(f"degradation probability must be in [0, 1], got {p}")
+        unknown = set(kinds) - set(KINDS)
+        if unknown:
+            raise ValueError(f"unknown degradation kinds {sorted(unknown)}; valid: {KINDS}")
+        self.p, self.kinds = p, tuple(kinds)
+
+    def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if not self.kinds or rng.random() >= self.p:
+            return image
+        kind = self.kinds[rng.integers(len(self.kinds))]
+        lo, hi = self.RANGES[kind]
+        return apply(image, kind, rng.uniform(lo, hi), rng)
