@@ -86,35 +86,34 @@ class ClassifierReport(L.Callback):
     @staticmethod
     def _log_wandb_curves(trainer: L.Trainer, report: dict[str, Any], stage: str) -> None:
         run = _wandb_run(trainer)
-        if run is None:
-            return
-        import wandb
+        if run is not None:
+            run.log(wandb_curves(report, stage))
 
-        roc, pr, sweep = report["roc"], report["pr"], report["sweep"]
-        i = _decimate(len(roc["fpr"]))
-        j = _decimate(len(pr["recall"]))
-        k = _decimate(len(sweep["threshold"]))
-        cm = np.asarray(report["confusion_at_threshold"])
-        y_true = np.repeat([0, 0, 1, 1], [cm[0, 0], cm[0, 1], cm[1, 0], cm[1, 1]]).tolist()
-        y_pred = np.repeat([0, 1, 0, 1], [cm[0, 0], cm[0, 1], cm[1, 0], cm[1, 1]]).tolist()
-        run.log(
-            {
-                f"{stage}/roc_curve": wandb.plot.line(
-                    wandb.Table(data=np.stack([roc["fpr"][i], roc["tpr"][i]], 1).tolist(), columns=["fpr", "tpr"]),
-                    "fpr", "tpr", title=f"{stage} ROC"),
-                f"{stage}/pr_curve": wandb.plot.line(
-                    wandb.Table(data=np.stack([pr["recall"][j], pr["precision"][j]], 1).tolist(),
-                                columns=["recall", "precision"]),
-                    "recall", "precision", title=f"{stage} precision-recall"),
-                f"{stage}/threshold_curve": wandb.plot.line_series(
-                    xs=sweep["threshold"][k].tolist(),
-                    ys=[sweep[m][k].tolist() for m in ("accuracy", "precision", "recall", "f1", "gmean")],
-                    keys=["accuracy", "precision", "recall", "f1", "gmean"], title=f"{stage} metrics vs threshold",
-                    xname="threshold"),
-                f"{stage}/confusion": wandb.plot.confusion_matrix(
-                    y_true=y_true, preds=y_pred, class_names=["real", "GAN"], title=f"{stage} confusion"),
-            }
-        )
+
+def wandb_curves(report: dict[str, Any], stage: str) -> dict[str, Any]:
+    """W&B charts of one curve report (see ``irisgan.metrics.curve_report``): ROC, PR, metrics versus
+    threshold and the confusion matrix at the report's threshold, keyed ``<stage>/...``."""
+    import wandb
+
+    roc, pr, sweep = report["roc"], report["pr"], report["sweep"]
+    i, j, k = _decimate(len(roc["fpr"])), _decimate(len(pr["recall"])), _decimate(len(sweep["threshold"]))
+    cm = np.asarray(report["confusion_at_threshold"])
+    y_true = np.repeat([0, 0, 1, 1], [cm[0, 0], cm[0, 1], cm[1, 0], cm[1, 1]]).tolist()
+    y_pred = np.repeat([0, 1, 0, 1], [cm[0, 0], cm[0, 1], cm[1, 0], cm[1, 1]]).tolist()
+    metrics = ["accuracy", "precision", "recall", "f1", "gmean"]
+    return {
+        f"{stage}/roc_curve": wandb.plot.line(
+            wandb.Table(data=np.stack([roc["fpr"][i], roc["tpr"][i]], 1).tolist(), columns=["fpr", "tpr"]),
+            "fpr", "tpr", title=f"{stage} ROC"),
+        f"{stage}/pr_curve": wandb.plot.line(
+            wandb.Table(data=np.stack([pr["recall"][j], pr["precision"][j]], 1).tolist(), columns=["recall", "precision"]),
+            "recall", "precision", title=f"{stage} precision-recall"),
+        f"{stage}/threshold_curve": wandb.plot.line_series(
+            xs=sweep["threshold"][k].tolist(), ys=[sweep[m][k].tolist() for m in metrics], keys=metrics,
+            title=f"{stage} metrics vs threshold", xname="threshold"),
+        f"{stage}/confusion": wandb.plot.confusion_matrix(
+            y_true=y_true, preds=y_pred, class_names=["real", "GAN"], title=f"{stage} confusion"),
+    }
 
 
 class PairsThroughput(L.Callback):

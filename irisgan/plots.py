@@ -100,3 +100,28 @@ def plot_report(report: dict[str, Any], out_dir: Path, stage: str) -> list[Path]
         plot_threshold(report, out_dir / f"{stage}_threshold.png", f"{stage}: metrics vs threshold"),
         plot_confusion(report, out_dir / f"{stage}_confusion.png", f"{stage} confusion"),
     ]
+
+
+def plot_roc_comparison(reports: dict[str, dict[str, Any]], path: Path, title: str = "ROC: RAN vs baseline") -> Path:
+    fig, ax = plt.subplots(figsize=(4.8, 4.5))
+    for name, report in reports.items():
+        fpr, tpr = report["roc"]["fpr"], report["roc"]["tpr"]
+        ax.plot(fpr, tpr, lw=2, label=f"{name} (AUC {float(np.trapezoid(tpr, fpr)):.3f})")
+    ax.plot([0, 1], [0, 1], "--", color="grey", lw=1)
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title, xlim=(0, 1), ylim=(0, 1.01))
+    ax.legend(loc="lower right", fontsize=8)
+    return _save(fig, path)
+
+
+def plot_robustness(rows: list[dict[str, Any]], methods: list[str], path: Path) -> Path:
+    names = [r["degradation"] for r in rows]
+    x = np.arange(len(names))
+    width = 0.8 / max(len(methods), 1)
+    fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(names) + 2), 4))
+    for i, method in enumerate(methods):
+        ax.bar(x + (i - (len(methods) - 1) / 2) * width, [r[f"{method}_auroc"] for r in rows], width, label=method)
+    ax.axhline(0.5, color="grey", ls=":", lw=1)
+    ax.set(xticks=x, ylabel="AUROC", ylim=(0.4, 1.0), title="AUROC under degradations")
+    ax.set_xticklabels(names, rotation=30, ha="right")
+    ax.legend(loc="lower left", fontsize=8)
+    return _save(fig, path)

@@ -1,0 +1,205 @@
+"""Evaluate a classifier checkpoint: ``python -m irisgan.evaluate ckpt=CKPT [pairs_csv=CSV | faces=DIR]``.
+
+Writes to the run folder: ``metrics.json`` (RAN and the training-free highlight baseline, at 0.5 and at the
+checkpoint's stored threshold, with bootstrap 95% intervals), ``report.md`` (the same as tables),
+``plots/`` (ROC, PR, threshold, confusion per method, and both ROCs together), and with
+``robustness=true`` ``robustness.csv``/``robustness.md``/``plots/robustness.png`` (AUC per degradation).
+Photos that yield no pair are counted and reported by status, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torchmetrics.functional.classification import binary_accuracy, binary_auroc
+
+from irisgan import plots, runtime
+from irisgan.baseline import highlight_scores
+from irisgan.config import CONFIG_DIR
+from irisgan.data.pairs import load_pairs
+from irisgan.data.pairs_format import write_bytes_atomic
+from irisgan.degrade import degrade_batch
+from irisgan.inference import load_classifier, score_pairs
+from irisgan.metrics import report_from_scores
+
+log = logging.getLogger("irisgan.evaluate")
+
+
+def bootstrap_ci(
+    scores: np.ndarray, labels: np.ndarray, threshold: float, n: int = 1000, seed: int = 0
+) -> dict[str, list[float]]:
+    """95% percentile intervals of AUROC and accuracy (at ``threshold``) over ``n`` resamples of the set."""
+    if n <= 0:
+        return {}
+    rng = np.random.default_rng(seed)
+    s, y = torch.as_tensor(scores, dtype=torch.float32), torch.as_tensor(labels).long()
+    aucs, accs = [], []
+    for _ in range(n):
+        idx = torch.as_tensor(rng.integers(0, len(y), len(y)))
+        ys = y[idx]
+        if 0 < int(ys.sum()) < len(ys):  # a resample needs both classes for an AUC
+            aucs.append(float(binary_auroc(s[idx], ys)))
+        accs.append(float(binary_accuracy(s[idx], ys, threshold=threshold)))
+    out = {"acc_ci95": np.percentile(accs, [2.5, 97.5]).tolist()}
+    if aucs:
+        out["auroc_ci95"] = np.percentile(aucs, [2.5, 97.5]).tolist()
+    return out
+
+
+def summarize(scores: np.ndarray, labels: np.ndarray, threshold: float, cfg: DictConfig) -> tuple[dict, dict]:
+    scalars, report = report_from_scores(torch.as_tensor(scores), torch.as_tensor(labels), threshold)
+    point = report["at_threshold"]
+    out = {f"{k}_at_0.5": v for k, v in scalars.items() if k not in ("auroc", "ap")}
+    out.update({"auroc": scalars["auroc"], "ap": scalars["ap"], "threshold": threshold})
+    out.update({f"{k}_at_thr": point[k] for k in ("acc", "precision", "recall", "f1", "tpr", "fpr")})
+    out.update(bootstrap_ci(scores, labels, threshold, cfg.bootstrap, cfg.seed))
+    return out, report
+
+
+def load_test_set(cfg: DictConfig, out: Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """(uint8 pairs, labels, provenance). Face folders go through the extractor first."""
+    info: dict[str, Any] = {}
+    if cfg.faces:
+        from hydra import compose
+
+        from irisgan.extract import run_extraction
+
+        extract_out = out / "extracted"
+        overrides = [f"faces={cfg.faces}", f"out={extract_out}", *cfg.extract_overrides]
+        extract_cfg = compose(config_name="extract", overrides=overrides)
+        summary = run_extraction(extract_cfg) or {}
+        info["extraction"] = summary
+        csv = extract_out / "pairs.csv"
+        info["source"] = f"faces={cfg.faces} (extracted to {extract_out})"
+    elif cfg.pairs_csv:
+        csv = Path(cfg.pairs_csv)
+        info["source"] = f"pairs_csv={csv}"
+    else:
+        from irisgan.data.synthetic_pairs import ensure_synthetic_pairs
+
+        csv = ensure_synthetic_pairs(**OmegaConf.to_container(cfg.synthetic, resolve=True))
+        info["source"] = f"synthetic test set {csv.parent.name}"
+    images, labels, paths = load_pairs(csv)
+    info["csv"] = str(csv)
+    info["n_pairs"] = len(labels)
+    info["n_fake"], info["n_real"] = int(labels.sum()), int(len(labels) - labels.sum())
+    return images.numpy(), labels.numpy(), info
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    runtime.configure()
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
+    model = load_classifier(cfg.ckpt, device)
+    threshold = float(model.threshold)
+    images, labels, info = load_test_set(cfg, out)
+    if len(np.unique(labels)) < 2:
+        log.warning("the test set holds one class only: AUROC and AP are undefined")
+
+    methods: dict[str, Any] = {"ran": lambda x: score_pairs(model, x, cfg.batch_size)}
+    if cfg.baseline:
+        methods["highlight_baseline"] = highlight_scores
+    thresholds = {"ran": threshold, "highlight_baseline": 0.5}
+
+    results: dict[str, Any] = {"checkpoint": str(cfg.ckpt), **info, "methods": {}}
+    reports = {}
+    for name, scorer in methods.items():
+        scores = scorer(images)
+        results["methods"][name], reports[name] = summarize(scores, labels, thresholds[name], cfg)
+        plots.plot_report(reports[name], out / "plots", name)
+        np.save(out / f"scores_{name}.npy", scores)
+    plots.plot_roc_comparison(reports, out / "plots" / "roc_comparison.png")
+
+    robustness_rows = []
+    if cfg.robustness:
+        for deg in cfg.degradations:
+            degraded = degrade_batch(images, deg, seed=cfg.seed)
+            row: dict[str, Any] = {"degradation": deg}
+            for name, scorer in methods.items():
+                s = scorer(degraded)
+                row[f"{name}_auroc"] = float(binary_auroc(torch.as_tensor(s), torch.as_tensor(labels).long()))
+                row[f"{name}_acc_at_thr"] = float(
+                    binary_accuracy(torch.as_tensor(s), torch.as_tensor(labels).long(), threshold=thresholds[name]))
+            robustness_rows.append(row)
+            log.info("robustness %s: %s", deg, {k: round(v, 3) for k, v in row.items() if k != "degradation"})
+        results["robustness"] = robustness_rows
+        columns = list(robustness_rows[0])
+        csv_text = ",".join(columns) + "\n" + "\n".join(",".join(str(r[c]) for c in columns) for r in robustness_rows)
+        write_bytes_atomic(out / "robustness.csv", (csv_text + "\n").encode())
+        write_bytes_atomic(out / "robustness.md", (_table(robustness_rows, columns) + "\n").encode())
+        plots.plot_robustness(robustness_rows, list(methods), out / "plots" / "robustness.png")
+
+    write_bytes_atomic(out / "metrics.json", json.dumps(results, indent=2, default=float).encode())
+    report_md = _report_markdown(results, robustness_rows)
+    write_bytes_atomic(out / "report.md", report_md.encode())
+    log.info("evaluation written to %s\n%s", out, report_md)
+    if cfg.wandb:
+        _log_wandb(cfg, out, results, reports)
+    return results
+
+
+def _report_markdown(results: dict[str, Any], robustness_rows: list[dict]) -> str:
+    rows = []
+    for name, m in results["methods"].items():
+        ci_auc, ci_acc = m.get("auroc_ci95", [np.nan] * 2), m.get("acc_ci95", [np.nan] * 2)
+        rows.append({
+            "method": name, "AUC": m["auroc"], "AUC 95% CI": f"{ci_auc[0]:.3f}-{ci_auc[1]:.3f}",
+            "acc@thr": m["acc_at_thr"], "acc 95% CI": f"{ci_acc[0]:.3f}-{ci_acc[1]:.3f}",
+            "precision@thr": m["precision_at_thr"], "recall@thr": m["recall_at_thr"], "F1@thr": m["f1_at_thr"],
+            "acc@0.5": m["acc_at_0.5"], "threshold": m["threshold"],
+        })
+    text = [f"# Evaluation of {results['checkpoint']}", "", f"Test set: {results['source']}: "
+            f"{results['n_pairs']} pairs ({results['n_real']} real, {results['n_fake']} GAN).", ""]
+    extraction = results.get("extraction")
+    if extraction:
+        text += ["Photos per status (photos without a pair are not scored): "
+                 + json.dumps(extraction.get("by_status", extraction), default=str), ""]
+    text += [_table(rows, list(rows[0])), ""]
+    if robustness_rows:
+        text += ["## Robustness (AUC per degradation)", "", _table(robustness_rows, list(robustness_rows[0])), ""]
+    return "\n".join(text)
+
+
+def _log_wandb(cfg: DictConfig, out: Path, results: dict[str, Any], reports: dict[str, dict]) -> None:
+    import wandb
+
+    from irisgan.callbacks import wandb_curves
+
+    run = wandb.init(project=cfg.wandb_project, dir=str(out), job_type="evaluate",
+                     mode="offline" if cfg.wandb_offline else "online", config=OmegaConf.to_container(cfg))
+    try:
+        flat = {f"eval/{m}/{k}": v for m, vals in results["methods"].items() for k, v in vals.items()
+                if isinstance(v, float)}
+        run.log(flat)
+        for name, report in reports.items():
+            run.log(wandb_curves(report, f"eval/{name}"))
+        run.log({f"eval/figures/{p.stem}": wandb.Image(str(p)) for p in sorted((out / "plots").glob("*.png"))})
+        if results.get("robustness"):
+            rows = results["robustness"]
+            run.log({"eval/robustness": wandb.Table(columns=list(rows[0]), data=[list(r.values()) for r in rows])})
+    finally:
+        wandb.finish()
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    evaluate(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""Loading a trained classifier for inference, and scoring iris pairs in batches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from irisgan.classifier import RANClassifier
+
+
+class CheckpointError(ValueError):
+    """The file is not an irisgan classifier checkpoint."""
+
+
+def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> RANClassifier:
+    """A ``RANClassifier`` in eval mode with its stored threshold and normalisation.
+
+    The checkpoint is read with ``weights_only=True`` (no arbitrary pickled code), and only irisgan's own
+    classes are built from it: its loss and optimizer entries are not instantiated.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any failure here means "not a checkpoint we can read safely"
+        raise CheckpointError(
+            f"{path} is not a checkpoint irisgan can load safely (weights_only=True): {type(err).__name__}: "
+            f"{str(err).splitlines()[0][:300]}"
+        ) from err
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise CheckpointError(f"{path} is not a Lightning checkpoint (no state_dict)")
+    state, hparams = ckpt["state_dict"], ckpt.get("hyper_parameters") or {}
+    if any(k.startswith("model.") and ("roi_heads" in k or "rpn" in k) for k in state):
+        raise CheckpointError(
+            f"{path} is an iris segmenter checkpoint (stage=segmenter); this needs a classifier checkpoint "
+            "from `python -m irisgan.train stage=ran`"
+        )
+    if "threshold" not in state or "net" not in hparams or not any(k.startswith("net.") for k in state):
+        raise CheckpointError(f"{path} is not an irisgan classifier checkpoint (stage=ran): no RAN weights/threshold")
+    model = RANClassifier(
+        net=hparams.get("net"),
+        threshold_method=hparams.get("threshold_method", "gmean"),
+        channels_last=hparams.get("channels_last", True),
+    )
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.startswith(("val_", "test_"))]
+    if missing:
+        raise CheckpointError(f"{path}: the RAN weights do not match the stored configuration (missing {missing[:5]})")
+    return model.eval().to(device)
+
+
+@torch.inference_mode()
+def score_pairs(model: RANClassifier, images: np.ndarray | torch.Tensor, batch_size: int = 256) -> np.ndarray:
+    """P(GAN) of (N, 3, 96, 96) uint8 pairs."""
+    images = torch.as_tensor(images)
+    device = next(model.parameters()).device
+    out = [model.predict_proba(images[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(images), batch_size)]
+    return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
