@@ -55,3 +55,11 @@ def write_random_pairs(folder: Path, n: int = 40, seed: int = 0, size: int = 96)
 @pytest.fixture
 def pairs_csv(tmp_path: Path) -> Path:
     return write_random_pairs(tmp_path / "set")
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory) -> Path:
+    """One tiny trained classifier run (experiment=smoke), shared by the tests that need a checkpoint."""
+    cwd = tmp_path_factory.mktemp("smoke")
+    run_cli("irisgan.train", "experiment=smoke", "logger=wandb", "hydra.run.dir=run", cwd=cwd)
+    return cwd / "run"

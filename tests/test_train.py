@@ -1,8 +1,6 @@
 """Integration: the real `python -m irisgan.train` command on tiny synthetic data (experiment=smoke)."""
 
 import json
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -11,15 +9,13 @@ from tests.conftest import run_cli
 SMOKE = ["experiment=smoke", "hydra.run.dir=run"]
 
 
-def only_run(cwd: Path, pattern: str = "run") -> Path:
-    return cwd / pattern
-
-
 @pytest.mark.parametrize("loss", ["bce_auc", "bce"])
-def test_smoke_run_writes_checkpoints_metrics_plots(tmp_path, loss):
-    logger = ["logger=wandb"] if loss == "bce_auc" else []
-    run_cli("irisgan.train", "stage=ran", f"loss={loss}", *SMOKE, *logger, cwd=tmp_path)
-    run = tmp_path / "run"
+def test_smoke_run_writes_checkpoints_metrics_plots(tmp_path, smoke_run, loss):
+    if loss == "bce_auc":  # the default loss: the shared session run
+        run = smoke_run
+    else:
+        run_cli("irisgan.train", "stage=ran", f"loss={loss}", *SMOKE, cwd=tmp_path)
+        run = tmp_path / "run"
     metrics = json.loads((run / "metrics.json").read_text())
     for key in ("val/auroc", "val/acc", "val/acc_at_thr", "val/threshold", "test/auroc", "test/ap",
                 "test/f1_at_thr", "train_pairs_per_s_last_epoch"):
@@ -39,9 +35,8 @@ def test_smoke_run_writes_checkpoints_metrics_plots(tmp_path, loss):
         assert list((run / "wandb").glob("offline-run-*")), "offline W&B run missing"
 
 
-def test_resume_continues_where_the_run_stopped(tmp_path):
-    run_cli("irisgan.train", *SMOKE, "logger=none", cwd=tmp_path)
-    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+def test_resume_continues_where_the_run_stopped(tmp_path, smoke_run):
+    last = smoke_run / "checkpoints" / "last.ckpt"
     assert torch.load(last, weights_only=True)["epoch"] == 0
     proc = run_cli("irisgan.train", "experiment=smoke", "hydra.run.dir=resumed", "logger=none",
                    f"ckpt_path={last}", "trainer.max_epochs=2", cwd=tmp_path)

@@ -1,0 +1,70 @@
+"""`python -m irisgan.evaluate` on a tiny trained checkpoint, and safe checkpoint loading."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from irisgan.baseline import aligned_iou, highlight_score
+from irisgan.inference import CheckpointError, load_classifier, score_pairs
+from tests.conftest import run_cli
+
+
+def test_evaluate_writes_report_with_intervals_baseline_and_robustness(tmp_path, smoke_run):
+    ckpt = smoke_run / "checkpoints" / "best.ckpt"
+    run_cli("irisgan.evaluate", f"ckpt={ckpt}", "synthetic.n_pairs=60", "bootstrap=50", "robustness=true",
+            "degradations=[clean,jpeg50,blur2]", "hydra.run.dir=ev", "wandb=true", cwd=tmp_path)
+    ev = tmp_path / "ev"
+    metrics = json.loads((ev / "metrics.json").read_text())
+    ran, base = metrics["methods"]["ran"], metrics["methods"]["highlight_baseline"]
+    assert metrics["n_pairs"] == 60
+    lo, hi = ran["auroc_ci95"]
+    assert lo <= ran["auroc"] <= hi and 0 <= lo and hi <= 1
+    assert ran["threshold"] == pytest.approx(float(torch.load(ckpt, weights_only=True)["state_dict"]["threshold"]))
+    assert "acc_ci95" in base and "auroc" in base
+    assert [r["degradation"] for r in metrics["robustness"]] == ["clean", "jpeg50", "blur2"]
+    assert metrics["robustness"][0]["ran_auroc"] == pytest.approx(ran["auroc"], abs=1e-6)
+    report = (ev / "report.md").read_text()
+    assert "highlight_baseline" in report and "AUC 95% CI" in report and "Robustness" in report
+    for fig in ("ran_roc", "highlight_baseline_roc", "roc_comparison", "robustness"):
+        assert (ev / "plots" / f"{fig}.png").is_file()
+    assert list((ev / "wandb").glob("offline-run-*"))
+
+
+def test_checkpoint_loading_refuses_foreign_files(tmp_path, smoke_run):
+    model = load_classifier(smoke_run / "checkpoints" / "best.ckpt")
+    probs = score_pairs(model, np.zeros((3, 3, 96, 96), np.uint8))
+    assert probs.shape == (3,) and ((probs >= 0) & (probs <= 1)).all()
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "other.ckpt")
+    with pytest.raises(CheckpointError, match="not a Lightning checkpoint"):
+        load_classifier(tmp_path / "other.ckpt")
+    (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="weights_only"):
+        load_classifier(tmp_path / "junk.ckpt")
+    torch.save({"state_dict": {"model.roi_heads.box_predictor.cls_score.weight": torch.zeros(2, 4)}},
+               tmp_path / "seg.ckpt")
+    with pytest.raises(CheckpointError, match="segmenter checkpoint"):
+        load_classifier(tmp_path / "seg.ckpt")
+    with pytest.raises(FileNotFoundError):
+        load_classifier(tmp_path / "missing.ckpt")
+
+
+def _iris(highlight_at=None):
+    import cv2
+
+    img = np.full((96, 96, 3), 200, np.uint8)
+    cv2.circle(img, (48, 48), 40, (90, 60, 30), -1)
+    cv2.circle(img, (48, 48), 14, (10, 10, 10), -1)
+    if highlight_at is not None:
+        cv2.circle(img, highlight_at, 5, (255, 255, 255), -1)
+    return img
+
+
+def test_highlight_baseline_scores_mismatched_reflections_higher():
+    from irisgan.data.pairs_format import join_pair
+
+    same = join_pair(_iris((60, 36)), _iris((60, 36)))
+    different = join_pair(_iris((60, 36)), _iris((34, 62)))
+    assert highlight_score(same) < 0.3 < 0.7 < highlight_score(different)
+    assert aligned_iou(np.zeros((4, 4), bool), np.zeros((4, 4), bool)) == 1.0
