@@ -115,7 +115,10 @@ class SegmenterModule(L.LightningModule):
         tiles = [draw_detection((img * 255).round().to(torch.uint8), out, self.hparams.picture_score_threshold,
                                 self.hparams.mask_threshold) for img, out in zip(images, outputs, strict=True)]
         picture = tile_images(tiles)
-        path = Path(self.trainer.default_root_dir) / "segmenter_val" / f"epoch_{self.current_epoch:03d}.png"
+        # During fit one picture per epoch; a later `trainer.validate` (of the best checkpoint) gets its own name.
+        fitting = self.trainer.state.fn == "fit"
+        name = f"epoch_{self.current_epoch:03d}.png" if fitting else "validate.png"
+        path = Path(self.trainer.default_root_dir) / "segmenter_val" / name
         write_image_atomic(path, picture)
         for logger in self.loggers:
             if type(logger).__name__ == "WandbLogger":
@@ -248,3 +251,90 @@ class IrisSegmenter:
         box = tuple(float(v) for v in output["boxes"][index].tolist())
         mask = (output["masks"][index, 0] > self.mask_threshold).cpu().numpy()
         return IrisDetection(box=box, mask=mask, score=float(output["scores"][index]))
+
+
+# ----------------------------------------------------------------------------------------------
+# Demo on face photos: python -m irisgan.segmenter ckpt=PATH faces=DIR out=PNG
+# ----------------------------------------------------------------------------------------------
+
+
+def eye_crops_from_photos(photo_paths: list[Path], margin: float = 0.25):
+    """Both eye crops of the largest face in each photo, cut as the extractor cuts them (irisgan.faces).
+
+    Yields ``(photo path, "left"|"right", crop RGB uint8, eye landmarks in crop pixels)``; photos
+    without a face are skipped with a warning."""
+    from irisgan.faces import LEFT_EYE, RIGHT_EYE, FaceLandmarker, crop_with_padding, eye_box, read_image
+
+    landmarker = FaceLandmarker()
+    for path in photo_paths:
+        rgb = read_image(path)
+        faces = landmarker.detect(rgb)
+        if not faces:
+            log.warning("%s: no face found", path)
+            continue
+        points = landmarker.landmarks(rgb, faces[0].box)
+        for side, eye in (("left", LEFT_EYE), ("right", RIGHT_EYE)):
+            box = eye_box(points[eye], margin)
+            yield path, side, crop_with_padding(rgb, box), points[eye] - np.array(box[:2], dtype=np.float32)
+
+
+def plausible_iris(detection: IrisDetection | None, eye_points: np.ndarray) -> bool:
+    """A detection whose centre lies between the eye corners and lids and whose width is a plausible
+    fraction of the eye's width (an iris spans about 30-65% of it)."""
+    if detection is None:
+        return False
+    x0, y0, x1, y1 = detection.box
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    ex0, ey0 = eye_points.min(axis=0)
+    ex1, ey1 = eye_points.max(axis=0)
+    eye_w = ex1 - ex0
+    return bool(ex0 <= cx <= ex1 and ey0 - 0.15 * eye_w <= cy <= ey1 + 0.15 * eye_w
+                and 0.25 * eye_w <= x1 - x0 <= 0.75 * eye_w)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run a segmenter checkpoint on the eyes of face photos; write a picture, print and return a summary."""
+    import json
+    import sys
+
+    from omegaconf import OmegaConf
+
+    args = OmegaConf.from_dotlist(sys.argv[1:] if argv is None else argv)
+    unknown = set(args) - {"ckpt", "faces", "out", "margin", "score_threshold", "device"}
+    if unknown or "ckpt" not in args or "faces" not in args:
+        raise SystemExit("usage: python -m irisgan.segmenter ckpt=PATH faces=DIR [out=PNG] [margin=0.25] "
+                         f"[score_threshold=0.5] [device=cpu]{'  (unknown: ' + str(sorted(unknown)) + ')' if unknown else ''}")
+    from irisgan.faces import IMAGE_SUFFIXES
+
+    photos = sorted(p for p in Path(args.faces).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not photos:
+        raise SystemExit(f"no face photos under {args.faces}")
+    segmenter = IrisSegmenter.from_checkpoint(args.ckpt, args.get("device", "cpu"), args.get("score_threshold", 0.5))
+    eyes = list(eye_crops_from_photos(photos, float(args.get("margin", 0.25))))
+    detections = segmenter.predict([crop for _, _, crop, _ in eyes])
+    tiles, per_eye = [], []
+    for (path, side, crop, points), found in zip(eyes, detections, strict=True):
+        ok = plausible_iris(found, points)
+        per_eye.append({"photo": str(path), "eye": side, "found": found is not None, "plausible": ok,
+                        "score": None if found is None else round(found.score, 3)})
+        tile = torch.from_numpy(crop).permute(2, 0, 1)
+        if found is not None:
+            output = {"boxes": torch.tensor([found.box]), "scores": torch.tensor([found.score]),
+                      "masks": torch.from_numpy(found.mask)[None]}
+            tile = draw_detection(tile, output, score_threshold=0.0)
+        tiles.append(tile)
+    summary = {"photos": len(photos), "eyes": len(eyes), "found": sum(e["found"] for e in per_eye),
+               "plausible": sum(e["plausible"] for e in per_eye), "score_threshold": segmenter.score_threshold}
+    if args.get("out"):
+        write_image_atomic(args.out, tile_images(tiles, size=128, per_row=8))
+        summary["picture"] = str(args.out)
+    for eye in per_eye:
+        log.info("%s %s: found=%s plausible=%s score=%s", eye["photo"], eye["eye"], eye["found"], eye["plausible"],
+                 eye["score"])
+    print(json.dumps(summary))
+    return {**summary, "per_eye": per_eye}
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    main()

@@ -111,6 +111,12 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cells: int) 
     return cv2.resize(small, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC)
 
 
+def _strokes(layer: np.ndarray, polylines: np.ndarray, value: float, thickness: int) -> None:
+    """Draw many anti-aliased open polylines (n x points x 2, float pixel coordinates) in one call."""
+    if len(polylines):
+        cv2.polylines(layer, list(polylines.round().astype(np.int32)), False, value, thickness, cv2.LINE_AA)
+
+
 def _jitter_color(rng: np.random.Generator, palette: np.ndarray, spread: float) -> np.ndarray:
     base = palette[rng.integers(len(palette))]
     return np.clip(base * rng.uniform(1 - spread, 1 + spread) + rng.normal(0, 8, 3), 0, 255).astype(np.float32)
@@ -140,8 +146,9 @@ def render_eye(rng: np.random.Generator, params: SyntheticEyesParams) -> tuple[n
     work = int(1.5 * out_size)  # drawing resolution of the final view
     canvas = int(work * 1.35)
     centre = np.array([canvas / 2, canvas / 2])
-    # The extractor's crops put the eye opening across ~40-75% of the crop (its margin is config).
-    w = work * rng.uniform(0.42, 0.75)
+    # The extractor cuts a square of side eye width x (1 + 2 x margin) around the eye: the opening spans
+    # 67% of the crop at its default margin 0.25, 56% at 0.4; the range covers other margins too.
+    w = work * rng.uniform(0.45, 0.8)
     inner_on_left = rng.random() < 0.5  # which side the nose is on
     closed = rng.random() < params.closed_eye_fraction
     open_ratio = rng.uniform(0.02, 0.09) if closed else rng.uniform(0.26, 0.46)
@@ -198,13 +205,13 @@ def render_eye(rng: np.random.Generator, params: SyntheticEyesParams) -> tuple[n
     bottom = np.stack([brow_x, mid_y + thick / 2], 1)
     cv2.fillPoly(brow_mask, [np.concatenate([top, bottom[::-1]]).round().astype(np.int32)], 1)
     brow_density = np.zeros((canvas, canvas), np.float32)
-    for _ in range(int(rng.uniform(150, 400))):  # hair strokes, pointing outwards and a little up
-        k = rng.integers(len(us))
-        p0 = np.array([brow_x[k], mid_y[k] + rng.uniform(-0.5, 0.5) * thick[k]])
-        angle = math.atan2(-rng.uniform(0.2, 0.6), side * 1.0)
-        length = w * rng.uniform(0.05, 0.12)
-        p1 = p0 + length * np.array([math.cos(angle), math.sin(angle)])
-        cv2.line(brow_density, tuple(p0.round().astype(int)), tuple(p1.round().astype(int)), 1.0, 1, cv2.LINE_AA)
+    n_hairs = int(rng.uniform(150, 400))  # hair strokes, pointing outwards and a little up
+    k = rng.integers(len(us), size=n_hairs)
+    hair_start = np.stack([brow_x[k], mid_y[k] + rng.uniform(-0.5, 0.5, n_hairs) * thick[k]], 1)
+    hair_angle = np.arctan2(-rng.uniform(0.2, 0.6, n_hairs), side)
+    hair_end = hair_start + (w * rng.uniform(0.05, 0.12, n_hairs))[:, None] * np.stack(
+        [np.cos(hair_angle), np.sin(hair_angle)], 1)
+    _strokes(brow_density, np.stack([hair_start, hair_end], 1), 1.0, 1)
     brow_density = np.clip(cv2.GaussianBlur(brow_density, (0, 0), 0.7) * 1.5, 0, 1)
     brow_alpha = np.clip(0.55 * cv2.GaussianBlur(brow_mask.astype(np.float32), (0, 0), 2.0)
                          + 0.6 * brow_density, 0, 1) * rng.uniform(0.6, 1.0)
@@ -293,21 +300,22 @@ def render_eye(rng: np.random.Generator, params: SyntheticEyesParams) -> tuple[n
                       max(1, liner // 2), cv2.LINE_AA)
     n_lashes = int(rng.uniform(30, 130))
     lash_len = w * rng.uniform(0.04, 0.13)
-    for _ in range(n_lashes):
-        k = rng.integers(8, len(u_line))  # fewer near the inner corner
-        p0 = upper_pts[k]
-        angle = -math.pi / 2 + side * rng.uniform(0.1, 0.9) * (0.3 + u_line[k])  # fan out towards the outer corner
-        bend = np.array([math.cos(angle), math.sin(angle)])
-        length = lash_len * rng.uniform(0.6, 1.2)
-        p1 = p0 + bend * length * 0.6
-        p2 = p1 + np.array([side * 0.25, -0.1]) * length * 0.5 + bend * length * 0.4
-        cv2.polylines(lash_layer, [np.array([p0, p1, p2]).round().astype(np.int32)], False, 1.0,
-                      rng.choice([1, 1, 2]), cv2.LINE_AA)
-    for _ in range(int(rng.uniform(0, 20))):  # short lower lashes
-        k = rng.integers(15, len(u_line))
-        p0 = lower_pts[k]
-        p1 = p0 + np.array([side * 0.2, 1.0]) * w * rng.uniform(0.02, 0.06)
-        cv2.line(lash_layer, tuple(p0.round().astype(int)), tuple(p1.round().astype(int)), 0.7, 1, cv2.LINE_AA)
+    k = rng.integers(8, len(u_line), size=n_lashes)  # fewer near the inner corner
+    lash_start = upper_pts[k]
+    # Lashes fan out towards the outer corner and curl up at the tip.
+    lash_angle = -math.pi / 2 + side * rng.uniform(0.1, 0.9, n_lashes) * (0.3 + u_line[k])
+    bend = np.stack([np.cos(lash_angle), np.sin(lash_angle)], 1)
+    length = (lash_len * rng.uniform(0.6, 1.2, n_lashes))[:, None]
+    lash_mid = lash_start + bend * length * 0.6
+    lash_tip = lash_mid + np.array([side * 0.25, -0.1]) * length * 0.5 + bend * length * 0.4
+    lashes = np.stack([lash_start, lash_mid, lash_tip], 1)
+    thick_lash = rng.random(n_lashes) < 1 / 3
+    _strokes(lash_layer, lashes[~thick_lash], 1.0, 1)
+    _strokes(lash_layer, lashes[thick_lash], 1.0, 2)
+    n_lower = int(rng.uniform(0, 20))  # short lower lashes
+    lower_start = lower_pts[rng.integers(15, len(u_line), size=n_lower)]
+    lower_end = lower_start + np.array([side * 0.2, 1.0]) * (w * rng.uniform(0.02, 0.06, n_lower))[:, None]
+    _strokes(lash_layer, np.stack([lower_start, lower_end], 1), 0.7, 1)
     lash_alpha = np.clip(lash_layer, 0, 1)[..., None] * rng.uniform(0.7, 1.0)
     img = img * (1 - lash_alpha) + lash_color * lash_alpha
     # Lower lid rim: a thin lighter, pinker band (the waterline) just below the opening.
