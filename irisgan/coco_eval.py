@@ -11,7 +11,14 @@ import torch
 from torchmetrics.detection import MeanAveragePrecision
 
 # torchmetrics' key (after its "bbox_"/"segm_" prefix) -> ours
-SUMMARY_KEYS = {"map": "ap", "map_50": "ap50", "map_75": "ap75", "mar_1": "ar1", "mar_10": "ar10", "mar_100": "ar"}
+SUMMARY_KEYS = {
+    "map": "ap",
+    "map_50": "ap50",
+    "map_75": "ap75",
+    "mar_1": "ar1",
+    "mar_10": "ar10",
+    "mar_100": "ar",
+}
 IOU_TYPES = ("bbox", "segm")
 
 
@@ -32,14 +39,25 @@ def coco_summary(results: dict[str, torch.Tensor], prefix: str = "") -> dict[str
 
 def predictions_for_coco(outputs: list[dict[str, torch.Tensor]], mask_threshold: float = 0.5) -> list[dict]:
     """torchvision Mask R-CNN outputs (masks N x 1 x H x W probabilities) -> MeanAveragePrecision preds."""
-    return [{"boxes": o["boxes"].detach().float(), "scores": o["scores"].detach().float(),
-             "labels": o["labels"].detach(), "masks": o["masks"].detach()[:, 0] > mask_threshold}
-            for o in outputs]
+    return [
+        {
+            "boxes": o["boxes"].detach().float(),
+            "scores": o["scores"].detach().float(),
+            "labels": o["labels"].detach(),
+            "masks": o["masks"].detach()[:, 0] > mask_threshold,
+        }
+        for o in outputs
+    ]
 
 
 def targets_for_coco(targets: list[dict[str, torch.Tensor]]) -> list[dict]:
     """Dataset targets (tv_tensors) -> MeanAveragePrecision targets (plain tensors, boolean masks)."""
-    return [{"boxes": t["boxes"].as_subclass(torch.Tensor).float(), "labels": t["labels"],
-             "masks": t["masks"].as_subclass(torch.Tensor).bool(),
-             "iscrowd": t.get("iscrowd", torch.zeros(len(t["labels"]), dtype=torch.int64))}
-            for t in targets]
+    return [
+        {
+            "boxes": t["boxes"].as_subclass(torch.Tensor).float(),
+            "labels": t["labels"],
+            "masks": t["masks"].as_subclass(torch.Tensor).bool(),
+            "iscrowd": t.get("iscrowd", torch.zeros(len(t["labels"]), dtype=torch.int64)),
+        }
+        for t in targets
+    ]

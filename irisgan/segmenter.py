@@ -48,8 +48,15 @@ class SegmenterModule(L.LightningModule):
     and box losses are large and can diverge.
     """
 
-    def __init__(self, network: dict, optimizer: dict, scheduler: dict | None = None, mask_threshold: float = 0.5,
-                 picture_count: int = 16, picture_score_threshold: float = 0.5):
+    def __init__(
+        self,
+        network: dict,
+        optimizer: dict,
+        scheduler: dict | None = None,
+        mask_threshold: float = 0.5,
+        picture_count: int = 16,
+        picture_score_threshold: float = 0.5,
+    ):
         super().__init__()
         self.save_hyperparameters()
         self.model = build_maskrcnn(**network)
@@ -69,7 +76,8 @@ class SegmenterModule(L.LightningModule):
             ids = [t["image_id"] for t in targets]
             raise FloatingPointError(
                 f"segmenter loss is not finite at step {self.global_step} (parts {parts}, image ids {ids}); "
-                "lower model.optimizer.lr or raise model.scheduler.warmup_steps")
+                "lower model.optimizer.lr or raise model.scheduler.warmup_steps"
+            )
         batch_size = len(images)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
         self.log_dict({f"train/{k}": v for k, v in loss_parts.items()}, batch_size=batch_size)
@@ -112,8 +120,15 @@ class SegmenterModule(L.LightningModule):
 
     def _save_picture(self) -> None:
         images, outputs = self._picture_batch
-        tiles = [draw_detection((img * 255).round().to(torch.uint8), out, self.hparams.picture_score_threshold,
-                                self.hparams.mask_threshold) for img, out in zip(images, outputs, strict=True)]
+        tiles = [
+            draw_detection(
+                (img * 255).round().to(torch.uint8),
+                out,
+                self.hparams.picture_score_threshold,
+                self.hparams.mask_threshold,
+            )
+            for img, out in zip(images, outputs, strict=True)
+        ]
         picture = tile_images(tiles)
         # During fit one picture per epoch; a later `trainer.validate` (of the best checkpoint) gets its own name.
         fitting = self.trainer.state.fn == "fit"
@@ -122,9 +137,15 @@ class SegmenterModule(L.LightningModule):
         write_image_atomic(path, picture)
         for logger in self.loggers:
             if type(logger).__name__ == "WandbLogger":
-                logger.log_image(key="val/predictions", images=[picture], step=self.global_step,
-                                 caption=[f"epoch {self.current_epoch}: masks with score >= "
-                                          f"{self.hparams.picture_score_threshold}"])
+                logger.log_image(
+                    key="val/predictions",
+                    images=[picture],
+                    step=self.global_step,
+                    caption=[
+                        f"epoch {self.current_epoch}: masks with score >= "
+                        f"{self.hparams.picture_score_threshold}"
+                    ],
+                )
 
     def configure_optimizers(self):
         settings = dict(self.hparams.optimizer)
@@ -159,8 +180,9 @@ class SegmenterModule(L.LightningModule):
 # ----------------------------------------------------------------------------------------------
 
 
-def draw_detection(image: torch.Tensor, output: dict, score_threshold: float = 0.5,
-                   mask_threshold: float = 0.5) -> torch.Tensor:
+def draw_detection(
+    image: torch.Tensor, output: dict, score_threshold: float = 0.5, mask_threshold: float = 0.5
+) -> torch.Tensor:
     """uint8 3xHxW image with the detections scoring >= ``score_threshold`` drawn (mask, box, score)."""
     keep = output["scores"] >= score_threshold
     if keep.any():
@@ -196,8 +218,14 @@ class IrisDetection:
 class IrisSegmenter:
     """A trained segmenter for inference: eye crops in, the best iris per crop (or None) out."""
 
-    def __init__(self, model: torch.nn.Module, device: str | torch.device = "cpu", score_threshold: float = 0.5,
-                 mask_threshold: float = 0.5, batch_size: int = 16):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        device: str | torch.device = "cpu",
+        score_threshold: float = 0.5,
+        mask_threshold: float = 0.5,
+        batch_size: int = 16,
+    ):
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.score_threshold = score_threshold
@@ -205,21 +233,29 @@ class IrisSegmenter:
         self.batch_size = batch_size
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "cpu", score_threshold: float = 0.5) -> IrisSegmenter:
+    def from_checkpoint(
+        cls, path: str | Path, device: str = "cpu", score_threshold: float = 0.5
+    ) -> IrisSegmenter:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"segmenter checkpoint not found: {path}")
         try:
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # pickle errors, truncated files, unsafe globals
-            raise ValueError(f"{path} is not a loadable checkpoint (torch.load with weights_only=True: {err})") from err
+            raise ValueError(
+                f"{path} is not a loadable checkpoint (torch.load with weights_only=True: {err})"
+            ) from err
         if not isinstance(checkpoint, dict) or checkpoint.get("irisgan", {}).get("kind") != CHECKPOINT_KIND:
             kind = checkpoint.get("irisgan", {}).get("kind") if isinstance(checkpoint, dict) else None
-            raise ValueError(f"{path} is not a segmenter checkpoint (irisgan kind {kind!r}); "
-                             "train one with `python -m irisgan.train stage=segmenter`")
+            raise ValueError(
+                f"{path} is not a segmenter checkpoint (irisgan kind {kind!r}); "
+                "train one with `python -m irisgan.train stage=segmenter`"
+            )
         hparams = checkpoint.get("hyper_parameters", {})
         model = build_maskrcnn(**hparams["network"])
-        state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
+        state = {
+            k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")
+        }
         model.load_state_dict(state)
         return cls(model, device, score_threshold, hparams.get("mask_threshold", 0.5))
 
@@ -228,17 +264,29 @@ class IrisSegmenter:
         """RGB uint8 HxWx3 eye crops (any sizes) -> for each, its best iris detection, or None below the
         score threshold."""
         for i, crop in enumerate(crops):
-            if not isinstance(crop, np.ndarray) or crop.dtype != np.uint8 or crop.ndim != 3 or crop.shape[2] != 3:
+            if (
+                not isinstance(crop, np.ndarray)
+                or crop.dtype != np.uint8
+                or crop.ndim != 3
+                or crop.shape[2] != 3
+            ):
                 shape = getattr(crop, "shape", None)
-                raise ValueError(f"crop {i}: expected an RGB uint8 HxWx3 array, got {type(crop).__name__} "
-                                 f"{shape} {getattr(crop, 'dtype', '')}")
+                raise ValueError(
+                    f"crop {i}: expected an RGB uint8 HxWx3 array, got {type(crop).__name__} "
+                    f"{shape} {getattr(crop, 'dtype', '')}"
+                )
             if min(crop.shape[:2]) < 8:
-                raise ValueError(f"crop {i}: {crop.shape[1]}x{crop.shape[0]} pixels is too small to hold an iris")
+                raise ValueError(
+                    f"crop {i}: {crop.shape[1]}x{crop.shape[0]} pixels is too small to hold an iris"
+                )
         results: list[IrisDetection | None] = []
         for start in range(0, len(crops), self.batch_size):
-            chunk = crops[start:start + self.batch_size]
-            images = [torch.from_numpy(np.ascontiguousarray(c)).permute(2, 0, 1).to(self.device, torch.float32) / 255
-                      for c in chunk]
+            chunk = crops[start : start + self.batch_size]
+            images = [
+                torch.from_numpy(np.ascontiguousarray(c)).permute(2, 0, 1).to(self.device, torch.float32)
+                / 255
+                for c in chunk
+            ]
             for output in self.model(images):
                 results.append(self._best(output))
         return results
@@ -288,8 +336,11 @@ def plausible_iris(detection: IrisDetection | None, eye_points: np.ndarray) -> b
     ex0, ey0 = eye_points.min(axis=0)
     ex1, ey1 = eye_points.max(axis=0)
     eye_w = ex1 - ex0
-    return bool(ex0 <= cx <= ex1 and ey0 - 0.15 * eye_w <= cy <= ey1 + 0.15 * eye_w
-                and 0.25 * eye_w <= x1 - x0 <= 0.75 * eye_w)
+    return bool(
+        ex0 <= cx <= ex1
+        and ey0 - 0.15 * eye_w <= cy <= ey1 + 0.15 * eye_w
+        and 0.25 * eye_w <= x1 - x0 <= 0.75 * eye_w
+    )
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -302,35 +353,60 @@ def main(argv: list[str] | None = None) -> dict:
     args = OmegaConf.from_dotlist(sys.argv[1:] if argv is None else argv)
     unknown = set(args) - {"ckpt", "faces", "out", "margin", "score_threshold", "device"}
     if unknown or "ckpt" not in args or "faces" not in args:
-        raise SystemExit("usage: python -m irisgan.segmenter ckpt=PATH faces=DIR [out=PNG] [margin=0.25] "
-                         f"[score_threshold=0.5] [device=cpu]{'  (unknown: ' + str(sorted(unknown)) + ')' if unknown else ''}")
+        raise SystemExit(
+            "usage: python -m irisgan.segmenter ckpt=PATH faces=DIR [out=PNG] [margin=0.25] "
+            f"[score_threshold=0.5] [device=cpu]{'  (unknown: ' + str(sorted(unknown)) + ')' if unknown else ''}"
+        )
     from irisgan.faces import IMAGE_SUFFIXES
 
     photos = sorted(p for p in Path(args.faces).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not photos:
         raise SystemExit(f"no face photos under {args.faces}")
-    segmenter = IrisSegmenter.from_checkpoint(args.ckpt, args.get("device", "cpu"), args.get("score_threshold", 0.5))
+    segmenter = IrisSegmenter.from_checkpoint(
+        args.ckpt, args.get("device", "cpu"), args.get("score_threshold", 0.5)
+    )
     eyes = list(eye_crops_from_photos(photos, float(args.get("margin", 0.25))))
     detections = segmenter.predict([crop for _, _, crop, _ in eyes])
     tiles, per_eye = [], []
     for (path, side, crop, points), found in zip(eyes, detections, strict=True):
         ok = plausible_iris(found, points)
-        per_eye.append({"photo": str(path), "eye": side, "found": found is not None, "plausible": ok,
-                        "score": None if found is None else round(found.score, 3)})
+        per_eye.append(
+            {
+                "photo": str(path),
+                "eye": side,
+                "found": found is not None,
+                "plausible": ok,
+                "score": None if found is None else round(found.score, 3),
+            }
+        )
         tile = torch.from_numpy(crop).permute(2, 0, 1)
         if found is not None:
-            output = {"boxes": torch.tensor([found.box]), "scores": torch.tensor([found.score]),
-                      "masks": torch.from_numpy(found.mask)[None]}
+            output = {
+                "boxes": torch.tensor([found.box]),
+                "scores": torch.tensor([found.score]),
+                "masks": torch.from_numpy(found.mask)[None],
+            }
             tile = draw_detection(tile, output, score_threshold=0.0)
         tiles.append(tile)
-    summary = {"photos": len(photos), "eyes": len(eyes), "found": sum(e["found"] for e in per_eye),
-               "plausible": sum(e["plausible"] for e in per_eye), "score_threshold": segmenter.score_threshold}
+    summary = {
+        "photos": len(photos),
+        "eyes": len(eyes),
+        "found": sum(e["found"] for e in per_eye),
+        "plausible": sum(e["plausible"] for e in per_eye),
+        "score_threshold": segmenter.score_threshold,
+    }
     if args.get("out"):
         write_image_atomic(args.out, tile_images(tiles, size=128, per_row=8))
         summary["picture"] = str(args.out)
     for eye in per_eye:
-        log.info("%s %s: found=%s plausible=%s score=%s", eye["photo"], eye["eye"], eye["found"], eye["plausible"],
-                 eye["score"])
+        log.info(
+            "%s %s: found=%s plausible=%s score=%s",
+            eye["photo"],
+            eye["eye"],
+            eye["found"],
+            eye["plausible"],
+            eye["score"],
+        )
     print(json.dumps(summary))
     return {**summary, "per_eye": per_eye}
 

@@ -17,11 +17,25 @@ from irisgan.models.maskrcnn import build_maskrcnn
 from irisgan.segmenter import IrisDetection, IrisSegmenter, SegmenterModule
 
 # A Mask R-CNN small enough for a test to train a step in about a second.
-TINY_NETWORK = dict(backbone="resnet18", norm="group_norm", min_size=64, max_size=96, fpn_channels=16,
-                    returned_layers=[3, 4], anchor_sizes=[16, 32, 64], aspect_ratios=[0.75],
-                    rpn_pre_nms_top_n_train=50, rpn_post_nms_top_n_train=20, rpn_pre_nms_top_n_test=50,
-                    rpn_post_nms_top_n_test=20, box_batch_size_per_image=16, box_detections_per_img=5,
-                    box_representation_size=32, mask_head_channels=16, mask_head_layers=1)
+TINY_NETWORK = dict(
+    backbone="resnet18",
+    norm="group_norm",
+    min_size=64,
+    max_size=96,
+    fpn_channels=16,
+    returned_layers=[3, 4],
+    anchor_sizes=[16, 32, 64],
+    aspect_ratios=[0.75],
+    rpn_pre_nms_top_n_train=50,
+    rpn_post_nms_top_n_train=20,
+    rpn_pre_nms_top_n_test=50,
+    rpn_post_nms_top_n_test=20,
+    box_batch_size_per_image=16,
+    box_detections_per_img=5,
+    box_representation_size=32,
+    mask_head_channels=16,
+    mask_head_layers=1,
+)
 TINY_OVERRIDES = [f"model.network.{k}={v}".replace("'", "") for k, v in TINY_NETWORK.items()]
 
 
@@ -35,8 +49,11 @@ def _disc_mask(cx: int, cy: int, r: int, size: int = 64) -> torch.Tensor:
 
 def _target(cx, cy, r):
     mask = _disc_mask(cx, cy, r)
-    return {"boxes": torch.tensor([[cx - r, cy - r, cx + r, cy + r]], dtype=torch.float32),
-            "labels": torch.tensor([1]), "masks": mask[None]}
+    return {
+        "boxes": torch.tensor([[cx - r, cy - r, cx + r, cy + r]], dtype=torch.float32),
+        "labels": torch.tensor([1]),
+        "masks": mask[None],
+    }
 
 
 def _coco(preds, targets) -> dict[str, float]:
@@ -65,9 +82,15 @@ def test_shifted_box_lowers_box_ap_only() -> None:
 
 def test_missed_iris_and_false_alarm_lower_ap() -> None:
     targets = [_target(20, 30, 9), _target(40, 25, 12)]
-    preds = [dict(targets[0], scores=torch.tensor([0.9])),
-             {"boxes": torch.tensor([[0.0, 0, 10, 10]]), "labels": torch.tensor([1]), "scores": torch.tensor([0.95]),
-              "masks": _disc_mask(5, 5, 4)[None]}]
+    preds = [
+        dict(targets[0], scores=torch.tensor([0.9])),
+        {
+            "boxes": torch.tensor([[0.0, 0, 10, 10]]),
+            "labels": torch.tensor([1]),
+            "scores": torch.tensor([0.95]),
+            "masks": _disc_mask(5, 5, 4)[None],
+        },
+    ]
     result = _coco(preds, targets)
     assert result["val/segm_ap"] < 0.6 and result["val/segm_ar"] == pytest.approx(0.5)
 
@@ -102,18 +125,39 @@ def test_coco_weights_are_never_downloaded(tmp_path: Path, monkeypatch) -> None:
 
 
 def _module(**kwargs) -> SegmenterModule:
-    return SegmenterModule(TINY_NETWORK, {"name": "sgd", "lr": 0.01, "momentum": 0.9},
-                           {"name": "cosine", "warmup_steps": 2}, picture_count=4, **kwargs)
+    return SegmenterModule(
+        TINY_NETWORK,
+        {"name": "sgd", "lr": 0.01, "momentum": 0.9},
+        {"name": "cosine", "warmup_steps": 2},
+        picture_count=4,
+        **kwargs,
+    )
 
 
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory) -> Path:
     """A segmenter checkpoint after one training step and one validation pass."""
     root = tmp_path_factory.mktemp("segmenter")
-    dm = SyntheticEyesDataModule(str(root / "data"), count=12, image_size=64, batch_size=4, closed_eye_fraction=0.0,
-                                 val_fraction=0.34, test_fraction=0.0)
-    trainer = L.Trainer(max_epochs=1, limit_train_batches=1, limit_val_batches=1, num_sanity_val_steps=0, logger=False,
-                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=root, accelerator="cpu")
+    dm = SyntheticEyesDataModule(
+        str(root / "data"),
+        count=12,
+        image_size=64,
+        batch_size=4,
+        closed_eye_fraction=0.0,
+        val_fraction=0.34,
+        test_fraction=0.0,
+    )
+    trainer = L.Trainer(
+        max_epochs=1,
+        limit_train_batches=1,
+        limit_val_batches=1,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=root,
+        accelerator="cpu",
+    )
     trainer.fit(_module(), dm)
     path = root / "segmenter.ckpt"
     trainer.save_checkpoint(path)
@@ -146,10 +190,21 @@ def test_stage_fast_dev_run(tmp_path: Path) -> None:
     """The real stage config, composed as `python -m irisgan.train stage=segmenter` would, on a tiny set."""
     from irisgan.train import train
 
-    overrides = ["stage=segmenter", "logger=none", f"paths.output_dir={tmp_path / 'run'}",
-                 f"paths.data_dir={tmp_path / 'data'}", "data.count=8", "data.image_size=64", "data.batch_size=2",
-                 "data.val_fraction=0.25", "data.test_fraction=0.25", "+trainer.fast_dev_run=true",
-                 "+trainer.enable_progress_bar=false", "callbacks.progress_bar=null", *TINY_OVERRIDES]
+    overrides = [
+        "stage=segmenter",
+        "logger=none",
+        f"paths.output_dir={tmp_path / 'run'}",
+        f"paths.data_dir={tmp_path / 'data'}",
+        "data.count=8",
+        "data.image_size=64",
+        "data.batch_size=2",
+        "data.val_fraction=0.25",
+        "data.test_fraction=0.25",
+        "+trainer.fast_dev_run=true",
+        "+trainer.enable_progress_bar=false",
+        "callbacks.progress_bar=null",
+        *TINY_OVERRIDES,
+    ]
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides)
     assert cfg.monitor == "val/segm_ap" and cfg.optimized_metric == "val/segm_ap" and cfg.get("loss") is None

@@ -31,7 +31,9 @@ from irisgan.data.ubipr import (
 IRIS = (0, 255, 0)
 
 
-def write_sample(root: Path, name: str, size=(48, 64), discs=((30, 24, 10),), color=IRIS, image_ext=".png") -> None:
+def write_sample(
+    root: Path, name: str, size=(48, 64), discs=((30, 24, 10),), color=IRIS, image_ext=".png"
+) -> None:
     """An image with dark discs and its mask with the discs painted ``color`` (x, y, radius)."""
     height, width = size
     image = np.full((height, width, 3), 200, np.uint8)
@@ -65,10 +67,16 @@ def test_dataset_contract(ubipr_root: Path) -> None:
     assert len(ds) == 6
     for index in range(len(ds)):
         image, target = ds[index]
-        assert isinstance(image, tv_tensors.Image) and image.dtype == torch.float32 and image.shape == (3, 48, 64)
+        assert (
+            isinstance(image, tv_tensors.Image)
+            and image.dtype == torch.float32
+            and image.shape == (3, 48, 64)
+        )
         assert 0.0 <= image.min() and image.max() <= 1.0
         assert isinstance(target["boxes"], tv_tensors.BoundingBoxes)
-        assert target["boxes"].format == tv_tensors.BoundingBoxFormat.XYXY and target["boxes"].canvas_size == (48, 64)
+        assert target["boxes"].format == tv_tensors.BoundingBoxFormat.XYXY and target[
+            "boxes"
+        ].canvas_size == (48, 64)
         assert isinstance(target["masks"], tv_tensors.Mask) and target["masks"].shape == (1, 48, 64)
         assert target["labels"].tolist() == [1] and target["labels"].dtype == torch.int64
         assert target["image_id"] == index
@@ -89,7 +97,9 @@ def test_train_transforms_keep_masks_and_boxes_consistent(ubipr_root: Path) -> N
 
 def test_connected_components_become_instances(tmp_path: Path) -> None:
     root = tmp_path / "two"
-    write_sample(root, "a", discs=((15, 20, 8), (48, 20, 8), (60, 44, 1)))  # the 1-px-radius blob is too small
+    write_sample(
+        root, "a", discs=((15, 20, 8), (48, 20, 8), (60, 44, 1))
+    )  # the 1-px-radius blob is too small
     ds = UBIPRDataset(root, IRIS, transforms=build_transforms(train=False), min_instance_area=16)
     _, target = ds[0]
     assert len(target["masks"]) == 2
@@ -131,7 +141,9 @@ def test_missing_mask_names_the_file(ubipr_root: Path) -> None:
 
 def test_size_mismatch_names_both_files(ubipr_root: Path) -> None:
     write_image_atomic(ubipr_root / "masks" / "eye2.png", np.zeros((40, 64, 3), np.uint8))
-    with pytest.raises(ValueError, match=r"size mismatch: image .*eye2\.png is 64x48, mask .*eye2\.png is 64x40"):
+    with pytest.raises(
+        ValueError, match=r"size mismatch: image .*eye2\.png is 64x48, mask .*eye2\.png is 64x40"
+    ):
         UBIPRDataset(ubipr_root, IRIS)
 
 
@@ -163,8 +175,9 @@ def test_seeded_split_is_disjoint_and_reproducible(tmp_path: Path) -> None:
 
 
 def test_datamodule_batches_with_detection_collate(ubipr_root: Path) -> None:
-    dm = UBIPRDataModule(str(ubipr_root), list(IRIS), val_fraction=0.34, test_fraction=0.0, image_size=32,
-                         batch_size=3)
+    dm = UBIPRDataModule(
+        str(ubipr_root), list(IRIS), val_fraction=0.34, test_fraction=0.0, image_size=32, batch_size=3
+    )
     dm.setup("fit")
     images, targets = next(iter(dm.train_dataloader()))
     assert isinstance(images, tuple) and isinstance(targets, tuple) and len(images) == len(targets) == 3
@@ -210,8 +223,16 @@ def test_synthetic_set_is_cached_and_readable(tmp_path: Path, monkeypatch) -> No
 
 
 def test_synthetic_datamodule_skips_closed_eyes(tmp_path: Path) -> None:
-    dm = SyntheticEyesDataModule(str(tmp_path), count=12, image_size=48, seed=1, closed_eye_fraction=0.5,
-                                 batch_size=4, val_fraction=0.25, test_fraction=0.25)
+    dm = SyntheticEyesDataModule(
+        str(tmp_path),
+        count=12,
+        image_size=48,
+        seed=1,
+        closed_eye_fraction=0.5,
+        batch_size=4,
+        val_fraction=0.25,
+        test_fraction=0.25,
+    )
     dm.prepare_data()
     dm.setup("fit")
     skipped = sum(len(ds.skipped_no_iris) for ds in dm.splits.values())

@@ -43,13 +43,37 @@ CLASS_COLORS: dict[str, tuple[int, int, int]] = {
 
 # Colours as RGB uint8 anchors; each image jitters around one of them.
 SKIN_TONES = np.array(
-    [(236, 200, 180), (225, 180, 155), (205, 160, 130), (190, 140, 110), (160, 110, 80), (120, 80, 55),
-     (90, 60, 40), (240, 210, 195), (215, 170, 140)], dtype=np.float32)
+    [
+        (236, 200, 180),
+        (225, 180, 155),
+        (205, 160, 130),
+        (190, 140, 110),
+        (160, 110, 80),
+        (120, 80, 55),
+        (90, 60, 40),
+        (240, 210, 195),
+        (215, 170, 140),
+    ],
+    dtype=np.float32,
+)
 IRIS_TONES = np.array(
-    [(70, 40, 20), (95, 60, 30), (50, 30, 18), (120, 85, 45), (110, 110, 60), (85, 110, 75),
-     (90, 120, 140), (110, 140, 165), (120, 125, 125), (60, 45, 35)], dtype=np.float32)
+    [
+        (70, 40, 20),
+        (95, 60, 30),
+        (50, 30, 18),
+        (120, 85, 45),
+        (110, 110, 60),
+        (85, 110, 75),
+        (90, 120, 140),
+        (110, 140, 165),
+        (120, 125, 125),
+        (60, 45, 35),
+    ],
+    dtype=np.float32,
+)
 HAIR_TONES = np.array(
-    [(30, 22, 18), (55, 40, 30), (85, 60, 40), (20, 18, 18), (140, 110, 80), (110, 80, 55)], dtype=np.float32)
+    [(30, 22, 18), (55, 40, 30), (85, 60, 40), (20, 18, 18), (140, 110, 80), (110, 80, 55)], dtype=np.float32
+)
 
 
 @dataclass(frozen=True)
@@ -63,7 +87,9 @@ class SyntheticEyesParams:
 
     def folder_name(self) -> str:
         digest = hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:8]
-        return f"synthetic_eyes_v{GENERATOR_VERSION}_n{self.count}_s{self.image_size}_seed{self.seed}_{digest}"
+        return (
+            f"synthetic_eyes_v{GENERATOR_VERSION}_n{self.count}_s{self.image_size}_seed{self.seed}_{digest}"
+        )
 
 
 def generate_synthetic_eyes(cache_dir: str | Path, params: SyntheticEyesParams) -> Path:
@@ -83,8 +109,12 @@ def generate_synthetic_eyes(cache_dir: str | Path, params: SyntheticEyesParams) 
         write_image_atomic(root / "images" / f"{name}.png", image)
         write_image_atomic(root / "masks" / f"{name}.png", encode_class_mask(masks))
         names.append(name)
-    index = {"version": GENERATOR_VERSION, "params": asdict(params), "names": names,
-             "class_colors": {k: list(v) for k, v in CLASS_COLORS.items()}}
+    index = {
+        "version": GENERATOR_VERSION,
+        "params": asdict(params),
+        "names": names,
+        "class_colors": {k: list(v) for k, v in CLASS_COLORS.items()},
+    }
     write_bytes_atomic(index_path, json.dumps(index, indent=1).encode())
     return root
 
@@ -119,7 +149,9 @@ def _strokes(layer: np.ndarray, polylines: np.ndarray, value: float, thickness: 
 
 def _jitter_color(rng: np.random.Generator, palette: np.ndarray, spread: float) -> np.ndarray:
     base = palette[rng.integers(len(palette))]
-    return np.clip(base * rng.uniform(1 - spread, 1 + spread) + rng.normal(0, 8, 3), 0, 255).astype(np.float32)
+    return np.clip(base * rng.uniform(1 - spread, 1 + spread) + rng.normal(0, 8, 3), 0, 255).astype(
+        np.float32
+    )
 
 
 def _lid_curves(rng: np.random.Generator, w: float, open_ratio: float):
@@ -140,7 +172,9 @@ def _lid_curves(rng: np.random.Generator, w: float, open_ratio: float):
     return upper, lower
 
 
-def render_eye(rng: np.random.Generator, params: SyntheticEyesParams) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def render_eye(
+    rng: np.random.Generator, params: SyntheticEyesParams
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """One synthetic eye crop: (RGB uint8 SxSx3, {"iris", "sclera", "eyebrow": bool SxS})."""
     out_size = params.image_size
     work = int(1.5 * out_size)  # drawing resolution of the final view
@@ -188,7 +222,9 @@ def render_eye(rng: np.random.Generator, params: SyntheticEyesParams) -> tuple[n
     for _ in range(rng.integers(0, 4)):
         dy = w * rng.uniform(0.05, 0.3)
         wrinkle_y = base_y + lower(np.clip(u_map, -1, 1)) * 1.2 + dy
-        wrinkle = np.exp(-(((ys - wrinkle_y) / (w * 0.008 + 1)) ** 2)) * (np.abs(u_map) < rng.uniform(0.4, 1.1))
+        wrinkle = np.exp(-(((ys - wrinkle_y) / (w * 0.008 + 1)) ** 2)) * (
+            np.abs(u_map) < rng.uniform(0.4, 1.1)
+        )
         img *= (1 - rng.uniform(0.03, 0.12) * wrinkle)[..., None]
 
     # --- eyebrow ------------------------------------------------------------------------------
@@ -210,16 +246,23 @@ def render_eye(rng: np.random.Generator, params: SyntheticEyesParams) -> tuple[n
     hair_start = np.stack([brow_x[k], mid_y[k] + rng.uniform(-0.5, 0.5, n_hairs) * thick[k]], 1)
     hair_angle = np.arctan2(-rng.uniform(0.2, 0.6, n_hairs), side)
     hair_end = hair_start + (w * rng.uniform(0.05, 0.12, n_hairs))[:, None] * np.stack(
-        [np.cos(hair_angle), np.sin(hair_angle)], 1)
+        [np.cos(hair_angle), np.sin(hair_angle)], 1
+    )
     _strokes(brow_density, np.stack([hair_start, hair_end], 1), 1.0, 1)
     brow_density = np.clip(cv2.GaussianBlur(brow_density, (0, 0), 0.7) * 1.5, 0, 1)
-    brow_alpha = np.clip(0.55 * cv2.GaussianBlur(brow_mask.astype(np.float32), (0, 0), 2.0)
-                         + 0.6 * brow_density, 0, 1) * rng.uniform(0.6, 1.0)
+    brow_alpha = np.clip(
+        0.55 * cv2.GaussianBlur(brow_mask.astype(np.float32), (0, 0), 2.0) + 0.6 * brow_density, 0, 1
+    ) * rng.uniform(0.6, 1.0)
     img = img * (1 - brow_alpha[..., None]) + brow_color * brow_alpha[..., None]
 
     # --- eyeball: sclera, iris, pupil, highlight -----------------------------------------------
-    sclera_color = np.clip(np.array([235, 225, 220], np.float32) * rng.uniform(0.6, 0.97)
-                           + rng.normal(0, 6, 3) + np.array([0, -5, -8]) * rng.uniform(0, 2), 0, 255)
+    sclera_color = np.clip(
+        np.array([235, 225, 220], np.float32) * rng.uniform(0.6, 0.97)
+        + rng.normal(0, 6, 3)
+        + np.array([0, -5, -8]) * rng.uniform(0, 2),
+        0,
+        255,
+    )
     eyeball = np.empty_like(img)
     eyeball[:] = sclera_color
     # Sclera darkens towards the corners (the ball curves away from the light).
@@ -236,8 +279,12 @@ def render_eye(rng: np.random.Generator, params: SyntheticEyesParams) -> tuple[n
     gaze = rng.uniform(-0.18, 0.18) * w
     # Vertically the iris sits a little above the middle of the opening, so the upper lid covers its top.
     opening_mid = (upper(np.array(0.0)) + lower(np.array(0.0))) / 2
-    iris_c = np.array([centre[0] + gaze,
-                       centre[1] - tilt * side * gaze / w + opening_mid + rng.uniform(-0.35, 0.1) * iris_r])
+    iris_c = np.array(
+        [
+            centre[0] + gaze,
+            centre[1] - tilt * side * gaze / w + opening_mid + rng.uniform(-0.35, 0.1) * iris_r,
+        ]
+    )
     dx, dy = xs - iris_c[0], ys - iris_c[1]
     radius = np.sqrt(dx**2 + dy**2) / iris_r  # 1 at the limbus
     theta = np.arctan2(dy, dx)
@@ -273,7 +320,9 @@ def render_eye(rng: np.random.Generator, params: SyntheticEyesParams) -> tuple[n
             cv2.circle(hmask, tuple(hc.round().astype(int)), max(1, int(hr)), 1.0, -1, cv2.LINE_AA)
         else:
             half = np.array([hr * rng.uniform(0.6, 1.4), hr * rng.uniform(0.6, 1.4)])
-            cv2.rectangle(hmask, tuple((hc - half).round().astype(int)), tuple((hc + half).round().astype(int)), 1.0, -1)
+            cv2.rectangle(
+                hmask, tuple((hc - half).round().astype(int)), tuple((hc + half).round().astype(int)), 1.0, -1
+            )
         hmask = cv2.GaussianBlur(hmask, (0, 0), 0.8) * rng.uniform(0.6, 1.0)
         eyeball = eyeball * (1 - hmask[..., None]) + 250 * hmask[..., None]
 
@@ -281,8 +330,12 @@ def render_eye(rng: np.random.Generator, params: SyntheticEyesParams) -> tuple[n
     img = img * (1 - open_alpha) + eyeball * open_alpha
     # Caruncle: a pink spot at the inner corner.
     inner_corner = np.array([centre[0] - side * w / 2, centre[1] + tilt / 2])
-    caruncle = np.exp(-(((xs - inner_corner[0] - side * w * 0.05) / (w * 0.05)) ** 2
-                        + ((ys - inner_corner[1]) / (w * 0.035)) ** 2))
+    caruncle = np.exp(
+        -(
+            ((xs - inner_corner[0] - side * w * 0.05) / (w * 0.05)) ** 2
+            + ((ys - inner_corner[1]) / (w * 0.035)) ** 2
+        )
+    )
     img = img * (1 - 0.6 * caruncle[..., None]) + np.array([200, 120, 115]) * 0.6 * caruncle[..., None]
 
     # --- lid margins and lashes ------------------------------------------------------------------
@@ -296,8 +349,14 @@ def render_eye(rng: np.random.Generator, params: SyntheticEyesParams) -> tuple[n
     liner = max(1, int(w * rng.uniform(0.02, 0.06)))
     cv2.polylines(lash_layer, [upper_pts.round().astype(np.int32)], False, 1.0, liner, cv2.LINE_AA)
     if rng.random() < 0.5:
-        cv2.polylines(lash_layer, [lower_pts[10:].round().astype(np.int32)], False, rng.uniform(0.3, 0.8),
-                      max(1, liner // 2), cv2.LINE_AA)
+        cv2.polylines(
+            lash_layer,
+            [lower_pts[10:].round().astype(np.int32)],
+            False,
+            rng.uniform(0.3, 0.8),
+            max(1, liner // 2),
+            cv2.LINE_AA,
+        )
     n_lashes = int(rng.uniform(30, 130))
     lash_len = w * rng.uniform(0.04, 0.13)
     k = rng.integers(8, len(u_line), size=n_lashes)  # fewer near the inner corner
@@ -326,8 +385,17 @@ def render_eye(rng: np.random.Generator, params: SyntheticEyesParams) -> tuple[n
         frame = np.zeros((canvas, canvas), np.float32)
         fc = centre + rng.normal(0, 0.15, 2) * w
         axes = (int(w * rng.uniform(0.9, 1.4)), int(w * rng.uniform(0.6, 0.9)))
-        cv2.ellipse(frame, tuple(fc.round().astype(int)), axes, rng.uniform(-8, 8), 0, 360, 1.0,
-                    max(1, int(w * rng.uniform(0.015, 0.06))), cv2.LINE_AA)
+        cv2.ellipse(
+            frame,
+            tuple(fc.round().astype(int)),
+            axes,
+            rng.uniform(-8, 8),
+            0,
+            360,
+            1.0,
+            max(1, int(w * rng.uniform(0.015, 0.06))),
+            cv2.LINE_AA,
+        )
         frame_color = rng.uniform(20, 200, 3)
         img = img * (1 - frame[..., None]) + frame_color * frame[..., None]
 
@@ -370,12 +438,20 @@ def render_eye(rng: np.random.Generator, params: SyntheticEyesParams) -> tuple[n
 class SyntheticEyesDataModule(UBIPRDataModule):
     """The UBIPR DataModule over a generated (and cached) synthetic set: the segmenter's default data."""
 
-    def __init__(self, cache_dir: str, count: int = 2400, image_size: int = 128, seed: int = 0,
-                 closed_eye_fraction: float = 0.03, **datamodule_kwargs):
+    def __init__(
+        self,
+        cache_dir: str,
+        count: int = 2400,
+        image_size: int = 128,
+        seed: int = 0,
+        closed_eye_fraction: float = 0.03,
+        **datamodule_kwargs,
+    ):
         datamodule_kwargs.setdefault("image_size", None)  # the images are generated at their final size
         super().__init__(root=str(cache_dir), iris_color=CLASS_COLORS["iris"], seed=seed, **datamodule_kwargs)
-        self.params = SyntheticEyesParams(count=count, image_size=image_size, seed=seed,
-                                          closed_eye_fraction=closed_eye_fraction)
+        self.params = SyntheticEyesParams(
+            count=count, image_size=image_size, seed=seed, closed_eye_fraction=closed_eye_fraction
+        )
         self.cache_dir = Path(cache_dir)
 
     def dataset_root(self) -> Path:
@@ -385,5 +461,7 @@ class SyntheticEyesDataModule(UBIPRDataModule):
         generate_synthetic_eyes(self.cache_dir, self.params)
 
     def setup(self, stage: str | None = None) -> None:
-        generate_synthetic_eyes(self.cache_dir, self.params)  # a no-op once cached; covers setup() without prepare_data()
+        generate_synthetic_eyes(
+            self.cache_dir, self.params
+        )  # a no-op once cached; covers setup() without prepare_data()
         super().setup(stage)

@@ -55,8 +55,9 @@ def _image_size(path: Path) -> tuple[int, int]:
         raise ValueError(f"unreadable image file: {path} ({err})") from err
 
 
-def iris_instances(mask_rgb: np.ndarray, iris_color: Sequence[int], tolerance: int = 0,
-                   min_area: int = 16) -> np.ndarray:
+def iris_instances(
+    mask_rgb: np.ndarray, iris_color: Sequence[int], tolerance: int = 0, min_area: int = 16
+) -> np.ndarray:
     """Colour-coded mask (HxWx3) -> boolean instance masks (N x H x W), one per connected iris region."""
     color = np.asarray(iris_color, dtype=np.int16)
     iris = (np.abs(mask_rgb.astype(np.int16) - color).max(axis=2) <= tolerance).astype(np.uint8)
@@ -85,8 +86,15 @@ class UBIPRDataset(Dataset):
     recomputed from the transformed masks, so they are tight; instances a crop removed are dropped.
     """
 
-    def __init__(self, root: str | Path, iris_color: int | Sequence[int] = (0, 255, 0), names: Sequence[str] | None = None,
-                 transforms=None, color_tolerance: int = 0, min_instance_area: int = 16):
+    def __init__(
+        self,
+        root: str | Path,
+        iris_color: int | Sequence[int] = (0, 255, 0),
+        names: Sequence[str] | None = None,
+        transforms=None,
+        color_tolerance: int = 0,
+        min_instance_area: int = 16,
+    ):
         self.root = Path(root)
         self.iris_color = normalize_color(iris_color)
         self.color_tolerance = color_tolerance
@@ -94,7 +102,9 @@ class UBIPRDataset(Dataset):
         self.transforms = transforms
         image_dir, mask_dir = self.root / "images", self.root / "masks"
         if not image_dir.is_dir() or not mask_dir.is_dir():
-            raise FileNotFoundError(f"{self.root} is not a UBIPR-format folder: it needs images/ and masks/ inside")
+            raise FileNotFoundError(
+                f"{self.root} is not a UBIPR-format folder: it needs images/ and masks/ inside"
+            )
         images = {p.stem: p for p in sorted(image_dir.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
         if names is None:
             names = sorted(images)
@@ -111,18 +121,27 @@ class UBIPRDataset(Dataset):
                 raise ValueError(f"unreadable mask file: {mask_path}")
             image_size = _image_size(image_path)
             if image_size != (mask.shape[1], mask.shape[0]):
-                raise ValueError(f"size mismatch: image {image_path} is {image_size[0]}x{image_size[1]}, "
-                                 f"mask {mask_path} is {mask.shape[1]}x{mask.shape[0]} (width x height)")
+                raise ValueError(
+                    f"size mismatch: image {image_path} is {image_size[0]}x{image_size[1]}, "
+                    f"mask {mask_path} is {mask.shape[1]}x{mask.shape[0]} (width x height)"
+                )
             if not len(self._instances(cv2.cvtColor(mask, cv2.COLOR_BGR2RGB))):
                 self.skipped_no_iris.append(name)
                 continue
             self.samples.append((name, image_path, mask_path))
         if self.skipped_no_iris:
-            log.info("%s: skipped %d of %d images whose mask has no iris colour %s (closed or hidden eyes)",
-                     self.root, len(self.skipped_no_iris), len(names), list(self.iris_color))
+            log.info(
+                "%s: skipped %d of %d images whose mask has no iris colour %s (closed or hidden eyes)",
+                self.root,
+                len(self.skipped_no_iris),
+                len(names),
+                list(self.iris_color),
+            )
         if not self.samples:
-            raise ValueError(f"{self.root}: none of {len(names)} masks contains the iris colour "
-                             f"{list(self.iris_color)} (tolerance {color_tolerance}); check data.iris_color")
+            raise ValueError(
+                f"{self.root}: none of {len(names)} masks contains the iris colour "
+                f"{list(self.iris_color)} (tolerance {color_tolerance}); check data.iris_color"
+            )
 
     def _instances(self, mask_rgb: np.ndarray) -> np.ndarray:
         return iris_instances(mask_rgb, self.iris_color, self.color_tolerance, self.min_instance_area)
@@ -137,7 +156,9 @@ class UBIPRDataset(Dataset):
         height, width = image.shape[:2]
         masks = torch.from_numpy(instances.astype(np.uint8))
         target = {
-            "boxes": tv_tensors.BoundingBoxes(masks_to_boxes(masks), format="XYXY", canvas_size=(height, width)),
+            "boxes": tv_tensors.BoundingBoxes(
+                masks_to_boxes(masks), format="XYXY", canvas_size=(height, width)
+            ),
             "masks": tv_tensors.Mask(masks),
             "labels": torch.full((len(masks),), IRIS_LABEL, dtype=torch.int64),
             "image_id": index,
@@ -176,8 +197,13 @@ def build_transforms(train: bool, image_size: int | None = None, augment: dict |
             steps.append(v2.RandomHorizontalFlip(augment.get("hflip", 0.5)))
         scale = augment.get("scale", [0.8, 1.2])
         if scale is not None:
-            steps.append(v2.RandomAffine(degrees=augment.get("degrees", 10), scale=tuple(scale),
-                                         translate=tuple(augment.get("translate", [0.08, 0.08]))))
+            steps.append(
+                v2.RandomAffine(
+                    degrees=augment.get("degrees", 10),
+                    scale=tuple(scale),
+                    translate=tuple(augment.get("translate", [0.08, 0.08])),
+                )
+            )
         jitter = augment.get("color_jitter", [0.3, 0.3, 0.3, 0.03])  # brightness, contrast, saturation, hue
         if jitter is not None:
             steps.append(v2.ColorJitter(*jitter))
@@ -188,13 +214,25 @@ def build_transforms(train: bool, image_size: int | None = None, augment: dict |
 class UBIPRDataModule(L.LightningDataModule):
     """Train/val/test splits of one UBIPR-format folder, split by a seeded permutation of the names."""
 
-    def __init__(self, root: str, iris_color: int | list[int] = (0, 255, 0), color_tolerance: int = 0,
-                 val_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 0, image_size: int | None = 128,
-                 augment: dict | None = None, batch_size: int = 8, num_workers: int = 0,
-                 min_instance_area: int = 16):
+    def __init__(
+        self,
+        root: str,
+        iris_color: int | list[int] = (0, 255, 0),
+        color_tolerance: int = 0,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        seed: int = 0,
+        image_size: int | None = 128,
+        augment: dict | None = None,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        min_instance_area: int = 16,
+    ):
         super().__init__()
         if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
-            raise ValueError(f"val_fraction {val_fraction} + test_fraction {test_fraction} must leave training data")
+            raise ValueError(
+                f"val_fraction {val_fraction} + test_fraction {test_fraction} must leave training data"
+            )
         self.root = root
         self.iris_color = normalize_color(iris_color)
         self.color_tolerance = color_tolerance
@@ -216,7 +254,11 @@ class UBIPRDataModule(L.LightningDataModule):
         order = np.random.default_rng(self.seed).permutation(len(names))
         n_val, n_test = round(len(names) * self.val_fraction), round(len(names) * self.test_fraction)
         shuffled = [names[i] for i in order]
-        return {"val": shuffled[:n_val], "test": shuffled[n_val:n_val + n_test], "train": shuffled[n_val + n_test:]}
+        return {
+            "val": shuffled[:n_val],
+            "test": shuffled[n_val : n_val + n_test],
+            "train": shuffled[n_val + n_test :],
+        }
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
@@ -225,19 +267,32 @@ class UBIPRDataModule(L.LightningDataModule):
             if not names:
                 continue
             self.splits[split] = UBIPRDataset(
-                self.dataset_root(), self.iris_color, names,
+                self.dataset_root(),
+                self.iris_color,
+                names,
                 build_transforms(split == "train", self.image_size, self.augment),
-                self.color_tolerance, self.min_instance_area)
+                self.color_tolerance,
+                self.min_instance_area,
+            )
         skipped = sum(len(ds.skipped_no_iris) for ds in self.splits.values())
-        log.info("UBIPR data %s: %s images; %d skipped without an iris", self.dataset_root(),
-                 {k: len(v) for k, v in self.splits.items()}, skipped)
+        log.info(
+            "UBIPR data %s: %s images; %d skipped without an iris",
+            self.dataset_root(),
+            {k: len(v) for k, v in self.splits.items()},
+            skipped,
+        )
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         if split not in self.splits:
             raise ValueError(f"no {split} split: the {split} fraction of {self.dataset_root()} is empty")
-        return DataLoader(self.splits[split], batch_size=self.batch_size, shuffle=shuffle,
-                          num_workers=self.num_workers, collate_fn=detection_collate,
-                          persistent_workers=self.num_workers > 0)
+        return DataLoader(
+            self.splits[split],
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            collate_fn=detection_collate,
+            persistent_workers=self.num_workers > 0,
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

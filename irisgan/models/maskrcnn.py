@@ -59,7 +59,10 @@ def coco_weights_file(weights: str) -> Path:
         path = Path(torch.hub.get_dir()) / "checkpoints" / Path(COCO_WEIGHTS.url).name
         hint = f"download {COCO_WEIGHTS.url} yourself and put it there, or give its path as model.network.weights"
     else:
-        path, hint = Path(weights).expanduser(), "give the path of torchvision's Mask R-CNN ResNet-50-FPN COCO weights"
+        path, hint = (
+            Path(weights).expanduser(),
+            "give the path of torchvision's Mask R-CNN ResNet-50-FPN COCO weights",
+        )
     if not path.is_file():
         raise FileNotFoundError(f"COCO weights not found at {path}: {hint} (irisgan never downloads weights)")
     return path
@@ -93,15 +96,30 @@ def build_maskrcnn(
     if backbone not in BACKBONES:
         raise ValueError(f"unknown backbone {backbone!r}; choose one of {BACKBONES}")
     if weights is not None:
-        standard = dict(backbone="resnet50", norm="frozen_batch_norm", fpn_channels=256, returned_layers=(1, 2, 3, 4),
-                        box_representation_size=1024, mask_head_channels=256, mask_head_layers=4)
-        given = dict(backbone=backbone, norm=norm, fpn_channels=fpn_channels, returned_layers=tuple(returned_layers),
-                     box_representation_size=box_representation_size, mask_head_channels=mask_head_channels,
-                     mask_head_layers=mask_head_layers)
+        standard = dict(
+            backbone="resnet50",
+            norm="frozen_batch_norm",
+            fpn_channels=256,
+            returned_layers=(1, 2, 3, 4),
+            box_representation_size=1024,
+            mask_head_channels=256,
+            mask_head_layers=4,
+        )
+        given = dict(
+            backbone=backbone,
+            norm=norm,
+            fpn_channels=fpn_channels,
+            returned_layers=tuple(returned_layers),
+            box_representation_size=box_representation_size,
+            mask_head_channels=mask_head_channels,
+            mask_head_layers=mask_head_layers,
+        )
         differ = {k: v for k, v in given.items() if standard[k] != v}
         if differ:
-            raise ValueError(f"COCO weights fit torchvision's ResNet-50-FPN only; these settings differ: {differ} "
-                             f"(needed: { {k: standard[k] for k in differ} })")
+            raise ValueError(
+                f"COCO weights fit torchvision's ResNet-50-FPN only; these settings differ: {differ} "
+                f"(needed: { {k: standard[k] for k in differ} })"
+            )
     norm_fn = norm_layer(norm)
     # The FPN and the mask head get GroupNorm when the backbone has it (as in torchvision's v2 model);
     # with BatchNorm variants they stay un-normalised, as in the original Mask R-CNN.
@@ -117,8 +135,10 @@ def build_maskrcnn(
             raise ValueError("the mobilenet_v3_large backbone supports fpn_channels=256 only")
     n_levels = len(features.fpn.layer_blocks) + 1  # + the max-pool level
     if len(anchor_sizes) != n_levels:
-        raise ValueError(f"anchor_sizes {list(anchor_sizes)} needs one size per feature level ({n_levels} for "
-                         f"{backbone} with returned_layers {list(returned_layers)})")
+        raise ValueError(
+            f"anchor_sizes {list(anchor_sizes)} needs one size per feature level ({n_levels} for "
+            f"{backbone} with returned_layers {list(returned_layers)})"
+        )
     anchors = AnchorGenerator(tuple((int(s),) for s in anchor_sizes), (tuple(aspect_ratios),) * n_levels)
     channels = features.out_channels
     mask_layers = (mask_head_channels,) * mask_head_layers
@@ -161,5 +181,11 @@ def _resnet_fpn(body, trainable_layers: int, returned_layers: Sequence[int], out
     stage_channels = body.inplanes // 8  # channels of layer1's output (64 for resnet18/34, 256 for resnet50)
     in_channels_list = [stage_channels * 2 ** (i - 1) for i in returned_layers]
     return_layers = {f"layer{k}": str(v) for v, k in enumerate(returned_layers)}
-    return BackboneWithFPN(body, return_layers, in_channels_list, out_channels,
-                           extra_blocks=LastLevelMaxPool(), norm_layer=fpn_norm)
+    return BackboneWithFPN(
+        body,
+        return_layers,
+        in_channels_list,
+        out_channels,
+        extra_blocks=LastLevelMaxPool(),
+        norm_layer=fpn_norm,
+    )
