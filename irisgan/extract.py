@@ -412,6 +412,10 @@ class FacePhotosDataModule(L.LightningDataModule):
         )
 
     def predict_dataloader(self) -> torch.utils.data.DataLoader:
+        if self.num_workers > 0:
+            # A forked worker inherits OpenCV's thread pool in whatever state the parent's threads
+            # left it and can hang in its first cv2 call; with one thread the parent has no pool.
+            cv2.setNumThreads(1)
         return torch.utils.data.DataLoader(
             self.dataset,
             batch_size=self.batch_size,
@@ -750,6 +754,7 @@ def run_extraction(cfg: DictConfig) -> dict | None:
         detect_max_side=face.detect_max_side,
         detect_min_side=face.detect_min_side,
         upsample=face.upsample,
+        min_score=face.min_score,
         cnn_weights=face.cnn_weights,
     )
     datamodule = FacePhotosDataModule(

@@ -109,6 +109,19 @@ def face_models_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "models"
 
 
+_MODELS: dict[tuple[object, str], object] = {}
+
+
+def _cached_model(loader, path: Path, what: str):
+    """One dlib model object per file and process: every extraction run in a process shares it."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    key = (loader, str(path.resolve()))
+    if key not in _MODELS:
+        _MODELS[key] = loader(str(path))
+    return _MODELS[key]
+
+
 @dataclass
 class FaceDetection:
     box: Box  # full-resolution pixel coordinates
@@ -132,6 +145,7 @@ class FaceLandmarker:
         detect_max_side: int = 512,
         detect_min_side: int = 256,
         upsample: int = 0,
+        min_score: float = 0.3,
         cnn_weights: str | None = None,
         predictor_path: str | None = None,
     ) -> None:
@@ -143,6 +157,7 @@ class FaceLandmarker:
         self.detect_max_side = int(detect_max_side)
         self.detect_min_side = int(detect_min_side)
         self.upsample = int(upsample)
+        self.min_score = float(min_score)
         self.cnn_weights = cnn_weights
         self.predictor_path = predictor_path
         self._detector = None
@@ -152,7 +167,7 @@ class FaceLandmarker:
         return {**self.__dict__, "_detector": None, "_predictor": None}
 
     def load(self) -> None:
-        """Load the dlib models (once per process; about a second for the 100 MB landmark model)."""
+        """Load the dlib models (about a second for the 100 MB landmark model; cached per process)."""
         if self._predictor is not None:
             return
         import dlib
@@ -160,9 +175,9 @@ class FaceLandmarker:
         models = face_models_dir()
         if self.detector_name == "cnn":
             weights = Path(self.cnn_weights) if self.cnn_weights else models / "mmod_human_face_detector.dat"
-            if not weights.is_file():
-                raise FileNotFoundError(f"CNN face detector weights not found: {weights}")
-            self._detector = dlib.cnn_face_detection_model_v1(str(weights))
+            self._detector = _cached_model(
+                dlib.cnn_face_detection_model_v1, weights, "CNN face detector weights"
+            )
         else:
             self._detector = dlib.get_frontal_face_detector()
         predictor = (
@@ -170,9 +185,7 @@ class FaceLandmarker:
             if self.predictor_path
             else models / "shape_predictor_68_face_landmarks.dat"
         )
-        if not predictor.is_file():
-            raise FileNotFoundError(f"68-point landmark model not found: {predictor}")
-        self._predictor = dlib.shape_predictor(str(predictor))
+        self._predictor = _cached_model(dlib.shape_predictor, predictor, "68-point landmark model")
 
     def detection_scale(self, height: int, width: int) -> float:
         """Scale of the copy faces are detected on: down to ``detect_max_side``, up to ``detect_min_side``."""
@@ -186,7 +199,11 @@ class FaceLandmarker:
         return 1.0
 
     def detect(self, rgb: np.ndarray) -> list[FaceDetection]:
-        """Faces in an RGB image, full-resolution boxes, largest first."""
+        """Faces scoring at least ``min_score`` in an RGB image, full-resolution boxes, largest first.
+
+        HOG scores real faces at about 0.5-3 and its false positives (a textured patch of the
+        background, say) near 0: without the threshold such a patch can be the "largest face".
+        """
         self.load()
         height, width = rgb.shape[:2]
         scale = self.detection_scale(height, width)
@@ -207,7 +224,7 @@ class FaceLandmarker:
                 min(width, int(round((rect.right() + 1) / scale))),
                 min(height, int(round((rect.bottom() + 1) / scale))),
             )
-            if box[2] > box[0] and box[3] > box[1]:
+            if box[2] > box[0] and box[3] > box[1] and score >= self.min_score:
                 faces.append(FaceDetection(box=box, score=score))
         return sorted(faces, key=lambda f: f.area, reverse=True)
 
