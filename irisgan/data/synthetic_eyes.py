@@ -230,7 +230,7 @@ def render_eye(
     # --- eyebrow ------------------------------------------------------------------------------
     brow_mask = np.zeros((canvas, canvas), np.uint8)
     brow_color = _jitter_color(rng, HAIR_TONES, 0.25)
-    brow_lift = w * rng.uniform(0.45, 0.85)
+    brow_lift = w * rng.uniform(0.35, 0.75)
     brow_arch = w * rng.uniform(0.05, 0.2)
     brow_thick = w * rng.uniform(0.07, 0.16)
     us = np.linspace(-1.25, 1.35, 40)
@@ -465,3 +465,30 @@ class SyntheticEyesDataModule(UBIPRDataModule):
             self.cache_dir, self.params
         )  # a no-op once cached; covers setup() without prepare_data()
         super().setup(stage)
+
+
+def sample_sheet(count: int = 16, image_size: int = 128, seed: int = 0, per_row: int = 8) -> np.ndarray:
+    """A picture of ``count`` synthetic eyes (top rows) and their colour-coded masks blended in (bottom
+    rows), to compare with real eye crops by eye."""
+    params = SyntheticEyesParams(count=count, image_size=image_size, seed=seed)
+    images, overlays = [], []
+    for i in range(count):
+        image, masks = render_eye(np.random.default_rng([seed, i]), params)
+        images.append(image)
+        overlays.append((0.55 * image + 0.45 * encode_class_mask(masks)).astype(np.uint8))
+    rows = [
+        np.concatenate(tiles[r : r + per_row], axis=1)
+        for tiles in (images, overlays)
+        for r in range(0, count, per_row)
+    ]
+    return np.concatenate(rows, axis=0)
+
+
+if __name__ == "__main__":
+    # python -m irisgan.data.synthetic_eyes [out=PNG] [count=16] [seed=0]: a sample sheet of the generator
+    import sys
+
+    args = dict(arg.split("=", 1) for arg in sys.argv[1:])
+    out = args.get("out", "synthetic_eyes.png")
+    write_image_atomic(out, sample_sheet(int(args.get("count", 16)), seed=int(args.get("seed", 0))))
+    print(out)
