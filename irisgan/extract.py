@@ -304,7 +304,7 @@ class FacePhotoDataset(torch.utils.data.Dataset):
         timings["decode"] = (time.perf_counter() - start) * 1e3
 
         start = time.perf_counter()
-        faces = self.landmarker.detect(rgb)
+        faces = self.landmarker.detect(rgb, exhaustive=self.several_faces == "reject")
         timings["detect"] = (time.perf_counter() - start) * 1e3
         item["n_faces"] = len(faces)
         item["face_boxes"] = [list(f.box) for f in faces]
@@ -589,8 +589,8 @@ def draw_overlay(item: dict, panel_height: int = 512) -> np.ndarray:
         face[4:132, 4:132] = inset
         cv2.rectangle(face, (3, 3), (132, 132), _WHITE, 1)
     text = f"{CLASS_NAMES[item['label']]}: {item['status']}"
-    cv2.putText(face, text, (6, panel_height - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 0, 0), 4, cv2.LINE_AA)
-    cv2.putText(face, text, (6, panel_height - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.7, _WHITE, 1, cv2.LINE_AA)
+    cv2.putText(face, text, (6, panel_height - 12), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (0, 0, 0), 7, cv2.LINE_AA)
+    cv2.putText(face, text, (6, panel_height - 12), cv2.FONT_HERSHEY_SIMPLEX, 1.2, _WHITE, 2, cv2.LINE_AA)
 
     eye_side = panel_height // 2
     eyes = []
@@ -626,7 +626,7 @@ def draw_overlay(item: dict, panel_height: int = 512) -> np.ndarray:
     return np.concatenate([face, column], axis=1)
 
 
-def contact_sheet(images: Sequence[np.ndarray], tile_width: int = 288, columns: int = 4) -> np.ndarray:
+def contact_sheet(images: Sequence[np.ndarray], tile_width: int = 240, columns: int = 5) -> np.ndarray:
     """Tiles of the same height in a grid, black where a row is short."""
     tiles = [
         cv2.resize(
@@ -648,7 +648,7 @@ def contact_sheet(images: Sequence[np.ndarray], tile_width: int = 288, columns: 
 
 
 def write_contact_sheet(
-    out_dir: Path, records: Sequence[dict], path: Path, max_tiles: int = 24
+    out_dir: Path, records: Sequence[dict], path: Path, max_tiles: int = 20
 ) -> Path | None:
     overlays = [
         out_dir / r["overlay"] for r in records if r.get("overlay") and (out_dir / r["overlay"]).is_file()
@@ -657,8 +657,8 @@ def write_contact_sheet(
         return None
     images = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in overlays[:max_tiles]]
     sheet = Image.fromarray(contact_sheet(images))
-    # 256 colours keep a sheet of photos small enough to commit; the boxes stay sharp.
-    quantized = sheet.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    # 128 colours keep a sheet of 20 photos under 400 KB (committable); the boxes stay sharp.
+    quantized = sheet.quantize(colors=128, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
     tmp = path.with_name(f".{path.name}.tmp")
     quantized.save(tmp, format="PNG", optimize=True)
     os.replace(tmp, path)
@@ -753,6 +753,7 @@ def run_extraction(cfg: DictConfig) -> dict | None:
         detector=face.detector,
         detect_max_side=face.detect_max_side,
         detect_min_side=face.detect_min_side,
+        detect_first_side=face.get("detect_first_side"),
         upsample=face.upsample,
         min_score=face.min_score,
         cnn_weights=face.cnn_weights,

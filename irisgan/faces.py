@@ -144,6 +144,7 @@ class FaceLandmarker:
         detector: str = "hog",
         detect_max_side: int = 512,
         detect_min_side: int = 256,
+        detect_first_side: int | None = None,
         upsample: int = 0,
         min_score: float = 0.3,
         cnn_weights: str | None = None,
@@ -156,6 +157,7 @@ class FaceLandmarker:
         self.detector_name = detector
         self.detect_max_side = int(detect_max_side)
         self.detect_min_side = int(detect_min_side)
+        self.detect_first_side = int(detect_first_side) if detect_first_side else None
         self.upsample = int(upsample)
         self.min_score = float(min_score)
         self.cnn_weights = cnn_weights
@@ -198,15 +200,26 @@ class FaceLandmarker:
             return self.detect_min_side / side
         return 1.0
 
-    def detect(self, rgb: np.ndarray) -> list[FaceDetection]:
+    def detect(self, rgb: np.ndarray, exhaustive: bool = False) -> list[FaceDetection]:
         """Faces scoring at least ``min_score`` in an RGB image, full-resolution boxes, largest first.
 
         HOG scores real faces at about 0.5-3 and its false positives (a textured patch of the
         background, say) near 0: without the threshold such a patch can be the "largest face".
+        With ``detect_first_side`` set, a cheap pass on a copy that small comes first (about 3x
+        faster than 512 px for HOG); the full ``detect_max_side`` pass runs only where it finds no
+        face, or always when ``exhaustive`` (to count every face, small ones included).
         """
         self.load()
         height, width = rgb.shape[:2]
         scale = self.detection_scale(height, width)
+        if not exhaustive and self.detect_first_side and max(height, width) * scale > self.detect_first_side:
+            faces = self._detect_at(rgb, self.detect_first_side / max(height, width))
+            if faces:
+                return faces
+        return self._detect_at(rgb, scale)
+
+    def _detect_at(self, rgb: np.ndarray, scale: float) -> list[FaceDetection]:
+        height, width = rgb.shape[:2]
         small = rgb
         if scale != 1.0:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))

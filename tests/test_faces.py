@@ -231,3 +231,15 @@ def test_segmenter_locator_wraps_the_segmenter_api(monkeypatch):
 def test_segmenter_locator_needs_a_checkpoint():
     with pytest.raises(ValueError, match="locator.ckpt"):
         SegmenterIrisLocator(ckpt="")
+
+
+def test_cheap_first_detection_pass_agrees_and_falls_back(astronaut, landmarker):
+    fast = FaceLandmarker(detect_first_side=256)
+    head = cv2.resize(astronaut[40:220, 135:315], (1024, 1024), interpolation=cv2.INTER_CUBIC)  # face ~500 px
+    first, full = fast.detect(head), landmarker.detect(head)
+    assert len(first) == len(full) == 1
+    assert np.abs(np.subtract(first[0].box, full[0].box)).max() < 0.1 * (full[0].box[2] - full[0].box[0])
+    # The astronaut's face is too small for a 256 px copy of a 1024 px photo: the full pass finds it.
+    whole = cv2.resize(astronaut, (1024, 1024), interpolation=cv2.INTER_CUBIC)
+    assert fast._detect_at(whole, 256 / 1024) == []
+    assert len(fast.detect(whole)) == 1 and len(fast.detect(whole, exhaustive=True)) == 1
