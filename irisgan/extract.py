@@ -106,15 +106,15 @@ def _fingerprint(path: Path) -> str:
     return f"{stat.st_size}-{stat.st_mtime_ns}"
 
 
-def _is_hidden(path: Path) -> bool:
-    return path.name.startswith(".")
+def _is_hidden(path: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
 def _expand(spec: str) -> tuple[list[Path], list[Path]]:
     """(image files, ignored files) named by a folder (recursive), a file or a glob."""
     path = Path(spec).expanduser()
     if path.is_dir():
-        files = [p for p in sorted(path.rglob("*")) if p.is_file() and not _is_hidden(p)]
+        files = [p for p in sorted(path.rglob("*")) if p.is_file() and not _is_hidden(p, path)]
     elif path.is_file():
         return [path], []  # named explicitly: an input whatever its suffix
     else:
@@ -136,12 +136,16 @@ def _parse_label(value: object, where: str) -> int:
     raise ValueError(f"{where}: label {value!r} is not 0/real or 1/fake")
 
 
-def list_inputs(faces: object, label: object = None) -> tuple[list[PhotoInput], list[str]]:
+def list_inputs(
+    faces: object, label: object = None, exclude: str | Path | None = None
+) -> tuple[list[PhotoInput], list[str]]:
     """Resolve the ``faces`` config to labelled photos (sorted, unique) and the files ignored.
 
     ``faces``: a folder with ``real/`` and ``fake/``; a folder, file or glob (or a list of them)
     with ``label``; or a mapping ``{real: ..., fake: ...}`` whose values are folders, globs or lists.
+    Files under ``exclude`` (the output folder, should it sit inside an input folder) are skipped.
     """
+    excluded = Path(exclude).expanduser().resolve() if exclude is not None else None
     if faces is None or faces == "" or faces == "???":
         raise ValueError(
             "faces= is required: a folder with real/ and fake/, a folder or glob with label=0|1, "
@@ -175,6 +179,9 @@ def list_inputs(faces: object, label: object = None) -> tuple[list[PhotoInput], 
     ignored: list[str] = []
     for spec, spec_label in specs:
         images, skipped = _expand(spec)
+        if excluded is not None:
+            images = [p for p in images if not p.resolve().is_relative_to(excluded)]
+            skipped = [p for p in skipped if not p.resolve().is_relative_to(excluded)]
         ignored.extend(str(p) for p in skipped)
         for image in images:
             key = str(image.resolve())
@@ -353,6 +360,23 @@ def _worker_init(_: int) -> None:
     cv2.setNumThreads(1)  # one process per core already; OpenCV threads would only contend
 
 
+def photo_dataloader(
+    dataset: FacePhotoDataset, batch_size: int, num_workers: int
+) -> torch.utils.data.DataLoader:
+    """DataLoader over photos (batches are lists of dicts) that is safe to fork workers from."""
+    if num_workers > 0:
+        # A forked worker inherits OpenCV's thread pool in whatever state the parent's threads left
+        # it and can hang in its first cv2 call (seen here); with one thread the parent has no pool.
+        cv2.setNumThreads(1)
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        collate_fn=collate_photos,
+        worker_init_fn=_worker_init,
+    )
+
+
 # ------------------------------------------------------------------------------------------- Lightning
 
 
@@ -390,7 +414,7 @@ class FacePhotosDataModule(L.LightningDataModule):
         self.dataset: FacePhotoDataset | None = None
 
     def pending_photos(self) -> list[PhotoInput]:
-        photos, _ = list_inputs(self.faces, self.label)
+        photos, _ = list_inputs(self.faces, self.label, exclude=self.out)
         done = read_manifest(self.out)
         pending = [
             p
@@ -412,17 +436,7 @@ class FacePhotosDataModule(L.LightningDataModule):
         )
 
     def predict_dataloader(self) -> torch.utils.data.DataLoader:
-        if self.num_workers > 0:
-            # A forked worker inherits OpenCV's thread pool in whatever state the parent's threads
-            # left it and can hang in its first cv2 call; with one thread the parent has no pool.
-            cv2.setNumThreads(1)
-        return torch.utils.data.DataLoader(
-            self.dataset,
-            batch_size=self.batch_size,
-            num_workers=self.num_workers,
-            collate_fn=collate_photos,
-            worker_init_fn=_worker_init,
-        )
+        return photo_dataloader(self.dataset, self.batch_size, self.num_workers)
 
 
 def square_box(center: tuple[float, float], size: float, margin: float) -> tuple[int, int, int, int]:
@@ -747,7 +761,7 @@ def run_extraction(cfg: DictConfig) -> dict | None:
     """Extract iris pairs as ``cfg`` says; returns the summary (on the process of global rank 0)."""
     out = Path(cfg.out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
-    photos, ignored = list_inputs(cfg.faces, cfg.get("label"))
+    photos, ignored = list_inputs(cfg.faces, cfg.get("label"), exclude=out)
     face = cfg.face
     landmarker = FaceLandmarker(
         detector=face.detector,

@@ -343,3 +343,23 @@ def test_cli_two_processes_split_the_photos(tmp_path):
     assert len(lines) == len({r["path"] for r in lines}) == 20
     assert not list(out.glob("manifest.rank*.jsonl"))  # merged
     assert len(read_pairs_csv(out / "pairs.csv")) >= 18
+
+
+def test_output_inside_the_input_folder_is_not_read_back(tmp_path, bad_inputs):
+    root, _, _, _ = bad_inputs
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "astronaut.png").write_bytes((root / "real" / "astronaut.png").read_bytes())
+    out = photos / "extracted"
+    run_extraction(extraction_config(photos, out, "label=real", "overlay=true"))
+    summary = run_extraction(extraction_config(photos, out, "label=real", "overlay=true"))
+    assert summary["inputs"] == 1 and summary["this_run"]["processed"] == 0
+    assert summary["ignored_files"] == []  # not even the manifest or Hydra's logs
+
+
+def test_faces_mapping_from_the_command_line(tmp_path, bad_inputs):
+    root, _, _, _ = bad_inputs
+    out = tmp_path / "out"
+    cfg = extraction_config(f"{{real:{root}/real/astronaut.png,fake:[{root}/fake/blank.png]}}", out)
+    summary = run_extraction(cfg)
+    assert summary["per_class"] == {"real": {"total": 1, "ok": 1}, "fake": {"total": 1, "no_face": 1}}
