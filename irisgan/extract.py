@@ -287,6 +287,9 @@ class FacePhotoDataset(torch.utils.data.Dataset):
             "status": "ok",
             "timings_ms": {},
         }
+        # Once per worker and outside the per-photo guard: a missing model stops the run at once
+        # instead of marking every photo `error`; its time is not counted in the photo's timings.
+        self.landmarker.load()
         try:
             self._process(photo, item)
         except Exception as error:  # noqa: BLE001 - one bad photo must not stop the run
@@ -299,7 +302,6 @@ class FacePhotoDataset(torch.utils.data.Dataset):
 
     def _process(self, photo: PhotoInput, item: dict) -> None:
         timings = item["timings_ms"]
-        self.landmarker.load()  # once per worker, not counted in the per-photo timings
         start = time.perf_counter()
         try:
             rgb = decode_image(Path(photo.path).read_bytes(), photo.path)
@@ -706,12 +708,17 @@ def finalize(
         if r["status"] == "ok" and r.get("pair") and (out_dir / r["pair"]).is_file()
     ]
     write_pairs_csv(out_dir / "pairs.csv", rows)
+    # A photo redone with another outcome (its file changed) leaves its old pair behind: drop it,
+    # so that pairs/ holds exactly the pairs the CSV lists.
+    listed = {Path(row["path"]).name for row in rows}
+    for stale in (out_dir / "pairs").glob("*.png"):
+        if stale.name not in listed:
+            stale.unlink()
 
-    inputs = {p.path for p in photos}
+    # Per class over the whole manifest: one output folder may gather several runs (real, then fake).
     per_class: dict[str, Counter] = {name: Counter() for name in CLASS_LABELS}
     for r in ordered:
-        if r["path"] in inputs:
-            per_class[CLASS_NAMES[r["label"]]][r["status"]] += 1
+        per_class[CLASS_NAMES[r["label"]]][r["status"]] += 1
     this_run = [r for r in ordered if r.get("extracted_at", 0) >= run_started]
     processed = len(this_run)
     stage_ms: dict[str, list[float]] = {s: [] for s in STAGES}
@@ -721,9 +728,11 @@ def finalize(
     summary = {
         "inputs": len(photos),
         "in_manifest": sum(1 for p in photos if p.path in records),
+        "manifest_records": len(ordered),
         "pairs": len(rows),
         "per_class": {
-            name: {"total": sum(c.values()), **dict(sorted(c.items()))} for name, c in per_class.items()
+            name: {"total": sum(c.values()), **{k: c[k] for k in sorted(c, key=_status_order)}}
+            for name, c in per_class.items()
         },
         "ignored_files": list(ignored),
         "this_run": {
@@ -740,8 +749,15 @@ def finalize(
     return summary
 
 
+def _status_order(status: str) -> int:
+    return STATUSES.index(status) if status in STATUSES else len(STATUSES)
+
+
 def format_summary(summary: dict) -> str:
-    lines = [f"{summary['in_manifest']}/{summary['inputs']} photos in the manifest, {summary['pairs']} pairs"]
+    lines = [
+        f"{summary['in_manifest']}/{summary['inputs']} input photos in the manifest "
+        f"({summary['manifest_records']} records), {summary['pairs']} pairs"
+    ]
     for name, counts in summary["per_class"].items():
         statuses = ", ".join(f"{k} {v}" for k, v in counts.items() if k != "total")
         lines.append(f"  {name}: {counts['total']} photos: {statuses or '-'}")

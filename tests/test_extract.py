@@ -205,19 +205,25 @@ def test_several_faces_largest_keeps_the_bigger_face(tmp_path, bad_inputs):
 def test_rerun_adds_nothing_and_a_changed_file_is_redone(tmp_path, bad_inputs):
     root, _, _, _ = bad_inputs
     out = tmp_path / "out"
-    faces = f"{root}/real/astronaut.png"
-    run_extraction(extraction_config(faces, out, "label=0"))
+    photo = tmp_path / "photo.png"
+    photo.write_bytes((root / "real" / "astronaut.png").read_bytes())
+    run_extraction(extraction_config(photo, out, "label=0"))
     first = (out / "manifest.jsonl").read_text()
-    summary = run_extraction(extraction_config(faces, out, "label=0"))
+    summary = run_extraction(extraction_config(photo, out, "label=0"))
     assert (out / "manifest.jsonl").read_text() == first
     assert summary["this_run"]["processed"] == 0 and summary["pairs"] == 1
 
-    photo = root / "real" / "astronaut.png"
     stat = photo.stat()
     os.utime(photo, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # "edited"
-    summary = run_extraction(extraction_config(faces, out, "label=0"))
+    summary = run_extraction(extraction_config(photo, out, "label=0"))
     assert summary["this_run"]["processed"] == 1
     assert len(manifest_lines(out)) == 1 and summary["pairs"] == 1
+
+    Image.new("RGB", (300, 300), (90, 90, 90)).save(photo)  # replaced by a photo with no face
+    summary = run_extraction(extraction_config(photo, out, "label=0"))
+    assert [r["status"] for r in manifest_lines(out)] == ["no_face"]
+    assert summary["pairs"] == 0 and read_pairs_csv(out / "pairs.csv") == []
+    assert list((out / "pairs").iterdir()) == []  # the old pair went with its record
 
 
 def test_interrupted_run_resumes_without_loss_or_duplicates(tmp_path, bad_inputs, monkeypatch):
@@ -321,7 +327,7 @@ def test_cli_killed_mid_run_resumes(tmp_path):
     assert len(lines) == len({r["path"] for r in lines}) == 20
     summary = json.loads((out / "summary.json").read_text())
     assert summary["this_run"]["processed"] == 20 - done_before
-    assert "photos in the manifest" in result.stdout
+    assert "input photos in the manifest" in result.stdout
 
 
 @pytest.mark.slow
