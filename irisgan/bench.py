@@ -1,0 +1,333 @@
+"""``make bench`` / ``python -m irisgan.bench``: how fast irisgan trains, infers and extracts, next to a naive
+implementation and to what the hardware can do, measured in one run and printed as JSON.
+
+Each training configuration runs in its own process, because the allocator setting is process-wide and
+cannot be undone: ``naive`` is written the way the replication notebook did it (PNG files decoded with PIL
+in a DataLoader every epoch, NCHW, glibc's default allocator, a plain loop); ``framework`` is irisgan's real
+path (IrisPairsDataModule + RANClassifier.training_step under a Lightning Trainer, in-memory uint8 pairs,
+channels_last, tuned malloc). Model FLOPs utilisation = pairs/s x training FLOPs per pair / matmul rate,
+with training counted as 3x the forward FLOPs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# --------------------------------------------------------------------------------------------- reference
+def matmul_gflops(dtype: torch.dtype, device: str, n: int = 2048, seconds: float = 2.0) -> float:
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    _sync(device)
+    reps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        reps += 1
+        if device == "cuda" and reps % 20:
+            continue
+        _sync(device)
+    _sync(device)
+    return 2 * n**3 * reps / (time.perf_counter() - start) / 1e9
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+# --------------------------------------------------------------------------------------------- workers
+def _synthetic_csv(n_pairs: int, data_dir: Path) -> Path:
+    from irisgan.data.synthetic_pairs import ensure_synthetic_pairs
+
+    return ensure_synthetic_pairs(root=data_dir, n_pairs=n_pairs, seed=0, split="bench")
+
+
+def worker_naive(args) -> dict:
+    """The replication-notebook loop: PIL decode per epoch, NCHW, default allocator, plain PyTorch."""
+    import torch.nn.functional as F
+    from PIL import Image
+    from torch.utils.data import DataLoader, Dataset
+    from torchvision.transforms import functional as TF
+
+    from irisgan.data.pairs_format import read_pairs_csv
+    from irisgan.models.ran import ResidualAttentionNet
+
+    csv = Path(args.csv)
+    rows = read_pairs_csv(csv)
+
+    class PairFiles(Dataset):
+        def __len__(self):
+            return len(rows)
+
+        def __getitem__(self, i):
+            img = Image.open(csv.parent / rows[i]["path"]).convert("RGB")
+            x = TF.normalize(TF.to_tensor(img), [0.5, 0.5, 0.5], [0.25, 0.25, 0.25])
+            return x, torch.tensor(float(rows[i]["label"]))
+
+    loader = DataLoader(PairFiles(), batch_size=args.batch_size, shuffle=True, num_workers=args.workers,
+                        persistent_workers=args.workers > 0)
+    model = ResidualAttentionNet().to(args.device).train()
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    times, step = [], 0
+    while step < args.warmup + args.steps:
+        t0 = time.perf_counter()
+        for x, y in loader:
+            x, y = x.to(args.device), y.to(args.device)
+            opt.zero_grad()
+            loss = F.binary_cross_entropy_with_logits(model(x), y)
+            loss.backward()
+            opt.step()
+            _sync(args.device)
+            now = time.perf_counter()
+            if step >= args.warmup:
+                times.append((now - t0, len(y)))
+            t0, step = now, step + 1
+            if step >= args.warmup + args.steps:
+                break
+    seconds = sum(t for t, _ in times)
+    return {"pairs_per_s": sum(n for _, n in times) / seconds, "steps": len(times)}
+
+
+def worker_framework(args) -> dict:
+    """irisgan's real training path under a Lightning Trainer."""
+    import lightning as L
+
+    from irisgan import runtime
+    from irisgan.classifier import RANClassifier
+    from irisgan.data.pairs import IrisPairsDataModule
+
+    runtime.configure(malloc=not args.no_malloc)
+
+    class StepTimer(L.Callback):
+        def __init__(self):
+            self.times, self.t0 = [], None
+
+        def on_train_batch_start(self, trainer, module, batch, idx):
+            _sync(args.device)
+            self.t0 = time.perf_counter()
+
+        def on_train_batch_end(self, trainer, module, outputs, batch, idx):
+            _sync(args.device)
+            if idx >= args.warmup:
+                self.times.append((time.perf_counter() - self.t0, len(batch[1])))
+
+    dm = IrisPairsDataModule(csv=args.csv, batch_size=args.batch_size, val_fraction=0.05, hflip=True)
+    model = RANClassifier(channels_last=not args.nchw)
+    timer = StepTimer()
+    trainer = L.Trainer(
+        accelerator="gpu" if args.device == "cuda" else "cpu", devices=1, precision=args.precision,
+        max_steps=args.warmup + args.steps, limit_val_batches=0, num_sanity_val_steps=0, logger=False,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, callbacks=[timer],
+    )
+    trainer.fit(model, datamodule=dm)
+    seconds = sum(t for t, _ in timer.times)
+    return {"pairs_per_s": sum(n for _, n in timer.times) / seconds, "steps": len(timer.times)}
+
+
+def worker_inference(args) -> dict:
+    from irisgan import runtime
+    from irisgan.classifier import RANClassifier
+
+    runtime.configure()
+    model = RANClassifier().eval().to(args.device)
+    x = torch.randint(0, 256, (args.batch_size, 3, 96, 96), dtype=torch.uint8, device=args.device)
+    out = {}
+    variants = [("fp32", False, False), ("bf16", True, False)]
+    if args.compile:
+        variants.append(("fp32_compiled", False, True))
+    for name, bf16, compiled in variants:
+        net = torch.compile(model) if compiled else model
+        with torch.inference_mode(), torch.autocast(args.device, dtype=torch.bfloat16, enabled=bf16):
+            for _ in range(2):
+                net(x)
+            _sync(args.device)
+            reps, start = 0, time.perf_counter()
+            while time.perf_counter() - start < args.seconds:
+                net(x)
+                reps += 1
+            _sync(args.device)
+        out[f"pairs_per_s_{name}"] = reps * len(x) / (time.perf_counter() - start)
+    return out
+
+
+WORKERS = {"naive": worker_naive, "framework": worker_framework, "inference": worker_inference}
+
+
+def run_worker(kind: str, *flags: str) -> dict:
+    cmd = [sys.executable, "-m", "irisgan.bench", "--worker", kind, *flags]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        return {"error": f"exit {proc.returncode}: {proc.stderr[-1500:]}"}
+    return json.loads(lines[-1])
+
+
+# --------------------------------------------------------------------------------------------- extraction
+def bench_extraction(faces: Path, copies: int, locators: dict[str, list[str]]) -> dict:
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from irisgan.config import CONFIG_DIR
+    from irisgan.extract import run_extraction
+
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "faces"
+        photos = sorted(p for p in faces.rglob("*.jpg"))
+        for sub in ("real", "fake"):
+            (src / sub).mkdir(parents=True)
+        for k in range(copies):  # the same photos under new names: enough work to time
+            for p in photos:
+                (src / p.parent.name / f"{p.stem}_{k}{p.suffix}").symlink_to(p)
+        for name, overrides in locators.items():
+            GlobalHydra.instance().clear()
+            with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+                cfg = compose("extract", overrides=[f"faces={src}", f"out={tmp}/out_{name}",
+                                                    "trainer.enable_progress_bar=false", *overrides])
+            summary = run_extraction(cfg)
+            results[name] = {
+                "photos": summary["this_run"]["processed"],
+                "photos_per_s": summary["this_run"]["photos_per_second"],
+                "pairs": summary["pairs"],
+                "ms_per_photo_by_stage": summary["mean_ms_per_photo_this_run"],
+            }
+    return results
+
+
+def bench_predict_latency(ckpt: Path, photo: Path, device: str) -> dict:
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from irisgan.config import CONFIG_DIR
+    from irisgan.predict import Predictor
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("predict", overrides=[f"ckpt={ckpt}", f"images={photo}", "out=/tmp", f"device={device}"])
+    start = time.perf_counter()
+    predictor = Predictor(cfg)
+    predictor([photo])
+    first = time.perf_counter() - start
+    warm = []
+    for _ in range(5):
+        t = time.perf_counter()
+        predictor([photo])
+        warm.append(time.perf_counter() - t)
+    return {"first_call_s": round(first, 3), "warm_s_median": round(sorted(warm)[len(warm) // 2], 3)}
+
+
+def _smoke_checkpoint(tmp: Path) -> Path:
+    """A classifier checkpoint of the paper-size RAN (untrained weights: latency does not depend on them)."""
+    import lightning as L
+
+    from irisgan.classifier import RANClassifier
+
+    ckpt = tmp / "ran.ckpt"
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, max_epochs=0)
+    trainer.strategy.connect(RANClassifier())
+    trainer.save_checkpoint(ckpt)
+    return ckpt
+
+
+# --------------------------------------------------------------------------------------------- main
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--worker", choices=sorted(WORKERS))
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--csv")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=4, help="timed training steps per configuration")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the naive baseline")
+    parser.add_argument("--precision", default="32-true")
+    parser.add_argument("--no-malloc", action="store_true")
+    parser.add_argument("--nchw", action="store_true")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile inference")
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--n-pairs", type=int, default=1024, help="synthetic pairs for the training benchmarks")
+    parser.add_argument("--data-dir", default=str(ROOT / "data"))
+    parser.add_argument("--faces", default=str(ROOT.parent / "shared" / "data" / "faces"))
+    parser.add_argument("--copies", type=int, default=2, help="copies of the face photos for extraction timing")
+    parser.add_argument("--segmenter-ckpt", help="also time extraction with the trained segmenter")
+    parser.add_argument("--ablations", action="store_true", help="also time the framework without each speed-up")
+    parser.add_argument("--skip", default="", help="comma list of sections to skip: train,inference,extract,predict")
+    parser.add_argument("--out", help="also write the JSON here")
+    args = parser.parse_args()
+
+    if args.worker:
+        print(json.dumps(WORKERS[args.worker](args)))
+        return
+
+    skip = set(filter(None, args.skip.split(",")))
+    started = time.perf_counter()
+    report: dict = {
+        "machine": {"cpu_cores": os.cpu_count(), "torch": torch.__version__, "platform": platform.platform(),
+                    "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
+                    "torch_threads": torch.get_num_threads()},
+        "matmul_gflops": {"fp32": round(matmul_gflops(torch.float32, args.device), 1),
+                          "bf16": round(matmul_gflops(torch.bfloat16, args.device), 1)},
+    }
+    from irisgan.models.ran import ResidualAttentionNet, estimate_flops
+
+    fwd = estimate_flops(ResidualAttentionNet())
+    report["ran_gflops_per_pair"] = {"forward": round(fwd / 1e9, 3), "training": round(3 * fwd / 1e9, 3)}
+
+    common = ["--device", args.device, "--batch-size", str(args.batch_size), "--steps", str(args.steps),
+              "--warmup", str(args.warmup)]
+    if "train" not in skip:
+        csv = str(_synthetic_csv(args.n_pairs, Path(args.data_dir)))
+        train = {
+            "naive_fp32": run_worker("naive", *common, "--csv", csv, "--workers", str(args.workers)),
+            "framework_fp32": run_worker("framework", *common, "--csv", csv),
+            "framework_bf16": run_worker("framework", *common, "--csv", csv, "--precision", "bf16-mixed"),
+        }
+        if args.ablations:
+            train["framework_fp32_no_malloc"] = run_worker("framework", *common, "--csv", csv, "--no-malloc")
+            train["framework_fp32_nchw"] = run_worker("framework", *common, "--csv", csv, "--nchw")
+        naive = train["naive_fp32"].get("pairs_per_s")
+        for name, res in train.items():
+            if "pairs_per_s" not in res:
+                continue
+            res["pairs_per_s"] = round(res["pairs_per_s"], 1)
+            peak = report["matmul_gflops"]["bf16" if "bf16" in name else "fp32"]
+            res["mfu"] = round(res["pairs_per_s"] * 3 * fwd / 1e9 / peak, 3)
+            if naive:
+                res["speedup_vs_naive"] = round(res["pairs_per_s"] / naive, 2)
+        report["train_batch128"] = train
+    if "inference" not in skip:
+        flags = ["--device", args.device, "--batch-size", "256", "--seconds", str(args.seconds)]
+        report["inference_batch256"] = run_worker("inference", *flags, *(["--compile"] if args.compile else []))
+    faces = Path(args.faces)
+    if "extract" not in skip and faces.is_dir():
+        locators = {"hough": ["locator=hough"]}
+        if args.segmenter_ckpt:
+            locators["segmenter"] = ["locator=segmenter", f"locator.ckpt={args.segmenter_ckpt}"]
+        report["extraction_1024px"] = bench_extraction(faces, args.copies, locators)
+    if "predict" not in skip and faces.is_dir():
+        with tempfile.TemporaryDirectory() as tmp:
+            ckpt = _smoke_checkpoint(Path(tmp))
+            photo = sorted(faces.rglob("*.jpg"))[0]
+            report["predict_one_photo"] = bench_predict_latency(ckpt, photo, args.device)
+    report["bench_wall_s"] = round(time.perf_counter() - started, 1)
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
