@@ -48,5 +48,8 @@ format: $(STAMP) ## ruff format and autofix
 	$(PY) -m ruff format irisgan tests experiments
 	$(PY) -m ruff check --fix irisgan tests experiments
 
+bench: $(STAMP) ## speed: matmul reference, naive vs framework training, inference, extraction, predict (JSON)
+	$(PY) -m irisgan.bench --out bench.json $(ARGS)
+
 clean: ## remove outputs, caches and generated data (keeps .venv)
 	rm -rf outputs multirun data .pytest_cache .ruff_cache
