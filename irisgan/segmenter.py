@@ -110,7 +110,7 @@ class SegmenterModule(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         self.log_dict(coco_summary(self.val_coco.compute(), "val/"), prog_bar=False)
         self.val_coco.reset()
-        if not self.trainer.sanity_checking and self._picture_batch:
+        if not self.trainer.sanity_checking and self._picture_batch and self.trainer.is_global_zero:
             self._save_picture()
         self._picture_batch = None
 
