@@ -307,14 +307,17 @@ def _cli(*args: str) -> list[str]:
 def test_cli_killed_mid_run_resumes(tmp_path):
     out = tmp_path / "out"
     args = _cli(f"faces={FACES.resolve()}", f"out={out}", "batch_size=2", "num_workers=1")
-    process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Its own process group, so that the kill takes the DataLoader workers too (as a power cut would).
+    process = subprocess.Popen(
+        args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.time() + 120
     manifest = out / "manifest.jsonl"
     while time.time() < deadline and process.poll() is None:
         if manifest.is_file() and manifest.read_text().count("\n") >= 4:
             break
         time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
+    os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     done_before = len(read_manifest(out))
     assert 4 <= done_before < 20, "kill the run in the middle"
