@@ -604,7 +604,8 @@ def draw_overlay(item: dict, panel_height: int = 512) -> np.ndarray:
         inset = cv2.resize(item["_pair"], (128, 128), interpolation=cv2.INTER_NEAREST)
         face[4:132, 4:132] = inset
         cv2.rectangle(face, (3, 3), (132, 132), _WHITE, 1)
-    text = f"{CLASS_NAMES[item['label']]}: {item['status']}"
+    label = CLASS_NAMES.get(item.get("label"))  # predict: the class is what we are asked, not known
+    text = f"{label}: {item['status']}" if label else item["status"]
     cv2.putText(face, text, (6, panel_height - 12), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (0, 0, 0), 7, cv2.LINE_AA)
     cv2.putText(face, text, (6, panel_height - 12), cv2.FONT_HERSHEY_SIMPLEX, 1.2, _WHITE, 2, cv2.LINE_AA)
 
@@ -773,13 +774,9 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def run_extraction(cfg: DictConfig) -> dict | None:
-    """Extract iris pairs as ``cfg`` says; returns the summary (on the process of global rank 0)."""
-    out = Path(cfg.out).expanduser()
-    out.mkdir(parents=True, exist_ok=True)
-    photos, ignored = list_inputs(cfg.faces, cfg.get("label"), exclude=out)
-    face = cfg.face
-    landmarker = FaceLandmarker(
+def build_landmarker(face: DictConfig) -> FaceLandmarker:
+    """The dlib face detector + landmarker from the ``face`` config node (shared with ``predict``)."""
+    return FaceLandmarker(
         detector=face.detector,
         detect_max_side=face.detect_max_side,
         detect_min_side=face.detect_min_side,
@@ -788,6 +785,25 @@ def run_extraction(cfg: DictConfig) -> dict | None:
         min_score=face.min_score,
         cnn_weights=face.cnn_weights,
     )
+
+
+def build_pair_extractor(cfg: DictConfig) -> IrisPairExtractor:
+    """The iris locator and pair builder from an extract/predict config."""
+    return IrisPairExtractor(
+        locator=instantiate(cfg.locator),
+        pair_size=cfg.pair.size,
+        iris_margin=cfg.pair.iris_margin,
+        min_iris_size=cfg.iris.min_size,
+    )
+
+
+def run_extraction(cfg: DictConfig) -> dict | None:
+    """Extract iris pairs as ``cfg`` says; returns the summary (on the process of global rank 0)."""
+    out = Path(cfg.out).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    photos, ignored = list_inputs(cfg.faces, cfg.get("label"), exclude=out)
+    face = cfg.face
+    landmarker = build_landmarker(face)
     datamodule = FacePhotosDataModule(
         faces=cfg.faces,
         out=str(out),
@@ -802,12 +818,7 @@ def run_extraction(cfg: DictConfig) -> dict | None:
         retry_statuses=list(cfg.retry_statuses),
         limit=cfg.get("limit"),
     )
-    model = IrisPairExtractor(
-        locator=instantiate(cfg.locator),
-        pair_size=cfg.pair.size,
-        iris_margin=cfg.pair.iris_margin,
-        min_iris_size=cfg.iris.min_size,
-    )
+    model = build_pair_extractor(cfg)
     writer = ExtractionWriter(out, overlay=cfg.overlay)
     trainer = instantiate(cfg.trainer, callbacks=[writer], default_root_dir=str(out))
     started, start = time.time(), time.perf_counter()

@@ -23,14 +23,20 @@ import hydra
 import numpy as np
 import torch
 import torch.nn.functional as F
-from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from irisgan import runtime
 from irisgan.config import CONFIG_DIR
 from irisgan.data.pairs_format import write_bytes_atomic, write_image_atomic
-from irisgan.extract import FacePhotoDataset, IrisPairExtractor, PhotoInput, collate_photos, draw_overlay
-from irisgan.faces import IMAGE_SUFFIXES, FaceLandmarker
+from irisgan.extract import (
+    FacePhotoDataset,
+    PhotoInput,
+    build_landmarker,
+    build_pair_extractor,
+    draw_overlay,
+    photo_dataloader,
+)
+from irisgan.faces import IMAGE_SUFFIXES
 from irisgan.inference import load_classifier
 
 log = logging.getLogger("irisgan.predict")
@@ -66,15 +72,8 @@ class Predictor:
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
         self.model = load_classifier(cfg.ckpt, self.device)
         self.threshold = float(self.model.threshold)
-        face = cfg.face
-        self.landmarker = FaceLandmarker(
-            detector=face.detector, detect_max_side=face.detect_max_side, detect_min_side=face.detect_min_side,
-            upsample=face.upsample, min_score=face.min_score, cnn_weights=face.cnn_weights,
-        )
-        self.extractor = IrisPairExtractor(
-            locator=instantiate(cfg.locator), pair_size=cfg.pair.size, iris_margin=cfg.pair.iris_margin,
-            min_iris_size=cfg.iris.min_size,
-        )
+        self.landmarker = build_landmarker(cfg.face)
+        self.extractor = build_pair_extractor(cfg)
         self.extractor.locator.prepare(torch.device(self.device))
         self.explain = bool(cfg.get("explain", False))
         if self.explain:
@@ -90,12 +89,12 @@ class Predictor:
             photos, self.landmarker, several_faces=self.cfg.face.several_faces, eye_margin=self.cfg.eyes.margin,
             min_iris_size=self.cfg.iris.min_size, overlay_max_side=self.cfg.overlay_max_side if self.explain else None,
         )
-        workers = int(self.cfg.get("num_workers", 0))
-        loader = torch.utils.data.DataLoader(dataset, batch_size=self.cfg.batch_size, num_workers=workers,
-                                             collate_fn=collate_photos)
+        loader = photo_dataloader(dataset, self.cfg.batch_size, int(self.cfg.get("num_workers", 0)))
         records = []
         for batch in loader:
             items = self.extractor.predict_step(batch)
+            for it in items:
+                it["label"] = None  # unknown: that is the question
             with_pair = [it for it in items if it["status"] == "ok" and it.get("_pair") is not None]
             if with_pair:
                 pairs = torch.from_numpy(np.stack([it["_pair"] for it in with_pair]).transpose(0, 3, 1, 2).copy())
