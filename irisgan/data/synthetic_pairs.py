@@ -26,6 +26,7 @@ folder named after all its parameters and ``GENERATOR_VERSION``, and its CSV is 
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import re
 import time
@@ -35,14 +36,22 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
-from irisgan.data.pairs_format import PAIR_SIZE, join_pair, read_pairs_csv, write_image_atomic, write_pairs_csv
+from irisgan.data.pairs_format import (
+    PAIR_SIZE,
+    join_pair,
+    read_pairs_csv,
+    write_bytes_atomic,
+    write_image_atomic,
+    write_pairs_csv,
+)
 
 log = logging.getLogger(__name__)
 
 # Bump whenever the rendering changes: the version is part of the cache folder name, so a new
 # generator never reuses pairs that an older one wrote.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 # Each eye is rendered on a square canvas twice the width it ends up with in the 96x96 pair
 # (join_pair squeezes two squares side by side into one square), like an extractor crop.
@@ -152,8 +161,12 @@ def _blend(image: np.ndarray, colour: np.ndarray, alpha: np.ndarray) -> None:
 # A fibre layer's angular profile is sum_f a_f cos(f t + phase_f) = C @ (a cos phase) - S @ (a sin phase).
 _PROFILE_SAMPLES = 256
 _PROFILE_FREQUENCIES = np.arange(1, 61)
-_PROFILE_COS = np.cos(np.outer(np.arange(_PROFILE_SAMPLES) * (2 * np.pi / _PROFILE_SAMPLES), _PROFILE_FREQUENCIES))
-_PROFILE_SIN = np.sin(np.outer(np.arange(_PROFILE_SAMPLES) * (2 * np.pi / _PROFILE_SAMPLES), _PROFILE_FREQUENCIES))
+_PROFILE_COS = np.cos(
+    np.outer(np.arange(_PROFILE_SAMPLES) * (2 * np.pi / _PROFILE_SAMPLES), _PROFILE_FREQUENCIES)
+)
+_PROFILE_SIN = np.sin(
+    np.outer(np.arange(_PROFILE_SAMPLES) * (2 * np.pi / _PROFILE_SAMPLES), _PROFILE_FREQUENCIES)
+)
 
 
 def render_eye(p: EyeParams, size: int = EYE_CANVAS) -> np.ndarray:
@@ -190,7 +203,9 @@ def render_eye(p: EyeParams, size: int = EYE_CANVAS) -> np.ndarray:
     fibres *= 1.0 / np.sqrt(len(p.fibre_twist))
     crypts = _upsampled_noise(p.crypt_noise, size)[0]
     limbus = 1.0 - float(p.limbus_darkening) * _smooth_step(0.72, 1.0, d)
-    texture = (1.0 + float(p.fibre_contrast) * fibres * (0.5 + 0.5 * d) + float(p.crypt_contrast) * crypts) * limbus
+    texture = (
+        1.0 + float(p.fibre_contrast) * fibres * (0.5 + 0.5 * d) + float(p.crypt_contrast) * crypts
+    ) * limbus
     iris = base * texture
     if p.blotch_mix > 0:
         # GAN-like smeared texture: fibres replaced by soft colour blobs.
@@ -241,8 +256,12 @@ def render_eye(p: EyeParams, size: int = EYE_CANVAS) -> np.ndarray:
     image *= 1.0 - 0.5 * np.exp(-np.maximum(below_upper, 0.0) / 0.1)
     skin = _rgb(p.skin)
     crease = 1.0 - 0.3 * np.exp(-(((below_upper + 0.3) / 0.08) ** 2))
-    _blend(image, skin * (crease * (0.9 + 0.1 * np.cos(0.5 * np.pi * u))), _coverage(-below_upper, 1.5 * pixel))
-    lashes = np.exp(-(((below_upper + 0.04) / 0.06) ** 2)) * (0.7 + 0.3 * np.cos(41.0 * u + 13.0 * below_upper))
+    _blend(
+        image, skin * (crease * (0.9 + 0.1 * np.cos(0.5 * np.pi * u))), _coverage(-below_upper, 1.5 * pixel)
+    )
+    lashes = np.exp(-(((below_upper + 0.04) / 0.06) ** 2)) * (
+        0.7 + 0.3 * np.cos(41.0 * u + 13.0 * below_upper)
+    )
     image *= 1.0 - 0.85 * lashes
     lower_skin = skin * (1.0 - 0.15 * _smooth_step(0.0, 0.3, -above_lower))
     _blend(lower_skin, _rgb((0.9, 0.7, 0.7)), 0.5 * np.exp(-(((above_lower + 0.04) / 0.035) ** 2)))
@@ -293,7 +312,9 @@ def _draw_highlights(rng: np.random.Generator) -> list[Highlight]:
     return highlights
 
 
-def _jitter_highlights(rng: np.random.Generator, highlights: list[Highlight], amount: float) -> list[Highlight]:
+def _jitter_highlights(
+    rng: np.random.Generator, highlights: list[Highlight], amount: float
+) -> list[Highlight]:
     """The same light seen in the other eye: a slightly different place and size (eye curvature, gaze)."""
     return [
         replace(
@@ -319,7 +340,8 @@ def _draw_face(rng: np.random.Generator, difficulty: float) -> tuple[EyeParams, 
     frequencies = _PROFILE_FREQUENCIES
     fibre_amplitudes = np.stack(
         [
-            frequencies ** rng.uniform(-0.6, 0.1) * np.exp(-(((frequencies - rng.uniform(10, 40)) / 25.0) ** 2))
+            frequencies ** rng.uniform(-0.6, 0.1)
+            * np.exp(-(((frequencies - rng.uniform(10, 40)) / 25.0) ** 2))
             for _ in range(2)
         ]
     )
@@ -348,7 +370,9 @@ def _draw_face(rng: np.random.Generator, difficulty: float) -> tuple[EyeParams, 
                 aspect=gaze_squash,
                 pupil_ratio=float(np.clip(pupil_ratio * (1.0 + rng.normal(0, 0.03 * natural)), 0.15, 0.6)),
                 pupil_offset=(rng.normal(0, 0.02), rng.normal(0, 0.02)),
-                pupil_harmonics=np.array([[2.0, abs(rng.normal(0, 0.012 * natural)), rng.uniform(0, 2 * np.pi)]]),
+                pupil_harmonics=np.array(
+                    [[2.0, abs(rng.normal(0, 0.012 * natural)), rng.uniform(0, 2 * np.pi)]]
+                ),
                 outer_colour=outer * (1.0 + rng.normal(0, 0.02 * natural, 3)),
                 inner_colour=inner * (1.0 + rng.normal(0, 0.02 * natural, 3)),
                 collarette=float(rng.uniform(0.5, 0.7)),
@@ -468,7 +492,9 @@ def _photograph(rng: np.random.Generator, left: np.ndarray, right: np.ndarray) -
     strip8 = np.clip(strip * 255.0 + 0.5, 0, 255).astype(np.uint8)
     if rng.random() < 0.7:
         quality = int(rng.integers(50, 96))
-        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(strip8, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+        ok, buf = cv2.imencode(
+            ".jpg", cv2.cvtColor(strip8, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]
+        )
         if not ok:
             raise RuntimeError("OpenCV could not JPEG-encode a synthetic pair")
         strip8 = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
@@ -498,7 +524,9 @@ def pair_rng(seed: int, split: str, index: int) -> np.random.Generator:
 def is_fake_index(index: int, fake_fraction: float) -> bool:
     """Spread the fakes evenly over the indices (exactly floor(n * fraction) fakes among the first n)."""
     fraction = Fraction(fake_fraction).limit_denominator(10_000)
-    return (index + 1) * fraction.numerator // fraction.denominator > index * fraction.numerator // fraction.denominator
+    fakes_before = index * fraction.numerator // fraction.denominator
+    fakes_through = (index + 1) * fraction.numerator // fraction.denominator
+    return fakes_through > fakes_before
 
 
 def synthetic_set_dir(
@@ -511,7 +539,9 @@ def synthetic_set_dir(
     return Path(root) / name
 
 
-def _validate(n_pairs: int, fake_fraction: float, difficulty: float, seed: int, split: str) -> None:
+def _validate(
+    n_pairs: int, fake_fraction: float, difficulty: float, seed: int, split: str, workers: int
+) -> None:
     if not isinstance(n_pairs, int) or n_pairs < 1:
         raise ValueError(f"n_pairs must be a positive integer, got {n_pairs!r}")
     if not 0.0 <= fake_fraction <= 1.0:
@@ -522,6 +552,8 @@ def _validate(n_pairs: int, fake_fraction: float, difficulty: float, seed: int, 
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     if not SPLIT_PATTERN.fullmatch(split):
         raise ValueError(f"split must be letters, digits, '_' or '-' (it names a folder), got {split!r}")
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
 
 
 def _is_complete(csv_path: Path, n_pairs: int) -> bool:
@@ -533,7 +565,9 @@ def _is_complete(csv_path: Path, n_pairs: int) -> bool:
         log.warning("regenerating synthetic pairs: %s", err)
         return False
     if len(rows) != n_pairs:
-        log.warning("regenerating synthetic pairs: %s lists %d pairs, expected %d", csv_path, len(rows), n_pairs)
+        log.warning(
+            "regenerating synthetic pairs: %s lists %d pairs, expected %d", csv_path, len(rows), n_pairs
+        )
         return False
     missing = [row["path"] for row in rows if not (csv_path.parent / row["path"]).is_file()]
     if missing:
@@ -562,7 +596,7 @@ def ensure_synthetic_pairs(
     """Generate (or reuse if already complete) the set under root/<a folder name derived from all
     parameters + a generator version>, return the path of its pairs.csv. ``workers`` > 1 renders in that
     many processes (each pair depends on its index alone, so the result is identical)."""
-    _validate(n_pairs, fake_fraction, difficulty, seed, split)
+    _validate(n_pairs, fake_fraction, difficulty, seed, split, workers)
     folder = synthetic_set_dir(root, n_pairs, fake_fraction, difficulty, seed, split)
     csv_path = folder / "pairs.csv"
     if _is_complete(csv_path, n_pairs):
@@ -570,7 +604,10 @@ def ensure_synthetic_pairs(
 
     log.info("generating %d synthetic iris pairs into %s", n_pairs, folder)
     started = time.perf_counter()
-    jobs = [(folder, index, is_fake_index(index, fake_fraction), difficulty, seed, split) for index in range(n_pairs)]
+    jobs = [
+        (folder, index, is_fake_index(index, fake_fraction), difficulty, seed, split)
+        for index in range(n_pairs)
+    ]
     if workers > 1:
         import multiprocessing
 
@@ -594,7 +631,9 @@ def save_contact_sheet(csv_path: str | Path, out_png: str | Path, columns: int =
     csv_path = Path(csv_path)
     table = read_pairs_csv(csv_path)
     per_class = columns * rows // 2
-    chosen = [r for r in table if r["label"] == "0"][:per_class] + [r for r in table if r["label"] == "1"][:per_class]
+    reals = [r for r in table if r["label"] == "0"]
+    fakes = [r for r in table if r["label"] == "1"]
+    chosen = reals[:per_class] + fakes[:per_class]
     if not chosen:
         raise ValueError(f"{csv_path}: no pairs to show")
     fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.4, rows * 1.85), squeeze=False)
@@ -610,6 +649,12 @@ def save_contact_sheet(csv_path: str | Path, out_png: str | Path, columns: int =
     fig.tight_layout(pad=0.3)
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=100)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
     plt.close(fig)
+    # A 256-colour palette keeps the sheet small enough to commit (about a fifth of full colour).
+    sheet = Image.open(buffer).convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT)
+    encoded = io.BytesIO()
+    sheet.save(encoded, format="png", optimize=True)
+    write_bytes_atomic(out_png, encoded.getvalue())
     return out_png
