@@ -19,6 +19,8 @@ import cv2
 import numpy as np
 
 PAIR_SIZE = 96
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 REQUIRED_COLUMNS = ("path", "label")
 
 
@@ -51,6 +53,7 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give them the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
