@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +25,14 @@ TINY_NET = {
 }
 
 
+# Synthetic data sets are deterministic and cached: one cache for the whole test session.
+DATA_CACHE = Path(tempfile.gettempdir()) / "irisgan-test-data"
+
+
 def run_cli(*args: str, cwd: Path, timeout: int = 600, check: bool = True) -> subprocess.CompletedProcess:
     """Run ``python -m <module> args`` the way a user would, in ``cwd``."""
+    if args[0] in ("irisgan.train", "irisgan.evaluate") and not any(a.startswith("paths.data_dir=") for a in args):
+        args = (*args, f"paths.data_dir={DATA_CACHE}")
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
     proc = subprocess.run([sys.executable, "-m", *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=timeout)

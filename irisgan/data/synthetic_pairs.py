@@ -608,7 +608,7 @@ def ensure_synthetic_pairs(
         (folder, index, is_fake_index(index, fake_fraction), difficulty, seed, split)
         for index in range(n_pairs)
     ]
-    if workers > 1:
+    if workers > 1 and n_pairs >= 256:  # below that, starting the processes costs more than it saves
         import multiprocessing
 
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
