@@ -257,3 +257,20 @@ def test_other_checkpoints_are_refused_clearly(tmp_path: Path) -> None:
         IrisSegmenter.from_checkpoint(garbage)
     with pytest.raises(FileNotFoundError, match="not found"):
         IrisSegmenter.from_checkpoint(tmp_path / "missing.ckpt")
+
+
+FACES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not FACES.is_dir(), reason="../shared/data/faces (the 20 test photos) is not here")
+def test_real_eye_demo_command(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    from irisgan.segmenter import main
+
+    out = tmp_path / "real_eyes.png"
+    summary = main([f"ckpt={tiny_checkpoint}", f"faces={FACES}", f"out={out}", "score_threshold=0.0"])
+    assert summary["photos"] == 20 and summary["eyes"] == 40 and len(summary["per_eye"]) == 40
+    assert summary["found"] == 40  # threshold 0: every crop gets its best detection drawn
+    assert out.is_file()
+    with pytest.raises(SystemExit, match="usage"):
+        main([f"ckpt={tiny_checkpoint}", "faces=x", "bogus=1"])
