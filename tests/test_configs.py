@@ -23,8 +23,9 @@ def test_default_is_the_ran_stage_with_bce_auc():
     assert cfg.loss._target_.endswith("BCEAUCLoss")
     assert cfg.model._target_.endswith("RANClassifier")
     assert cfg.data.batch_size == 128
-    assert cfg.model.optimizer._target_ == "torch.optim.SGD" and cfg.model.optimizer.momentum == 0.9
-    assert cfg.model.optimizer.lr == 0.05  # the short default run; the paper's 0.001 is in experiment=paper_*
+    assert cfg.model.optimizer._target_ == "torch.optim.AdamW"  # the short default run
+    assert dict(cfg_of("optimizer=sgd").model.optimizer) == {
+        "_target_": "torch.optim.SGD", "lr": 0.001, "momentum": 0.9, "weight_decay": 0.0}
 
 
 @pytest.mark.parametrize("loss,target", [("bce", "BCELoss"), ("bce_auc", "BCEAUCLoss")])
@@ -48,6 +49,7 @@ def test_every_experiment_composes(name):
     cfg = cfg_of(*overrides)
     if name.startswith("paper"):
         assert cfg.trainer.max_epochs == 100 and cfg.data.batch_size == 128 and cfg.data.val_fraction == 0.2
+        assert cfg.model.optimizer._target_ == "torch.optim.SGD"
         assert cfg.model.optimizer.lr == 0.001 and cfg.model.optimizer.momentum == 0.9
         assert cfg.loss._target_.endswith("BCEAUCLoss" if name.endswith("auc") else "BCELoss")
     OmegaConf.to_container(cfg.model, resolve=True)
@@ -74,3 +76,9 @@ def test_logger_choices(logger):
         assert cfg.logger.wandb.offline is True  # no account needed
     elif logger == "none":
         assert not cfg.get("logger")
+
+
+def test_segmenter_stage_keeps_its_own_optimizer():
+    cfg = cfg_of("stage=segmenter")
+    assert cfg.get("loss") is None
+    assert "_target_" not in cfg.model.optimizer
