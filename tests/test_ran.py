@@ -1,7 +1,13 @@
 import pytest
 import torch
 
-from irisgan.models.ran import AttentionModule, RANConfig, ResidualAttentionNet, count_parameters, estimate_flops
+from irisgan.models.ran import (
+    AttentionModule,
+    RANConfig,
+    ResidualAttentionNet,
+    count_parameters,
+    estimate_flops,
+)
 from tests.conftest import TINY_NET
 
 

@@ -1,6 +1,7 @@
 """Integration: the real `python -m irisgan.train` command on tiny synthetic data (experiment=smoke)."""
 
 import json
+
 import pytest
 import torch
 
