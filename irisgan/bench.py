@@ -274,6 +274,13 @@ def main() -> None:
 
     skip = set(filter(None, args.skip.split(",")))
     started = time.perf_counter()
+
+    def checkpoint(section: str) -> None:
+        """Keep what is measured so far (a long benchmark stopped midway still leaves numbers)."""
+        print(f"[bench] {section} done at {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+        if args.out:
+            Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+
     report: dict = {
         "machine": {"cpu_cores": os.cpu_count(), "torch": torch.__version__, "platform": platform.platform(),
                     "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
@@ -285,6 +292,7 @@ def main() -> None:
 
     fwd = estimate_flops(ResidualAttentionNet())
     report["ran_gflops_per_pair"] = {"forward": round(fwd / 1e9, 3), "training": round(3 * fwd / 1e9, 3)}
+    checkpoint("matmul")
 
     common = ["--device", args.device, "--batch-size", str(args.batch_size), "--steps", str(args.steps),
               "--warmup", str(args.warmup)]
@@ -308,15 +316,18 @@ def main() -> None:
             if naive:
                 res["speedup_vs_naive"] = round(res["pairs_per_s"] / naive, 2)
         report["train_batch128"] = train
+        checkpoint("train")
     if "inference" not in skip:
         flags = ["--device", args.device, "--batch-size", "256", "--seconds", str(args.seconds)]
         report["inference_batch256"] = run_worker("inference", *flags, *(["--compile"] if args.compile else []))
+        checkpoint("inference")
     faces = Path(args.faces)
     if "extract" not in skip and faces.is_dir():
         locators = {"hough": ["locator=hough"]}
         if args.segmenter_ckpt:
             locators["segmenter"] = ["locator=segmenter", f"locator.ckpt={args.segmenter_ckpt}"]
         report["extraction_1024px"] = bench_extraction(faces, args.copies, locators)
+        checkpoint("extraction")
     if "predict" not in skip and faces.is_dir():
         with tempfile.TemporaryDirectory() as tmp:
             ckpt = _smoke_checkpoint(Path(tmp))
