@@ -178,10 +178,7 @@ def run_worker(kind: str, *flags: str) -> dict:
 
 # --------------------------------------------------------------------------------------------- extraction
 def bench_extraction(faces: Path, copies: int, locators: dict[str, list[str]]) -> dict:
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    from irisgan.config import CONFIG_DIR
+    from irisgan.config import compose_config
     from irisgan.extract import run_extraction
 
     results = {}
@@ -194,10 +191,8 @@ def bench_extraction(faces: Path, copies: int, locators: dict[str, list[str]]) -
             for p in photos:
                 (src / p.parent.name / f"{p.stem}_{k}{p.suffix}").symlink_to(p)
         for name, overrides in locators.items():
-            GlobalHydra.instance().clear()
-            with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-                cfg = compose("extract", overrides=[f"faces={src}", f"out={tmp}/out_{name}",
-                                                    "trainer.enable_progress_bar=false", *overrides])
+            cfg = compose_config("extract", [f"faces={src}", f"out={tmp}/out_{name}",
+                                             "trainer.enable_progress_bar=false", *overrides])
             summary = run_extraction(cfg)
             results[name] = {
                 "photos": summary["this_run"]["processed"],
@@ -209,15 +204,10 @@ def bench_extraction(faces: Path, copies: int, locators: dict[str, list[str]]) -
 
 
 def bench_predict_latency(ckpt: Path, photo: Path, device: str) -> dict:
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    from irisgan.config import CONFIG_DIR
+    from irisgan.config import compose_config
     from irisgan.predict import Predictor
 
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("predict", overrides=[f"ckpt={ckpt}", f"images={photo}", "out=/tmp", f"device={device}"])
+    cfg = compose_config("predict", [f"ckpt={ckpt}", f"images={photo}", "out=/tmp", f"device={device}"])
     start = time.perf_counter()
     predictor = Predictor(cfg)
     predictor([photo])

@@ -19,3 +19,13 @@ def _find_config_dir() -> Path:
 
 
 CONFIG_DIR: str = str(_find_config_dir())
+
+
+def compose_config(name: str, overrides: list[str] | tuple[str, ...] = (), return_hydra_config: bool = False):
+    """Compose one of irisgan's primary configs (train, extract, predict, evaluate) outside ``hydra.main``."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(name, overrides=list(overrides), return_hydra_config=return_hydra_config)

@@ -75,7 +75,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         results.update(
             {
                 "stage": cfg.stage_name,
-                "loss": cfg.get("loss", {}).get("_target_", None) if cfg.get("loss") else None,
+                "loss": cfg.loss._target_ if cfg.get("loss") else None,
                 "seed": cfg.seed,
                 "best_checkpoint": best,
                 "last_checkpoint": str(output_dir / "checkpoints" / "last.ckpt"),

@@ -3,18 +3,14 @@
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from irisgan.config import CONFIG_DIR
+from irisgan.config import CONFIG_DIR, compose_config
 
 
 def cfg_of(*overrides: str):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose("train", overrides=list(overrides), return_hydra_config=True)
+    return compose_config("train", overrides, return_hydra_config=True)
 
 
 def test_default_is_the_ran_stage_with_bce_auc():
