@@ -30,6 +30,7 @@ class RANClassifier(L.LightningModule):
         loss: a ``_target_`` dict for ``irisgan.losses.BCELoss`` / ``BCEAUCLoss``.
         optimizer: a ``_target_`` dict of a ``torch.optim`` class (params are passed at build time).
         scheduler: a ``_target_`` dict of an LR scheduler plus ``interval`` (``epoch``/``step``), or None.
+            ``total_steps: null`` (OneCycleLR) is filled with the run's number of optimizer steps.
         threshold_method: ``gmean`` (the paper's) or ``youden``.
         channels_last: NHWC memory layout (faster convolutions on CPU and tensor cores).
     """
@@ -171,6 +172,8 @@ class RANClassifier(L.LightningModule):
         sched_cfg = dict(self.hparams.scheduler)
         interval = sched_cfg.pop("interval", "epoch")
         monitor = sched_cfg.pop("monitor", None)
+        if "total_steps" in sched_cfg and sched_cfg["total_steps"] is None:
+            sched_cfg["total_steps"] = int(self.trainer.estimated_stepping_batches)
         scheduler = instantiate(sched_cfg, optimizer=optimizer)
         lr_config = {"scheduler": scheduler, "interval": interval}
         if monitor:

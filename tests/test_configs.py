@@ -47,8 +47,25 @@ def test_every_experiment_composes(name):
         assert cfg.trainer.max_epochs == 100 and cfg.data.batch_size == 128 and cfg.data.val_fraction == 0.2
         assert cfg.model.optimizer._target_ == "torch.optim.SGD"
         assert cfg.model.optimizer.lr == 0.001 and cfg.model.optimizer.momentum == 0.9
+        assert cfg.model.scheduler._target_.endswith("CosineAnnealingLR") and cfg.model.scheduler.T_max == 100
         assert cfg.loss._target_.endswith("BCEAUCLoss" if name.endswith("auc") else "BCELoss")
     OmegaConf.to_container(cfg.model, resolve=True)
+
+
+@pytest.mark.parametrize("choice", ["cosine", "onecycle", "~scheduler"])
+def test_scheduler_choices_reach_the_model(choice):
+    cfg = cfg_of(choice if choice.startswith("~") else f"scheduler={choice}")
+    if choice.startswith("~"):  # no schedule: a constant learning rate
+        assert cfg.model.get("scheduler") is None
+        return
+    assert cfg.model.scheduler.interval == ("step" if choice == "onecycle" else "epoch")
+    if choice == "onecycle":
+        assert cfg.model.scheduler.max_lr == cfg.model.optimizer.lr and cfg.model.scheduler.total_steps is None
+
+
+def test_segmenter_stage_keeps_its_own_schedule():
+    cfg = cfg_of("stage=segmenter")
+    assert cfg.model.scheduler.get("_target_") is None  # the segmenter's own {name, warmup_steps} form
 
 
 @pytest.mark.parametrize("trainer", ["cpu", "gpu", "ddp"])
