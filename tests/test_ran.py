@@ -65,3 +65,17 @@ def test_attention_masks_are_recorded_for_explanations():
 def test_bad_configuration_is_a_clear_error():
     with pytest.raises(ValueError, match="one entry per stage"):
         RANConfig(stage_channels=(64, 128), attention_modules=(2, 2, 2), mask_depths=(2, 1, 0))
+
+
+def test_zero_init_residual_starts_every_block_as_the_identity():
+    from irisgan.models.ran import PreActBottleneck
+
+    net = ResidualAttentionNet(RANConfig(**TINY_NET, zero_init_residual=True)).train()
+    blocks = [m for m in net.modules() if isinstance(m, PreActBottleneck)]
+    assert blocks and all(not b.conv3.weight.any() for b in blocks)
+    identity = next(b for b in blocks if b.shortcut is None)
+    x = torch.randn(2, identity.conv1.in_channels, 8, 8)
+    assert torch.equal(identity(x.clone()), x)
+    out = net(torch.randn(4, 3, 96, 96))
+    out.sum().backward()  # still trainable: the zeroed convs get gradients
+    assert all(b.conv3.weight.grad is not None and b.conv3.weight.grad.abs().sum() > 0 for b in blocks)

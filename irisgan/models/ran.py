@@ -33,6 +33,7 @@ class RANConfig:
     head_blocks: int = 3
     bottleneck_ratio: int = 4
     dropout: float = 0.0
+    zero_init_residual: bool = False  # last conv of each residual branch starts at 0 (blocks start as identity)
 
     def __post_init__(self) -> None:
         self.stage_channels = tuple(self.stage_channels)
@@ -177,6 +178,10 @@ class ResidualAttentionNet(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
         nn.init.zeros_(self.fc.bias)
+        if self.config.zero_init_residual:  # Goyal et al. 2017: each residual block starts as the identity
+            for m in self.modules():
+                if isinstance(m, PreActBottleneck):
+                    nn.init.zeros_(m.conv3.weight)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.stages(self.stem(x)))
