@@ -294,8 +294,8 @@ def main() -> None:
     # and hundreds of times slower: then the bf16 runs are a single probe step, labelled as such.
     bf16_fast = report["matmul_gflops"]["bf16"] > report["matmul_gflops"]["fp32"]
     report["machine"]["bf16_native"] = bf16_fast
-    bf16_probe = [] if bf16_fast else ["--warmup", "0", "--steps", "1"]
-    probe_note = (None if bf16_fast else "one step, no warm-up: bf16 is emulated here "
+    bf16_probe = [] if bf16_fast else ["--warmup", "0", "--steps", "1", "--seconds", "0"]
+    probe_note = (None if bf16_fast else "a single step, no warm-up: bf16 is emulated here "
                   f"(bf16 matmul {report['matmul_gflops']['bf16']} vs fp32 {report['matmul_gflops']['fp32']} GFLOP/s)")
     from irisgan.models.ran import ResidualAttentionNet, estimate_flops
 
@@ -335,11 +335,10 @@ def main() -> None:
     if "inference" not in skip:
         flags = ["--device", args.device, "--batch-size", "256", "--seconds", str(args.seconds)]
         inference = run_worker("inference", *flags, *(["--compile"] if args.compile else []))
-        bf16 = run_worker("inference", *flags, "--bf16-inference", *(["--warmup", "0", "--seconds", "0"]
-                                                                     if not bf16_fast else []))
+        bf16 = run_worker("inference", *flags, "--bf16-inference", *bf16_probe)
         inference["pairs_per_s_bf16"] = bf16.get("pairs_per_s_bf16", bf16.get("error"))
         if probe_note:
-            inference["bf16_note"] = probe_note.replace("one step", "one batch")
+            inference["bf16_note"] = probe_note
         report["inference_batch256"] = {k: round(v, 1) if isinstance(v, float) else v for k, v in inference.items()}
         checkpoint("inference")
     faces = Path(args.faces)

@@ -3,6 +3,7 @@ import torch
 
 from irisgan.models.ran import (
     AttentionModule,
+    PreActBottleneck,
     RANConfig,
     ResidualAttentionNet,
     count_parameters,
@@ -68,8 +69,6 @@ def test_bad_configuration_is_a_clear_error():
 
 
 def test_zero_init_residual_starts_every_block_as_the_identity():
-    from irisgan.models.ran import PreActBottleneck
-
     net = ResidualAttentionNet(RANConfig(**TINY_NET, zero_init_residual=True)).train()
     blocks = [m for m in net.modules() if isinstance(m, PreActBottleneck)]
     assert blocks and all(not b.conv3.weight.any() for b in blocks)
