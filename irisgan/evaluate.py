@@ -105,7 +105,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
-    model = load_classifier(cfg.ckpt, device)
+    model = load_classifier(cfg.ckpt, device, str(cfg.get("precision", "32")), bool(cfg.get("compile", False)))
     threshold = float(model.threshold)
     images, labels, info = load_test_set(cfg, out)
     if len(np.unique(labels)) < 2:
@@ -116,7 +116,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         methods["highlight_baseline"] = highlight_scores
     thresholds = {"ran": threshold, "highlight_baseline": 0.5}
 
-    results: dict[str, Any] = {"checkpoint": str(cfg.ckpt), **info, "methods": {}}
+    results: dict[str, Any] = {
+        "checkpoint": str(cfg.ckpt), **info, "precision": str(cfg.get("precision", "32")),
+        "compile": bool(cfg.get("compile", False)), "methods": {},
+    }
     reports = {}
     for name, scorer in methods.items():
         scores = scorer(images)

@@ -37,7 +37,7 @@ from irisgan.extract import (
     photo_dataloader,
 )
 from irisgan.faces import IMAGE_SUFFIXES
-from irisgan.inference import load_classifier
+from irisgan.inference import autocast_context, load_classifier
 
 log = logging.getLogger("irisgan.predict")
 
@@ -70,12 +70,16 @@ class Predictor:
         self.cfg = cfg
         device = cfg.get("device", "auto")
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-        self.model = load_classifier(cfg.ckpt, self.device)
+        self.explain = bool(cfg.get("explain", False))
+        compile = bool(cfg.get("compile", False))
+        if compile and self.explain:
+            log.warning("compile=true is ignored with explain=true (the attention maps are read eagerly)")
+            compile = False
+        self.model = load_classifier(cfg.ckpt, self.device, str(cfg.get("precision", "32")), compile)
         self.threshold = float(self.model.threshold)
         self.landmarker = build_landmarker(cfg.face)
         self.extractor = build_pair_extractor(cfg)
         self.extractor.locator.prepare(torch.device(self.device))
-        self.explain = bool(cfg.get("explain", False))
         if self.explain:
             for module in self.model.net.attention_modules():
                 module.record_masks = True
@@ -98,7 +102,7 @@ class Predictor:
             with_pair = [it for it in items if it["status"] == "ok" and it.get("_pair") is not None]
             if with_pair:
                 pairs = torch.from_numpy(np.stack([it["_pair"] for it in with_pair]).transpose(0, 3, 1, 2).copy())
-                with torch.inference_mode():
+                with torch.inference_mode(), autocast_context(self.model):
                     probs = self.model.predict_proba(pairs.to(self.device)).float().cpu().numpy()
                 masks = self._attention(len(with_pair)) if self.explain else None
                 for i, (it, prob) in enumerate(zip(with_pair, probs, strict=True)):

@@ -68,3 +68,18 @@ def test_highlight_baseline_scores_mismatched_reflections_higher():
     different = join_pair(_iris((60, 36)), _iris((34, 62)))
     assert highlight_score(same) < 0.3 < 0.7 < highlight_score(different)
     assert aligned_iou(np.zeros((4, 4), bool), np.zeros((4, 4), bool)) == 1.0
+
+
+def test_inference_precision_switch_keeps_the_scores_and_rejects_unknown_values(smoke_run):
+    from irisgan.inference import configure_inference
+
+    model = load_classifier(smoke_run / "checkpoints" / "best.ckpt")
+    images = np.random.default_rng(0).integers(0, 256, (8, 3, 96, 96), dtype=np.uint8)
+    fp32 = score_pairs(model, images)
+    bf16 = score_pairs(configure_inference(model, "bf16"), images)
+    assert model.inference_dtype == torch.bfloat16
+    assert np.abs(bf16 - fp32).max() < 0.05  # bf16 rounding only; the scores stay where they were
+    with pytest.raises(ValueError, match="valid choices"):
+        configure_inference(model, "fp16")
+    with pytest.raises(ValueError, match="valid choices"):
+        load_classifier(smoke_run / "checkpoints" / "best.ckpt", precision="16-mixed")
