@@ -24,7 +24,7 @@ from irisgan import plots, runtime
 from irisgan.baseline import highlight_scores
 from irisgan.config import CONFIG_DIR
 from irisgan.data.pairs import load_pairs
-from irisgan.data.pairs_format import write_bytes_atomic
+from irisgan.data.pairs_format import read_pairs_csv, write_bytes_atomic
 from irisgan.degrade import degrade_batch
 from irisgan.inference import load_classifier, score_pairs
 from irisgan.metrics import report_from_scores
@@ -63,6 +63,28 @@ def summarize(scores: np.ndarray, labels: np.ndarray, threshold: float, cfg: Dic
     return out, report
 
 
+def per_cue_breakdown(scores: np.ndarray, labels: np.ndarray, cues: list[str], threshold: float) -> list[dict]:
+    """For each cue family in a ``cues`` column (``a;b``): its GAN pairs against every real pair.
+
+    AUROC of those fakes vs all reals, and their recall at the threshold; ``only`` counts fakes with that
+    cue alone. Shows which GAN cues a detector has learned (synthetic sets record the cues they planted).
+    """
+    per_pair = [set(c.split(";")) - {""} for c in cues]
+    real = labels == 0
+    rows = []
+    for cue in sorted(set().union(*per_pair)):
+        has = np.array([cue in c for c in per_pair]) & (labels == 1)
+        only = np.array([c == {cue} for c in per_pair]) & (labels == 1)
+        row = {"cue": cue, "n_fake": int(has.sum()), "n_only": int(only.sum())}
+        for tag, sel in (("", has), ("only_", only)):
+            if sel.sum() and real.sum():
+                keep = sel | real
+                row[f"{tag}auroc"] = float(binary_auroc(torch.as_tensor(scores[keep]), torch.as_tensor(labels[keep]).long()))
+                row[f"{tag}recall_at_thr"] = float((scores[sel] >= threshold).mean())
+        rows.append(row)
+    return rows
+
+
 def load_test_set(cfg: DictConfig, out: Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """(uint8 pairs, labels, provenance). Face folders go through the extractor first."""
     info: dict[str, Any] = {}
@@ -87,6 +109,9 @@ def load_test_set(cfg: DictConfig, out: Path) -> tuple[np.ndarray, np.ndarray, d
         csv = ensure_synthetic_pairs(**OmegaConf.to_container(cfg.synthetic, resolve=True))
         info["source"] = f"synthetic test set {csv.parent.name}"
     images, labels, paths = load_pairs(csv)
+    cues = [row.get("cues") or "" for row in read_pairs_csv(csv)]
+    if any(cues):
+        info["cues"] = cues  # the GAN cue families of each pair (synthetic sets): a per-cue breakdown
     info["csv"] = str(csv)
     info["n_pairs"] = len(labels)
     info["n_fake"], info["n_real"] = int(labels.sum()), int(len(labels) - labels.sum())
@@ -116,6 +141,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         methods["highlight_baseline"] = highlight_scores
     thresholds = {"ran": threshold, "highlight_baseline": 0.5}
 
+    cues = info.pop("cues", None)
     results: dict[str, Any] = {
         "checkpoint": str(cfg.ckpt), **info, "precision": str(cfg.get("precision", "32")),
         "compile": bool(cfg.get("compile", False)), "methods": {},
@@ -124,6 +150,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     for name, scorer in methods.items():
         scores = scorer(images)
         results["methods"][name], reports[name] = summarize(scores, labels, thresholds[name], cfg)
+        if cues is not None:
+            results["methods"][name]["per_cue"] = per_cue_breakdown(scores, labels, cues, thresholds[name])
         plots.plot_report(reports[name], out / "plots", name)
         np.save(out / f"scores_{name}.npy", scores)
     plots.plot_roc_comparison(reports, out / "plots" / "roc_comparison.png")
@@ -173,6 +201,11 @@ def _report_markdown(results: dict[str, Any], robustness_rows: list[dict]) -> st
         text += ["Photos per status (photos without a pair are not scored): "
                  + json.dumps(extraction.get("by_status", extraction), default=str), ""]
     text += [_table(rows, list(rows[0])), ""]
+    cue_rows = [{"method": name, **r} for name, m in results["methods"].items() for r in m.get("per_cue", [])]
+    if cue_rows:
+        text += ["## Per GAN cue (the cue's GAN pairs against all real pairs; `only_`: pairs with that cue alone)",
+                 "", _table(cue_rows, ["method", "cue", "n_fake", "auroc", "recall_at_thr", "n_only", "only_auroc",
+                                       "only_recall_at_thr"]), ""]
     if robustness_rows:
         text += ["## Robustness (AUC per degradation)", "", _table(robustness_rows, list(robustness_rows[0])), ""]
     return "\n".join(text)
@@ -192,6 +225,11 @@ def _log_wandb(cfg: DictConfig, out: Path, results: dict[str, Any], reports: dic
         for name, report in reports.items():
             run.log(wandb_curves(report, f"eval/{name}"))
         run.log({f"eval/figures/{p.stem}": wandb.Image(str(p)) for p in sorted((out / "plots").glob("*.png"))})
+        for name, m in results["methods"].items():
+            if m.get("per_cue"):
+                columns = sorted({k for r in m["per_cue"] for k in r}, key=lambda k: (k != "cue", k))
+                run.log({f"eval/{name}/per_cue": wandb.Table(
+                    columns=columns, data=[[r.get(c) for c in columns] for r in m["per_cue"]])})
         if results.get("robustness"):
             rows = results["robustness"]
             run.log({"eval/robustness": wandb.Table(columns=list(rows[0]), data=[list(r.values()) for r in rows])})

@@ -11,7 +11,6 @@ import torch
 
 from irisgan.classifier import RANClassifier
 
-
 log = logging.getLogger(__name__)
 
 INFERENCE_PRECISIONS = ("32", "bf16")

@@ -27,6 +27,9 @@ def test_evaluate_writes_report_with_intervals_baseline_and_robustness(tmp_path,
     assert metrics["robustness"][0]["ran_auroc"] == pytest.approx(ran["auroc"], abs=1e-6)
     report = (ev / "report.md").read_text()
     assert "highlight_baseline" in report and "AUC 95% CI" in report and "Robustness" in report
+    assert "Per GAN cue" in report
+    cue_names = {r["cue"] for r in ran["per_cue"]}
+    assert cue_names and cue_names <= {"highlight", "pupil", "colour", "checkerboard", "blotchy", "seam"}
     for fig in ("ran_roc", "highlight_baseline_roc", "roc_comparison", "robustness"):
         assert (ev / "plots" / f"{fig}.png").is_file()
     assert list((ev / "wandb").glob("offline-run-*"))
@@ -83,3 +86,19 @@ def test_inference_precision_switch_keeps_the_scores_and_rejects_unknown_values(
         configure_inference(model, "fp16")
     with pytest.raises(ValueError, match="valid choices"):
         load_classifier(smoke_run / "checkpoints" / "best.ckpt", precision="16-mixed")
+
+
+def test_per_cue_breakdown_scores_each_cue_against_all_reals():
+    from irisgan.evaluate import per_cue_breakdown
+
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    cues = ["", "", "", "pupil", "pupil;colour", "colour"]
+    scores = np.array([0.1, 0.2, 0.3, 0.9, 0.25, 0.05])
+    rows = {r["cue"]: r for r in per_cue_breakdown(scores, labels, cues, threshold=0.5)}
+    assert set(rows) == {"pupil", "colour"}
+    assert rows["pupil"]["n_fake"] == 2 and rows["pupil"]["n_only"] == 1
+    # pupil fakes 0.9 and 0.25 against reals 0.1, 0.2, 0.3: 5 of 6 orderings right
+    assert rows["pupil"]["auroc"] == pytest.approx(5 / 6)
+    assert rows["pupil"]["recall_at_thr"] == pytest.approx(0.5)
+    assert rows["pupil"]["only_auroc"] == pytest.approx(1.0)
+    assert rows["colour"]["only_auroc"] == pytest.approx(0.0) and rows["colour"]["recall_at_thr"] == 0.0
