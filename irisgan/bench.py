@@ -263,7 +263,8 @@ def main() -> None:
     parser.add_argument("--precision", default="32-true")
     parser.add_argument("--no-malloc", action="store_true")
     parser.add_argument("--nchw", action="store_true")
-    parser.add_argument("--compile", action="store_true", help="also time torch.compile inference")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
+                        help="also time torch.compile inference (predict/evaluate compile=true); --no-compile skips it")
     parser.add_argument("--bf16-inference", action="store_true", help="(inference worker) time bf16 autocast instead of fp32")
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--n-pairs", type=int, default=1024, help="synthetic pairs for the training benchmarks")
@@ -341,8 +342,8 @@ def main() -> None:
         checkpoint("train")
     if "inference" not in skip:
         flags = ["--device", args.device, "--batch-size", "256", "--seconds", str(args.seconds)]
-        inference = run_worker("inference", *flags, *(["--compile"] if args.compile else []))
-        bf16 = run_worker("inference", *flags, "--bf16-inference", *bf16_probe)
+        inference = run_worker("inference", *flags, "--compile" if args.compile else "--no-compile")
+        bf16 = run_worker("inference", *flags, "--bf16-inference", "--no-compile", *bf16_probe)
         inference["pairs_per_s_bf16"] = bf16.get("pairs_per_s_bf16", bf16.get("error"))
         if probe_note:
             inference["bf16_note"] = probe_note

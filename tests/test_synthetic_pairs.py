@@ -155,3 +155,19 @@ def test_parallel_rendering_gives_the_same_set(tmp_path):
     assert serial.read_bytes() == parallel.read_bytes()
     for a, b in zip(_image_files(serial), _image_files(parallel), strict=True):
         assert a.read_bytes() == b.read_bytes()
+
+
+def test_low_difficulty_plants_more_cue_families():
+    from irisgan.data.synthetic_pairs import _apply_cues, _draw_face
+
+    def counts(difficulty):
+        out = []
+        for i in range(60):
+            rng = pair_rng(0, "cue-count", i)
+            out.append(len(_apply_cues(rng, _draw_face(rng, difficulty), difficulty)))
+        return np.array(out)
+
+    easy, default_hard = counts(0.0), counts(0.5)
+    assert easy.min() == 2 and easy.max() == 4  # one more family than at 0.5, always
+    assert default_hard.min() == 1 and default_hard.max() == 3
+    assert 0.8 < easy.mean() - default_hard.mean() < 1.2

@@ -7,7 +7,7 @@ format (``pairs.csv`` with ``path,label,cues``).
 
 Real pairs: both eyes share iris colour and texture style, round pupils of similar size, and
 highlights of one shape at one position relative to the iris (one light), up to natural jitter.
-GAN-like pairs carry 1-3 cues reported for GAN faces (Guo et al. 2022 and the works it cites):
+GAN-like pairs carry 1-3 cue families (up to 4 at low difficulty) reported for GAN faces (Guo et al. 2022 and the works it cites):
 ``highlight`` (the two eyes' highlights differ in position, number or shape), ``pupil``
 (irregular, non-elliptical outline), ``colour`` (the irises differ in colour), and one texture
 artifact: ``checkerboard`` (periodic up-sampling pattern), ``blotchy`` (smeared, blob-like iris
@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 
 # Bump whenever the rendering changes: the version is part of the cache folder name, so a new
 # generator never reuses pairs that an older one wrote.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 # Each eye is rendered on a square canvas twice the width it ends up with in the 96x96 pair
 # (join_pair squeezes two squares side by side into one square), like an extractor crop.
@@ -433,10 +433,15 @@ def _apply_highlight_cue(rng: np.random.Generator, eye: EyeParams, strength: flo
 def _apply_cues(rng: np.random.Generator, eyes: tuple[EyeParams, EyeParams], difficulty: float) -> list[str]:
     """Turn a real face's eyes into a GAN-like pair: 1-3 cue families, each at a random strength.
 
-    Strengths are spread down to faint, so some GAN-like pairs are hard to tell from real ones.
+    Strengths are spread down to faint, so some GAN-like pairs are hard to tell from real ones. Below
+    difficulty 0.5 a pair gets one more family with probability ``1 - 2 * difficulty`` (2-4 at 0.0); from
+    0.5 up the draws are those of generator version 2.
     """
     scale = _cue_scale(difficulty)
-    families = rng.choice(CUE_FAMILIES, size=rng.integers(1, 4), replace=False)
+    n_families = int(rng.integers(1, 4))
+    if difficulty < 0.5 and rng.random() < 1.0 - 2.0 * difficulty:
+        n_families += 1
+    families = rng.choice(CUE_FAMILIES, size=n_families, replace=False)
     cues = []
     for family in CUE_FAMILIES:  # fixed order so the cue list reads the same way in every row
         if family not in families:
