@@ -1,6 +1,6 @@
 """BCE versus BCE+AUC, balanced and imbalanced, over seeds: the paper's Table 2 layout.
 
-    python experiments/bce_vs_bce_auc.py                      # quick preset (CPU): a reduced RAN, ~15 min on 2 cores
+    python experiments/bce_vs_bce_auc.py                      # quick preset (CPU): a reduced RAN, 40 min on 2 cores
     python experiments/bce_vs_bce_auc.py --preset paper-ran   # the paper-size RAN on the default synthetic data (GPU)
     python experiments/bce_vs_bce_auc.py --aggregate DIR      # only rebuild the table from a finished sweep
 
