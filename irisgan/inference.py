@@ -90,9 +90,15 @@ def score_pairs(model: RANClassifier, images: np.ndarray | torch.Tensor, batch_s
     """P(GAN) of (N, 3, 96, 96) uint8 pairs."""
     images = torch.as_tensor(images)
     device = next(model.parameters()).device
+    # A compiled network sees one batch shape: the last, shorter batch is padded (eval mode, so the padding
+    # changes no score) instead of paying a second compilation.
+    pad_last = hasattr(model.net, "_orig_mod") and len(images) > batch_size
+    out = []
     with autocast_context(model):
-        out = [
-            model.predict_proba(images[i : i + batch_size].to(device)).float().cpu()
-            for i in range(0, len(images), batch_size)
-        ]
+        for i in range(0, len(images), batch_size):
+            chunk = images[i : i + batch_size]
+            n = len(chunk)
+            if pad_last and n < batch_size:
+                chunk = torch.cat([chunk, chunk.new_zeros((batch_size - n, *chunk.shape[1:]))])
+            out.append(model.predict_proba(chunk.to(device)).float().cpu()[:n])
     return torch.cat(out).numpy() if out else np.zeros(0, np.float32)

@@ -102,3 +102,23 @@ def test_per_cue_breakdown_scores_each_cue_against_all_reals():
     assert rows["pupil"]["recall_at_thr"] == pytest.approx(0.5)
     assert rows["pupil"]["only_auroc"] == pytest.approx(1.0)
     assert rows["colour"]["only_auroc"] == pytest.approx(0.0) and rows["colour"]["recall_at_thr"] == 0.0
+
+
+def test_compiled_scoring_pads_the_last_batch_to_one_shape(smoke_run):
+    model = load_classifier(smoke_run / "checkpoints" / "best.ckpt")
+    images = np.random.default_rng(1).integers(0, 256, (5, 3, 96, 96), dtype=np.uint8)
+    eager = score_pairs(model, images, batch_size=4)
+
+    class Compiled(torch.nn.Module):  # stands in for torch.compile's wrapper: records the shapes it sees
+        def __init__(self, net):
+            super().__init__()
+            self._orig_mod, self.shapes = net, []
+
+        def forward(self, x):
+            self.shapes.append(tuple(x.shape))
+            return self._orig_mod(x)
+
+    model.net = Compiled(model.net)
+    padded = score_pairs(model, images, batch_size=4)
+    assert [s[0] for s in model.net.shapes] == [4, 4]
+    np.testing.assert_allclose(padded, eager, atol=1e-6)
