@@ -54,6 +54,8 @@ class RANClassifier(L.LightningModule):
         self.register_buffer("mean", torch.full((3,), 0.5))
         self.register_buffer("std", torch.full((3,), 0.25))
         self.register_buffer("threshold", torch.tensor(0.5))
+        # Autocast dtype of predict_proba (None: the parameters' own); irisgan.inference.configure_inference sets it.
+        self.inference_dtype: torch.dtype | None = None
         self.val_metrics = scalar_metrics("val/")
         self.test_metrics = scalar_metrics("test/")
         self.val_curves = curve_metrics()
@@ -79,11 +81,14 @@ class RANClassifier(L.LightningModule):
 
     @torch.no_grad()
     def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self(images).float())
+        """P(GAN), float32, under ``inference_dtype`` autocast when one is set."""
+        dtype = self.inference_dtype
+        with torch.autocast(images.device.type, dtype=dtype, enabled=dtype is not None):
+            return torch.sigmoid(self(images).float())
 
     def predict_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
         images = batch[0] if isinstance(batch, (tuple, list)) else batch
-        probs = torch.sigmoid(self(images).float())
+        probs = self.predict_proba(images)
         return {"prob": probs, "decision": (probs >= self.threshold).long()}
 
     # -- set-up ---------------------------------------------------------------------------------------------------

@@ -130,7 +130,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
-    model = load_classifier(cfg.ckpt, device, str(cfg.get("precision", "32")), bool(cfg.get("compile", False)))
+    precision, compile = str(cfg.get("precision", "32")), bool(cfg.get("compile", False))
+    model = load_classifier(cfg.ckpt, device, precision, compile)
     threshold = float(model.threshold)
     images, labels, info = load_test_set(cfg, out)
     if len(np.unique(labels)) < 2:
@@ -143,8 +144,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     cues = info.pop("cues", None)
     results: dict[str, Any] = {
-        "checkpoint": str(cfg.ckpt), **info, "precision": str(cfg.get("precision", "32")),
-        "compile": bool(cfg.get("compile", False)), "methods": {},
+        "checkpoint": str(cfg.ckpt), **info, "precision": precision, "compile": compile, "methods": {},
     }
     reports = {}
     for name, scorer in methods.items():

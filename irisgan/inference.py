@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-import logging
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from irisgan.classifier import RANClassifier
-
-log = logging.getLogger(__name__)
 
 INFERENCE_PRECISIONS = ("32", "bf16")
 
@@ -77,14 +73,6 @@ def configure_inference(model: RANClassifier, precision: str = "32", compile: bo
     return model
 
 
-def autocast_context(model: RANClassifier) -> contextlib.AbstractContextManager:
-    """bf16 autocast on the model's device where ``configure_inference`` asked for it, else a no-op."""
-    dtype = getattr(model, "inference_dtype", None)
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(next(model.parameters()).device.type, dtype=dtype)
-
-
 @torch.inference_mode()
 def score_pairs(model: RANClassifier, images: np.ndarray | torch.Tensor, batch_size: int = 256) -> np.ndarray:
     """P(GAN) of (N, 3, 96, 96) uint8 pairs."""
@@ -94,11 +82,10 @@ def score_pairs(model: RANClassifier, images: np.ndarray | torch.Tensor, batch_s
     # changes no score) instead of paying a second compilation.
     pad_last = hasattr(model.net, "_orig_mod") and len(images) > batch_size
     out = []
-    with autocast_context(model):
-        for i in range(0, len(images), batch_size):
-            chunk = images[i : i + batch_size]
-            n = len(chunk)
-            if pad_last and n < batch_size:
-                chunk = torch.cat([chunk, chunk.new_zeros((batch_size - n, *chunk.shape[1:]))])
-            out.append(model.predict_proba(chunk.to(device)).float().cpu()[:n])
+    for i in range(0, len(images), batch_size):
+        chunk = images[i : i + batch_size]
+        n = len(chunk)
+        if pad_last and n < batch_size:
+            chunk = torch.cat([chunk, chunk.new_zeros((batch_size - n, *chunk.shape[1:]))])
+        out.append(model.predict_proba(chunk.to(device)).float().cpu()[:n])
     return torch.cat(out).numpy() if out else np.zeros(0, np.float32)

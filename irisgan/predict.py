@@ -37,7 +37,7 @@ from irisgan.extract import (
     photo_dataloader,
 )
 from irisgan.faces import IMAGE_SUFFIXES
-from irisgan.inference import autocast_context, load_classifier
+from irisgan.inference import load_classifier
 
 log = logging.getLogger("irisgan.predict")
 
@@ -102,7 +102,7 @@ class Predictor:
             with_pair = [it for it in items if it["status"] == "ok" and it.get("_pair") is not None]
             if with_pair:
                 pairs = torch.from_numpy(np.stack([it["_pair"] for it in with_pair]).transpose(0, 3, 1, 2).copy())
-                with torch.inference_mode(), autocast_context(self.model):
+                with torch.inference_mode():
                     probs = self.model.predict_proba(pairs.to(self.device)).float().cpu().numpy()
                 masks = self._attention(len(with_pair)) if self.explain else None
                 for i, (it, prob) in enumerate(zip(with_pair, probs, strict=True)):
