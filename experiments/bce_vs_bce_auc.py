@@ -25,20 +25,38 @@ ROOT = Path(__file__).resolve().parents[1]
 PRESETS = {
     "quick": [
         # A quarter of the paper RAN's FLOPs (0.25 vs 0.97 GFLOP a pair); the default data, epochs and AdamW.
-        "model.net.stage_channels=[32,64,128]", "model.net.head_channels=256", "model.net.stem_channels=16",
+        "model.net.stage_channels=[32,64,128]",
+        "model.net.head_channels=256",
+        "model.net.stem_channels=16",
     ],
     "paper-ran": [],  # the defaults: paper-size RAN, 4000 synthetic pairs, the stage's epochs
 }
 RATIOS = {"balanced": "null", "1:4": "0.25"}
-COLUMNS = [("acc", "test/acc_at_thr"), ("precision", "test/precision_at_thr"), ("recall", "test/recall_at_thr"),
-           ("f1", "test/f1_at_thr"), ("auc", "test/auroc")]
+COLUMNS = [
+    ("acc", "test/acc_at_thr"),
+    ("precision", "test/precision_at_thr"),
+    ("recall", "test/recall_at_thr"),
+    ("f1", "test/f1_at_thr"),
+    ("auc", "test/auroc"),
+]
 
 
 def run_sweep(preset: str, seeds: list[int], extra: list[str]) -> Path:
     sweep_dir = ROOT / "outputs" / "experiments" / f"bce_vs_bce_auc_{preset}_{time.strftime('%Y%m%d-%H%M%S')}"
-    cmd = [sys.executable, "-m", "irisgan.train", "-m", "stage=ran", "loss=bce,bce_auc",
-           f"data.train_fake_to_real={','.join(RATIOS.values())}", f"seed={','.join(map(str, seeds))}",
-           "logger=csv", f"hydra.sweep.dir={sweep_dir}", *PRESETS[preset], *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "irisgan.train",
+        "-m",
+        "stage=ran",
+        "loss=bce,bce_auc",
+        f"data.train_fake_to_real={','.join(RATIOS.values())}",
+        f"seed={','.join(map(str, seeds))}",
+        "logger=csv",
+        f"hydra.sweep.dir={sweep_dir}",
+        *PRESETS[preset],
+        *extra,
+    ]
     print("running:", " ".join(cmd), flush=True)
     subprocess.run(cmd, cwd=ROOT, check=True)
     return sweep_dir
@@ -66,10 +84,15 @@ def aggregate(sweep_dir: Path, preset: str, out_dir: Path = ROOT / "experiments"
         writer = csv.DictWriter(f, list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    lines = [f"# BCE vs BCE+AUC ({preset} preset)", "",
-             f"Sweep: `{sweep_dir.relative_to(ROOT) if sweep_dir.is_relative_to(ROOT) else sweep_dir}`. Test set: the held-out synthetic test "
-             "set; metrics at the threshold chosen on validation data (G-mean); mean +- std over seeds.", "",
-             "| setting | loss | seeds | Acc | Precision | Recall | F1 | AUC |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# BCE vs BCE+AUC ({preset} preset)",
+        "",
+        f"Sweep: `{sweep_dir.relative_to(ROOT) if sweep_dir.is_relative_to(ROOT) else sweep_dir}`. Test set: the held-out synthetic test "
+        "set; metrics at the threshold chosen on validation data (G-mean); mean +- std over seeds.",
+        "",
+        "| setting | loss | seeds | Acc | Precision | Recall | F1 | AUC |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         cells = " | ".join(f"{r[n]:.3f} +- {r[n + '_std']:.3f}" for n, _ in COLUMNS)
         lines.append(f"| {r['setting']} | {r['loss']} | {r['seeds']} | {cells} |")
@@ -80,14 +103,18 @@ def aggregate(sweep_dir: Path, preset: str, out_dir: Path = ROOT / "experiments"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--preset", choices=sorted(PRESETS), default="quick")
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--aggregate", type=Path, help="only aggregate this finished sweep folder")
     parser.add_argument("--results-dir", type=Path, default=ROOT / "experiments" / "results")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. trainer=gpu")
     args = parser.parse_args()
-    sweep_dir = args.aggregate or run_sweep(args.preset, [int(s) for s in args.seeds.split(",")], args.overrides)
+    sweep_dir = args.aggregate or run_sweep(
+        args.preset, [int(s) for s in args.seeds.split(",")], args.overrides
+    )
     aggregate(sweep_dir, args.preset, args.results_dir)
 
 

@@ -18,8 +18,10 @@ def _halves(pair: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Undo the side-by-side squeeze: two square RGB iris images from one (H, W, 3) pair."""
     h, w = pair.shape[:2]
     left, right = pair[:, : w // 2], pair[:, w // 2 :]
-    return (cv2.resize(left, (HALF, HALF), interpolation=cv2.INTER_LINEAR),
-            cv2.resize(right, (HALF, HALF), interpolation=cv2.INTER_LINEAR))
+    return (
+        cv2.resize(left, (HALF, HALF), interpolation=cv2.INTER_LINEAR),
+        cv2.resize(right, (HALF, HALF), interpolation=cv2.INTER_LINEAR),
+    )
 
 
 _yy, _xx = np.mgrid[0:HALF, 0:HALF]
@@ -60,7 +62,9 @@ def highlight_score(pair_rgb: np.ndarray) -> float:
 
 def highlight_scores(images: np.ndarray) -> np.ndarray:
     """Scores of (N, 3, H, W) uint8 pairs."""
-    return np.array([highlight_score(np.ascontiguousarray(img.transpose(1, 2, 0))) for img in images], np.float32)
+    return np.array(
+        [highlight_score(np.ascontiguousarray(img.transpose(1, 2, 0))) for img in images], np.float32
+    )
 
 
 def highlight_masks_for_display(pair_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

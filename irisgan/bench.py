@@ -88,8 +88,13 @@ def worker_naive(args) -> dict:
             x = TF.normalize(TF.to_tensor(img), [0.5, 0.5, 0.5], [0.25, 0.25, 0.25])
             return x, torch.tensor(float(rows[i]["label"]))
 
-    loader = DataLoader(PairFiles(), batch_size=args.batch_size, shuffle=True, num_workers=args.workers,
-                        persistent_workers=args.workers > 0)
+    loader = DataLoader(
+        PairFiles(),
+        batch_size=args.batch_size,
+        shuffle=True,
+        num_workers=args.workers,
+        persistent_workers=args.workers > 0,
+    )
     model = ResidualAttentionNet().to(args.device).train()
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     times, step = [], 0
@@ -139,9 +144,17 @@ def worker_framework(args) -> dict:
     model = RANClassifier(channels_last=not args.nchw)
     timer = StepTimer()
     trainer = L.Trainer(
-        accelerator="gpu" if args.device == "cuda" else "cpu", devices=1, precision=args.precision,
-        max_steps=args.warmup + args.steps, limit_val_batches=0, num_sanity_val_steps=0, logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, callbacks=[timer],
+        accelerator="gpu" if args.device == "cuda" else "cpu",
+        devices=1,
+        precision=args.precision,
+        max_steps=args.warmup + args.steps,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
     )
     trainer.fit(model, datamodule=dm)
     seconds = sum(t for t, _ in timer.times)
@@ -186,7 +199,9 @@ WORKERS = {"naive": worker_naive, "framework": worker_framework, "inference": wo
 
 def run_worker(kind: str, *flags: str) -> dict:
     cmd = [sys.executable, "-m", "irisgan.bench", "--worker", kind, *flags]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.run(
+        cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+    )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
         return {"error": f"exit {proc.returncode}: {proc.stderr[-1500:]}"}
@@ -208,8 +223,10 @@ def bench_extraction(faces: Path, copies: int, locators: dict[str, list[str]]) -
             for p in photos:
                 shutil.copyfile(p, src / p.parent.name / f"{p.stem}_{k}{p.suffix}")
         for name, overrides in locators.items():
-            cfg = compose_config("extract", [f"faces={src}", f"out={tmp}/out_{name}",
-                                             "trainer.enable_progress_bar=false", *overrides])
+            cfg = compose_config(
+                "extract",
+                [f"faces={src}", f"out={tmp}/out_{name}", "trainer.enable_progress_bar=false", *overrides],
+            )
             summary = run_extraction(cfg)
             results[name] = {
                 "photos": summary["this_run"]["processed"],
@@ -252,7 +269,9 @@ def _smoke_checkpoint(tmp: Path) -> Path:
 
 # --------------------------------------------------------------------------------------------- main
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--worker", choices=sorted(WORKERS))
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--csv")
@@ -263,17 +282,31 @@ def main() -> None:
     parser.add_argument("--precision", default="32-true")
     parser.add_argument("--no-malloc", action="store_true")
     parser.add_argument("--nchw", action="store_true")
-    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
-                        help="also time torch.compile inference (predict/evaluate compile=true); --no-compile skips it")
-    parser.add_argument("--bf16-inference", action="store_true", help="(inference worker) time bf16 autocast instead of fp32")
+    parser.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time torch.compile inference (predict/evaluate compile=true); --no-compile skips it",
+    )
+    parser.add_argument(
+        "--bf16-inference", action="store_true", help="(inference worker) time bf16 autocast instead of fp32"
+    )
     parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--n-pairs", type=int, default=1024, help="synthetic pairs for the training benchmarks")
+    parser.add_argument(
+        "--n-pairs", type=int, default=1024, help="synthetic pairs for the training benchmarks"
+    )
     parser.add_argument("--data-dir", default=str(ROOT / "data"))
     parser.add_argument("--faces", default=str(ROOT.parent / "shared" / "data" / "faces"))
-    parser.add_argument("--copies", type=int, default=10, help="copies of the face photos for extraction timing")
+    parser.add_argument(
+        "--copies", type=int, default=10, help="copies of the face photos for extraction timing"
+    )
     parser.add_argument("--segmenter-ckpt", help="also time extraction with the trained segmenter")
-    parser.add_argument("--ablations", action="store_true", help="also time the framework without each speed-up")
-    parser.add_argument("--skip", default="", help="comma list of sections to skip: train,inference,extract,predict")
+    parser.add_argument(
+        "--ablations", action="store_true", help="also time the framework without each speed-up"
+    )
+    parser.add_argument(
+        "--skip", default="", help="comma list of sections to skip: train,inference,extract,predict"
+    )
     parser.add_argument("--out", help="also write the JSON here")
     args = parser.parse_args()
 
@@ -291,35 +324,54 @@ def main() -> None:
             Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
 
     report: dict = {
-        "machine": {"cpu_cores": os.cpu_count(), "torch": torch.__version__, "platform": platform.platform(),
-                    "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
-                    "torch_threads": torch.get_num_threads(),
-                    "cpu_capability": torch.backends.cpu.get_cpu_capability()},
-        "matmul_gflops": {"fp32": round(matmul_gflops(torch.float32, args.device), 1),
-                          "bf16": round(matmul_gflops(torch.bfloat16, args.device), 1)},
+        "machine": {
+            "cpu_cores": os.cpu_count(),
+            "torch": torch.__version__,
+            "platform": platform.platform(),
+            "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
+            "torch_threads": torch.get_num_threads(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        },
+        "matmul_gflops": {
+            "fp32": round(matmul_gflops(torch.float32, args.device), 1),
+            "bf16": round(matmul_gflops(torch.bfloat16, args.device), 1),
+        },
     }
     # bf16 pays only where the hardware has it (CUDA; CPUs with AVX512-BF16/AMX). Elsewhere it is emulated
     # and hundreds of times slower: then the bf16 runs are a single probe step, labelled as such.
     bf16_fast = report["matmul_gflops"]["bf16"] > report["matmul_gflops"]["fp32"]
     report["machine"]["bf16_native"] = bf16_fast
     bf16_probe = [] if bf16_fast else ["--warmup", "0", "--steps", "1", "--seconds", "0"]
-    probe_note = (None if bf16_fast else "a single step, no warm-up: bf16 is emulated here "
-                  f"(bf16 matmul {report['matmul_gflops']['bf16']} vs fp32 {report['matmul_gflops']['fp32']} GFLOP/s)")
+    probe_note = (
+        None
+        if bf16_fast
+        else "a single step, no warm-up: bf16 is emulated here "
+        f"(bf16 matmul {report['matmul_gflops']['bf16']} vs fp32 {report['matmul_gflops']['fp32']} GFLOP/s)"
+    )
     from irisgan.models.ran import ResidualAttentionNet, estimate_flops
 
     fwd = estimate_flops(ResidualAttentionNet())
     report["ran_gflops_per_pair"] = {"forward": round(fwd / 1e9, 3), "training": round(3 * fwd / 1e9, 3)}
     checkpoint("matmul")
 
-    common = ["--device", args.device, "--batch-size", str(args.batch_size), "--steps", str(args.steps),
-              "--warmup", str(args.warmup)]
+    common = [
+        "--device",
+        args.device,
+        "--batch-size",
+        str(args.batch_size),
+        "--steps",
+        str(args.steps),
+        "--warmup",
+        str(args.warmup),
+    ]
     if "train" not in skip:
         csv = str(_synthetic_csv(args.n_pairs, Path(args.data_dir)))
         train = {
             "naive_fp32": run_worker("naive", *common, "--csv", csv, "--workers", str(args.workers)),
             "framework_fp32": run_worker("framework", *common, "--csv", csv),
-            "framework_bf16": run_worker("framework", *common, "--csv", csv, "--precision", "bf16-mixed",
-                                         *bf16_probe),
+            "framework_bf16": run_worker(
+                "framework", *common, "--csv", csv, "--precision", "bf16-mixed", *bf16_probe
+            ),
         }
         if probe_note:
             train["framework_bf16"]["note"] = probe_note
@@ -347,7 +399,9 @@ def main() -> None:
         inference["pairs_per_s_bf16"] = bf16.get("pairs_per_s_bf16", bf16.get("error"))
         if probe_note:
             inference["bf16_note"] = probe_note
-        report["inference_batch256"] = {k: round(v, 1) if isinstance(v, float) else v for k, v in inference.items()}
+        report["inference_batch256"] = {
+            k: round(v, 1) if isinstance(v, float) else v for k, v in inference.items()
+        }
         checkpoint("inference")
     faces = Path(args.faces)
     if "extract" not in skip and faces.is_dir():

@@ -77,9 +77,15 @@ class ClassifierReport(L.Callback):
             samples = report.get("samples")
             if samples is not None:
                 table = wandb.Table(columns=["pair", "label", "p_gan", "decision"])
-                for img, label, prob in zip(samples["images"], samples["labels"], samples["probs"], strict=True):
-                    table.add_data(wandb.Image(np.transpose(img, (1, 2, 0))), "GAN" if label else "real",
-                                   float(prob), "GAN" if prob >= report["threshold"] else "real")
+                for img, label, prob in zip(
+                    samples["images"], samples["labels"], samples["probs"], strict=True
+                ):
+                    table.add_data(
+                        wandb.Image(np.transpose(img, (1, 2, 0))),
+                        "GAN" if label else "real",
+                        float(prob),
+                        "GAN" if prob >= report["threshold"] else "real",
+                    )
                 run.log({"test/samples": table})
             run.log({f"test/figures/{p.stem}": wandb.Image(str(p)) for p in paths})
 
@@ -104,15 +110,29 @@ def wandb_curves(report: dict[str, Any], stage: str) -> dict[str, Any]:
     return {
         f"{stage}/roc_curve": wandb.plot.line(
             wandb.Table(data=np.stack([roc["fpr"][i], roc["tpr"][i]], 1).tolist(), columns=["fpr", "tpr"]),
-            "fpr", "tpr", title=f"{stage} ROC"),
+            "fpr",
+            "tpr",
+            title=f"{stage} ROC",
+        ),
         f"{stage}/pr_curve": wandb.plot.line(
-            wandb.Table(data=np.stack([pr["recall"][j], pr["precision"][j]], 1).tolist(), columns=["recall", "precision"]),
-            "recall", "precision", title=f"{stage} precision-recall"),
+            wandb.Table(
+                data=np.stack([pr["recall"][j], pr["precision"][j]], 1).tolist(),
+                columns=["recall", "precision"],
+            ),
+            "recall",
+            "precision",
+            title=f"{stage} precision-recall",
+        ),
         f"{stage}/threshold_curve": wandb.plot.line_series(
-            xs=sweep["threshold"][k].tolist(), ys=[sweep[m][k].tolist() for m in metrics], keys=metrics,
-            title=f"{stage} metrics vs threshold", xname="threshold"),
+            xs=sweep["threshold"][k].tolist(),
+            ys=[sweep[m][k].tolist() for m in metrics],
+            keys=metrics,
+            title=f"{stage} metrics vs threshold",
+            xname="threshold",
+        ),
         f"{stage}/confusion": wandb.plot.confusion_matrix(
-            y_true=y_true, preds=y_pred, class_names=["real", "GAN"], title=f"{stage} confusion"),
+            y_true=y_true, preds=y_pred, class_names=["real", "GAN"], title=f"{stage} confusion"
+        ),
     }
 
 

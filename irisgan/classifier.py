@@ -47,7 +47,9 @@ class RANClassifier(L.LightningModule):
     ) -> None:
         super().__init__()
         if threshold_method not in THRESHOLD_METHODS:
-            raise ValueError(f"model.threshold_method {threshold_method!r} unknown; valid choices: {list(THRESHOLD_METHODS)}")
+            raise ValueError(
+                f"model.threshold_method {threshold_method!r} unknown; valid choices: {list(THRESHOLD_METHODS)}"
+            )
         self.save_hyperparameters()
         self.net = ResidualAttentionNet(RANConfig(**(net or {})))
         self.criterion = instantiate(loss or DEFAULT_LOSS)
@@ -153,7 +155,9 @@ class RANClassifier(L.LightningModule):
         report = self._curve_report(self.test_curves, threshold=float(self.threshold))
         self._log_operating_point("test", report)
         if self._test_samples:
-            images, labels, probs = (torch.cat(x)[: self.hparams.sample_table_size] for x in zip(*self._test_samples, strict=True))
+            images, labels, probs = (
+                torch.cat(x)[: self.hparams.sample_table_size] for x in zip(*self._test_samples, strict=True)
+            )
             report["samples"] = {"images": images.numpy(), "labels": labels.numpy(), "probs": probs.numpy()}
         self._test_samples.clear()
 

@@ -33,7 +33,9 @@ def parse(name: str) -> tuple[str, float]:
         return DEGRADATIONS[name]
     m = re.fullmatch(r"(jpeg|blur|resize|noise)([0-9.]+)", name)
     if not m:
-        raise ValueError(f"unknown degradation {name!r}; use one of {list(DEGRADATIONS)} or KIND+VALUE with KIND in {KINDS}")
+        raise ValueError(
+            f"unknown degradation {name!r}; use one of {list(DEGRADATIONS)} or KIND+VALUE with KIND in {KINDS}"
+        )
     return m.group(1), float(m.group(2))
 
 
@@ -42,7 +44,9 @@ def apply(image: np.ndarray, kind: str, value: float, rng: np.random.Generator |
     if kind == "none":
         return image
     if kind == "jpeg":
-        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(value)])
+        ok, buf = cv2.imencode(
+            ".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(value)]
+        )
         if not ok:
             raise RuntimeError("JPEG encoding failed")
         return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
@@ -50,7 +54,9 @@ def apply(image: np.ndarray, kind: str, value: float, rng: np.random.Generator |
         return cv2.GaussianBlur(image, (0, 0), sigmaX=float(value)) if value > 0 else image
     if kind == "resize":
         h, w = image.shape[:2]
-        small = cv2.resize(image, (max(1, round(w * value)), max(1, round(h * value))), interpolation=cv2.INTER_AREA)
+        small = cv2.resize(
+            image, (max(1, round(w * value)), max(1, round(h * value))), interpolation=cv2.INTER_AREA
+        )
         return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
     if kind == "noise":
         rng = rng or np.random.default_rng()

@@ -63,7 +63,9 @@ def summarize(scores: np.ndarray, labels: np.ndarray, threshold: float, cfg: Dic
     return out, report
 
 
-def per_cue_breakdown(scores: np.ndarray, labels: np.ndarray, cues: list[str], threshold: float) -> list[dict]:
+def per_cue_breakdown(
+    scores: np.ndarray, labels: np.ndarray, cues: list[str], threshold: float
+) -> list[dict]:
     """For each cue family in a ``cues`` column (``a;b``): its GAN pairs against every real pair.
 
     AUROC of those fakes vs all reals, and their recall at the threshold; ``only`` counts fakes with that
@@ -79,7 +81,9 @@ def per_cue_breakdown(scores: np.ndarray, labels: np.ndarray, cues: list[str], t
         for tag, sel in (("", has), ("only_", only)):
             if sel.sum() and real.sum():
                 keep = sel | real
-                row[f"{tag}auroc"] = float(binary_auroc(torch.as_tensor(scores[keep]), torch.as_tensor(labels[keep]).long()))
+                row[f"{tag}auroc"] = float(
+                    binary_auroc(torch.as_tensor(scores[keep]), torch.as_tensor(labels[keep]).long())
+                )
                 row[f"{tag}recall_at_thr"] = float((scores[sel] >= threshold).mean())
         rows.append(row)
     return rows
@@ -144,7 +148,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     cues = info.pop("cues", None)
     results: dict[str, Any] = {
-        "checkpoint": str(cfg.ckpt), **info, "precision": precision, "compile": compile, "methods": {},
+        "checkpoint": str(cfg.ckpt),
+        **info,
+        "precision": precision,
+        "compile": compile,
+        "methods": {},
     }
     reports = {}
     for name, scorer in methods.items():
@@ -165,12 +173,19 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
                 s = scorer(degraded)
                 row[f"{name}_auroc"] = float(binary_auroc(torch.as_tensor(s), torch.as_tensor(labels).long()))
                 row[f"{name}_acc_at_thr"] = float(
-                    binary_accuracy(torch.as_tensor(s), torch.as_tensor(labels).long(), threshold=thresholds[name]))
+                    binary_accuracy(
+                        torch.as_tensor(s), torch.as_tensor(labels).long(), threshold=thresholds[name]
+                    )
+                )
             robustness_rows.append(row)
             log.info("robustness %s: %s", deg, {k: round(v, 3) for k, v in row.items() if k != "degradation"})
         results["robustness"] = robustness_rows
         columns = list(robustness_rows[0])
-        csv_text = ",".join(columns) + "\n" + "\n".join(",".join(str(r[c]) for c in columns) for r in robustness_rows)
+        csv_text = (
+            ",".join(columns)
+            + "\n"
+            + "\n".join(",".join(str(r[c]) for c in columns) for r in robustness_rows)
+        )
         write_bytes_atomic(out / "robustness.csv", (csv_text + "\n").encode())
         write_bytes_atomic(out / "robustness.md", (_table(robustness_rows, columns) + "\n").encode())
         plots.plot_robustness(robustness_rows, list(methods), out / "plots" / "robustness.png")
@@ -188,26 +203,62 @@ def _report_markdown(results: dict[str, Any], robustness_rows: list[dict]) -> st
     rows = []
     for name, m in results["methods"].items():
         ci_auc, ci_acc = m.get("auroc_ci95", [np.nan] * 2), m.get("acc_ci95", [np.nan] * 2)
-        rows.append({
-            "method": name, "AUC": m["auroc"], "AUC 95% CI": f"{ci_auc[0]:.3f}-{ci_auc[1]:.3f}",
-            "acc@thr": m["acc_at_thr"], "acc 95% CI": f"{ci_acc[0]:.3f}-{ci_acc[1]:.3f}",
-            "precision@thr": m["precision_at_thr"], "recall@thr": m["recall_at_thr"], "F1@thr": m["f1_at_thr"],
-            "acc@0.5": m["acc_at_0.5"], "threshold": m["threshold"],
-        })
-    text = [f"# Evaluation of {results['checkpoint']}", "", f"Test set: {results['source']}: "
-            f"{results['n_pairs']} pairs ({results['n_real']} real, {results['n_fake']} GAN).", ""]
+        rows.append(
+            {
+                "method": name,
+                "AUC": m["auroc"],
+                "AUC 95% CI": f"{ci_auc[0]:.3f}-{ci_auc[1]:.3f}",
+                "acc@thr": m["acc_at_thr"],
+                "acc 95% CI": f"{ci_acc[0]:.3f}-{ci_acc[1]:.3f}",
+                "precision@thr": m["precision_at_thr"],
+                "recall@thr": m["recall_at_thr"],
+                "F1@thr": m["f1_at_thr"],
+                "acc@0.5": m["acc_at_0.5"],
+                "threshold": m["threshold"],
+            }
+        )
+    text = [
+        f"# Evaluation of {results['checkpoint']}",
+        "",
+        f"Test set: {results['source']}: "
+        f"{results['n_pairs']} pairs ({results['n_real']} real, {results['n_fake']} GAN).",
+        "",
+    ]
     extraction = results.get("extraction")
     if extraction:
-        text += ["Photos per status (photos without a pair are not scored): "
-                 + json.dumps(extraction.get("by_status", extraction), default=str), ""]
+        text += [
+            "Photos per status (photos without a pair are not scored): "
+            + json.dumps(extraction.get("by_status", extraction), default=str),
+            "",
+        ]
     text += [_table(rows, list(rows[0])), ""]
     cue_rows = [{"method": name, **r} for name, m in results["methods"].items() for r in m.get("per_cue", [])]
     if cue_rows:
-        text += ["## Per GAN cue (the cue's GAN pairs against all real pairs; `only_`: pairs with that cue alone)",
-                 "", _table(cue_rows, ["method", "cue", "n_fake", "auroc", "recall_at_thr", "n_only", "only_auroc",
-                                       "only_recall_at_thr"]), ""]
+        text += [
+            "## Per GAN cue (the cue's GAN pairs against all real pairs; `only_`: pairs with that cue alone)",
+            "",
+            _table(
+                cue_rows,
+                [
+                    "method",
+                    "cue",
+                    "n_fake",
+                    "auroc",
+                    "recall_at_thr",
+                    "n_only",
+                    "only_auroc",
+                    "only_recall_at_thr",
+                ],
+            ),
+            "",
+        ]
     if robustness_rows:
-        text += ["## Robustness (AUC per degradation)", "", _table(robustness_rows, list(robustness_rows[0])), ""]
+        text += [
+            "## Robustness (AUC per degradation)",
+            "",
+            _table(robustness_rows, list(robustness_rows[0])),
+            "",
+        ]
     return "\n".join(text)
 
 
@@ -216,23 +267,41 @@ def _log_wandb(cfg: DictConfig, out: Path, results: dict[str, Any], reports: dic
 
     from irisgan.callbacks import wandb_curves
 
-    run = wandb.init(project=cfg.wandb_project, dir=str(out), job_type="evaluate",
-                     mode="offline" if cfg.wandb_offline else "online", config=OmegaConf.to_container(cfg))
+    run = wandb.init(
+        project=cfg.wandb_project,
+        dir=str(out),
+        job_type="evaluate",
+        mode="offline" if cfg.wandb_offline else "online",
+        config=OmegaConf.to_container(cfg),
+    )
     try:
-        flat = {f"eval/{m}/{k}": v for m, vals in results["methods"].items() for k, v in vals.items()
-                if isinstance(v, float)}
+        flat = {
+            f"eval/{m}/{k}": v
+            for m, vals in results["methods"].items()
+            for k, v in vals.items()
+            if isinstance(v, float)
+        }
         run.log(flat)
         for name, report in reports.items():
             run.log(wandb_curves(report, f"eval/{name}"))
-        run.log({f"eval/figures/{p.stem}": wandb.Image(str(p)) for p in sorted((out / "plots").glob("*.png"))})
+        run.log(
+            {f"eval/figures/{p.stem}": wandb.Image(str(p)) for p in sorted((out / "plots").glob("*.png"))}
+        )
         for name, m in results["methods"].items():
             if m.get("per_cue"):
                 columns = sorted({k for r in m["per_cue"] for k in r}, key=lambda k: (k != "cue", k))
-                run.log({f"eval/{name}/per_cue": wandb.Table(
-                    columns=columns, data=[[r.get(c) for c in columns] for r in m["per_cue"]])})
+                run.log(
+                    {
+                        f"eval/{name}/per_cue": wandb.Table(
+                            columns=columns, data=[[r.get(c) for c in columns] for r in m["per_cue"]]
+                        )
+                    }
+                )
         if results.get("robustness"):
             rows = results["robustness"]
-            run.log({"eval/robustness": wandb.Table(columns=list(rows[0]), data=[list(r.values()) for r in rows])})
+            run.log(
+                {"eval/robustness": wandb.Table(columns=list(rows[0]), data=[list(r.values()) for r in rows])}
+            )
     finally:
         wandb.finish()
 

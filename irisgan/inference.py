@@ -47,7 +47,9 @@ def load_classifier(
             "from `python -m irisgan.train stage=ran`"
         )
     if "threshold" not in state or "net" not in hparams or not any(k.startswith("net.") for k in state):
-        raise CheckpointError(f"{path} is not an irisgan classifier checkpoint (stage=ran): no RAN weights/threshold")
+        raise CheckpointError(
+            f"{path} is not an irisgan classifier checkpoint (stage=ran): no RAN weights/threshold"
+        )
     model = RANClassifier(
         net=hparams.get("net"),
         threshold_method=hparams.get("threshold_method", "gmean"),
@@ -56,7 +58,9 @@ def load_classifier(
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith(("val_", "test_"))]
     if missing:
-        raise CheckpointError(f"{path}: the RAN weights do not match the stored configuration (missing {missing[:5]})")
+        raise CheckpointError(
+            f"{path}: the RAN weights do not match the stored configuration (missing {missing[:5]})"
+        )
     model = model.eval().to(device)
     configure_inference(model, precision, compile)
     return model

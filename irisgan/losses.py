@@ -21,7 +21,9 @@ def bce_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype))
 
 
-def wmw_auc_loss(logits: torch.Tensor, targets: torch.Tensor, gamma: float = 0.5, p: float = 2.0) -> torch.Tensor:
+def wmw_auc_loss(
+    logits: torch.Tensor, targets: torch.Tensor, gamma: float = 0.5, p: float = 2.0
+) -> torch.Tensor:
     """Mean over (positive, negative) pairs of ``max(0, gamma - (s_pos - s_neg)) ** p``."""
     scores = torch.sigmoid(logits.float())
     pos = scores[targets > 0.5]

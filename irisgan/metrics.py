@@ -47,7 +47,9 @@ def curve_metrics() -> MetricCollection:
     )
 
 
-def choose_threshold(fpr: np.ndarray, tpr: np.ndarray, thresholds: np.ndarray, method: str = "gmean") -> float:
+def choose_threshold(
+    fpr: np.ndarray, tpr: np.ndarray, thresholds: np.ndarray, method: str = "gmean"
+) -> float:
     """The ROC threshold maximising sqrt(TPR * (1 - FPR)) (``gmean``) or TPR - FPR (``youden``)."""
     if method == "gmean":
         score = np.sqrt(tpr * (1.0 - fpr))
@@ -109,7 +111,10 @@ def to_numpy(*tensors: torch.Tensor) -> tuple[np.ndarray, ...]:
 
 
 def curve_report(
-    roc: tuple[torch.Tensor, ...], pr: tuple[torch.Tensor, ...], cm: torch.Tensor, threshold: float | None,
+    roc: tuple[torch.Tensor, ...],
+    pr: tuple[torch.Tensor, ...],
+    cm: torch.Tensor,
+    threshold: float | None,
     method: str = "gmean",
 ) -> dict:
     """ROC, PR and confusion (as numpy) plus the operating point at ``threshold``, chosen here when None.
@@ -128,7 +133,9 @@ def curve_report(
         "roc": {"fpr": fpr, "tpr": tpr, "thresholds": roc_thr},
         "pr": {"precision": precision, "recall": recall, "thresholds": pr_thr},
         "confusion_at_0.5": cm,
-        "confusion_at_threshold": np.array([[point["tn"], point["fp"]], [point["fn"], point["tp"]]], dtype=int),
+        "confusion_at_threshold": np.array(
+            [[point["tn"], point["fp"]], [point["fn"], point["tp"]]], dtype=int
+        ),
         "threshold": float(threshold),
         "threshold_chosen_here": chosen,
         "at_threshold": point,

@@ -27,9 +27,16 @@ def plot_roc(report: dict[str, Any], path: Path, title: str = "") -> Path:
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     ax.plot(fpr, tpr, lw=2, label=f"AUC = {auc:.3f}")
     ax.plot([0, 1], [0, 1], "--", color="grey", lw=1)
-    ax.scatter([point["fpr"]], [point["tpr"]], color="red", zorder=3, label=f"threshold {report['threshold']:.3f}")
-    ax.set(xlabel="false positive rate (real called GAN)", ylabel="true positive rate (GAN caught)",
-           title=title or "ROC", xlim=(0, 1), ylim=(0, 1.01))
+    ax.scatter(
+        [point["fpr"]], [point["tpr"]], color="red", zorder=3, label=f"threshold {report['threshold']:.3f}"
+    )
+    ax.set(
+        xlabel="false positive rate (real called GAN)",
+        ylabel="true positive rate (GAN caught)",
+        title=title or "ROC",
+        xlim=(0, 1),
+        ylim=(0, 1.01),
+    )
     ax.legend(loc="lower right")
     return _save(fig, path)
 
@@ -40,7 +47,9 @@ def plot_pr(report: dict[str, Any], path: Path, title: str = "") -> Path:
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     ax.plot(recall, precision, lw=2)
     ax.axhline(base, ls="--", color="grey", lw=1, label=f"chance = {base:.2f}")
-    ax.set(xlabel="recall", ylabel="precision", title=title or "precision-recall", xlim=(0, 1), ylim=(0, 1.01))
+    ax.set(
+        xlabel="recall", ylabel="precision", title=title or "precision-recall", xlim=(0, 1), ylim=(0, 1.01)
+    )
     ax.legend(loc="lower left")
     return _save(fig, path)
 
@@ -52,7 +61,13 @@ def plot_threshold(report: dict[str, Any], path: Path, title: str = "") -> Path:
         ax.plot(sweep["threshold"], sweep[key], label=key, lw=1.5)
     ax.axvline(report["threshold"], color="red", ls="--", lw=1, label=f"chosen {report['threshold']:.3f}")
     ax.axvline(0.5, color="grey", ls=":", lw=1)
-    ax.set(xlabel="threshold on P(GAN)", ylabel="metric", title=title or "metrics vs threshold", xlim=(0, 1), ylim=(0, 1.01))
+    ax.set(
+        xlabel="threshold on P(GAN)",
+        ylabel="metric",
+        title=title or "metrics vs threshold",
+        xlim=(0, 1),
+        ylim=(0, 1.01),
+    )
     ax.legend(loc="lower center", ncol=3, fontsize=8)
     return _save(fig, path)
 
@@ -67,8 +82,15 @@ def plot_confusion(report: dict[str, Any], path: Path, title: str = "") -> Path:
         ax.imshow(cm, cmap="Blues")
         for (i, j), v in np.ndenumerate(cm):
             ax.text(j, i, str(int(v)), ha="center", va="center", color="black", fontsize=12)
-        ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["real", "GAN"], yticklabels=["real", "GAN"],
-               xlabel="predicted", ylabel="true", title=name)
+        ax.set(
+            xticks=[0, 1],
+            yticks=[0, 1],
+            xticklabels=["real", "GAN"],
+            yticklabels=["real", "GAN"],
+            xlabel="predicted",
+            ylabel="true",
+            title=name,
+        )
     fig.suptitle(title or "confusion matrix")
     return _save(fig, path)
 
@@ -102,13 +124,17 @@ def plot_report(report: dict[str, Any], out_dir: Path, stage: str) -> list[Path]
     ]
 
 
-def plot_roc_comparison(reports: dict[str, dict[str, Any]], path: Path, title: str = "ROC: RAN vs baseline") -> Path:
+def plot_roc_comparison(
+    reports: dict[str, dict[str, Any]], path: Path, title: str = "ROC: RAN vs baseline"
+) -> Path:
     fig, ax = plt.subplots(figsize=(4.8, 4.5))
     for name, report in reports.items():
         fpr, tpr = report["roc"]["fpr"], report["roc"]["tpr"]
         ax.plot(fpr, tpr, lw=2, label=f"{name} (AUC {float(np.trapezoid(tpr, fpr)):.3f})")
     ax.plot([0, 1], [0, 1], "--", color="grey", lw=1)
-    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title, xlim=(0, 1), ylim=(0, 1.01))
+    ax.set(
+        xlabel="false positive rate", ylabel="true positive rate", title=title, xlim=(0, 1), ylim=(0, 1.01)
+    )
     ax.legend(loc="lower right", fontsize=8)
     return _save(fig, path)
 
@@ -119,7 +145,12 @@ def plot_robustness(rows: list[dict[str, Any]], methods: list[str], path: Path) 
     width = 0.8 / max(len(methods), 1)
     fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(names) + 2), 4))
     for i, method in enumerate(methods):
-        ax.bar(x + (i - (len(methods) - 1) / 2) * width, [r[f"{method}_auroc"] for r in rows], width, label=method)
+        ax.bar(
+            x + (i - (len(methods) - 1) / 2) * width,
+            [r[f"{method}_auroc"] for r in rows],
+            width,
+            label=method,
+        )
     ax.axhline(0.5, color="grey", ls=":", lw=1)
     ax.set(xticks=x, ylabel="AUROC", ylim=(0.4, 1.0), title="AUROC under degradations")
     ax.set_xticklabels(names, rotation=30, ha="right")

@@ -57,7 +57,9 @@ def collect_images(spec: object) -> list[Path]:
         else:
             files = [Path(f) for f in sorted(glob.glob(str(p), recursive=True)) if Path(f).is_file()]
             if not files:
-                raise FileNotFoundError(f"images: {s!r} is not a file, a folder or a glob that matches any file")
+                raise FileNotFoundError(
+                    f"images: {s!r} is not a file, a folder or a glob that matches any file"
+                )
         for f in files:
             found.setdefault(str(f.resolve()), f.resolve())
     return list(found.values())
@@ -90,8 +92,12 @@ class Predictor:
             stat = p.stat()
             photos.append(PhotoInput(str(p), 0, f"{stat.st_size}-{stat.st_mtime_ns}"))
         dataset = FacePhotoDataset(
-            photos, self.landmarker, several_faces=self.cfg.face.several_faces, eye_margin=self.cfg.eyes.margin,
-            min_iris_size=self.cfg.iris.min_size, overlay_max_side=self.cfg.overlay_max_side if self.explain else None,
+            photos,
+            self.landmarker,
+            several_faces=self.cfg.face.several_faces,
+            eye_margin=self.cfg.eyes.margin,
+            min_iris_size=self.cfg.iris.min_size,
+            overlay_max_side=self.cfg.overlay_max_side if self.explain else None,
         )
         loader = photo_dataloader(dataset, self.cfg.batch_size, int(self.cfg.get("num_workers", 0)))
         records = []
@@ -101,7 +107,9 @@ class Predictor:
                 it["label"] = None  # unknown: that is the question
             with_pair = [it for it in items if it["status"] == "ok" and it.get("_pair") is not None]
             if with_pair:
-                pairs = torch.from_numpy(np.stack([it["_pair"] for it in with_pair]).transpose(0, 3, 1, 2).copy())
+                pairs = torch.from_numpy(
+                    np.stack([it["_pair"] for it in with_pair]).transpose(0, 3, 1, 2).copy()
+                )
                 with torch.inference_mode():
                     probs = self.model.predict_proba(pairs.to(self.device)).float().cpu().numpy()
                 masks = self._attention(len(with_pair)) if self.explain else None
@@ -118,7 +126,9 @@ class Predictor:
         maps = []
         for module in self.model.net.attention_modules():
             m = module.last_mask.float().mean(dim=1, keepdim=True)
-            maps.append(F.interpolate(m, size=(96, 96), mode="bilinear", align_corners=False)[:n, 0].cpu().numpy())
+            maps.append(
+                F.interpolate(m, size=(96, 96), mode="bilinear", align_corners=False)[:n, 0].cpu().numpy()
+            )
         return maps
 
 
@@ -184,8 +194,12 @@ def write_predictions(records: list[dict], out: Path, fmt: str) -> Path:
     elif fmt == "csv":
         path = out / "predictions.csv"
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, ["path", "status", "p_gan", "decision", "threshold", "message"],
-                                extrasaction="ignore", lineterminator="\n")
+        writer = csv.DictWriter(
+            buf,
+            ["path", "status", "p_gan", "decision", "threshold", "message"],
+            extrasaction="ignore",
+            lineterminator="\n",
+        )
         writer.writeheader()
         writer.writerows(records)
         write_bytes_atomic(path, buf.getvalue().encode())
@@ -214,9 +228,15 @@ def predict(cfg: DictConfig) -> list[dict]:
             rec["explanation"] = f"explain/{name}"
         write_predictions(records, out, cfg.format)
     decided = [r for r in records if r["decision"] is not None]
-    log.info("%d photos, %d scored (%d called GAN), %d without a decision; %.2f s; predictions in %s",
-             len(records), len(decided), sum(r["decision"] == "GAN" for r in decided),
-             len(records) - len(decided), seconds, path)
+    log.info(
+        "%d photos, %d scored (%d called GAN), %d without a decision; %.2f s; predictions in %s",
+        len(records),
+        len(decided),
+        sum(r["decision"] == "GAN" for r in decided),
+        len(records) - len(decided),
+        seconds,
+        path,
+    )
     for r in records:
         verdict = f"P(GAN)={r['p_gan']:.3f} {r['decision']}" if r["decision"] else f"status={r['status']}"
         print(f"{r['path']}: {verdict}")

@@ -44,7 +44,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     output_dir = Path(cfg.paths.output_dir)
 
     if cfg.ckpt_path is not None and not Path(cfg.ckpt_path).is_file():
-        raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path} does not exist (resume from <run>/checkpoints/last.ckpt)")
+        raise FileNotFoundError(
+            f"ckpt_path={cfg.ckpt_path} does not exist (resume from <run>/checkpoints/last.ckpt)"
+        )
 
     datamodule = build_plain(cfg.data)
     extra = {"loss": OmegaConf.to_container(cfg.loss, resolve=True)} if cfg.get("loss") else {}
@@ -62,7 +64,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if cfg.train:
             trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
             if trainer.interrupted:
-                log.warning("training was interrupted; resume with ckpt_path=%s", output_dir / "checkpoints/last.ckpt")
+                log.warning(
+                    "training was interrupted; resume with ckpt_path=%s", output_dir / "checkpoints/last.ckpt"
+                )
         ckpt = trainer.checkpoint_callback
         best = ckpt.best_model_path if ckpt is not None and ckpt.best_model_path else None
         if cfg.train and not trainer.interrupted:
@@ -86,7 +90,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             }
         )
         if trainer.is_global_zero:
-            write_bytes_atomic(output_dir / "metrics.json", json.dumps(results, indent=2, sort_keys=True).encode())
+            write_bytes_atomic(
+                output_dir / "metrics.json", json.dumps(results, indent=2, sort_keys=True).encode()
+            )
             summary = {k: round(v, 4) for k, v in results.items() if isinstance(v, float) and "/" in k}
             log.info("results in %s\n%s", output_dir, json.dumps(summary, indent=1, sort_keys=True))
     finally:

@@ -31,14 +31,19 @@ DATA_CACHE = Path(tempfile.gettempdir()) / "irisgan-test-data"
 
 def run_cli(*args: str, cwd: Path, timeout: int = 600, check: bool = True) -> subprocess.CompletedProcess:
     """Run ``python -m <module> args`` the way a user would, in ``cwd``."""
-    if args[0] in ("irisgan.train", "irisgan.evaluate") and not any(a.startswith("paths.data_dir=") for a in args):
+    if args[0] in ("irisgan.train", "irisgan.evaluate") and not any(
+        a.startswith("paths.data_dir=") for a in args
+    ):
         args = (*args, f"paths.data_dir={DATA_CACHE}")
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
-    proc = subprocess.run([sys.executable, "-m", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-m", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
     if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} exited {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}\n"
-                             f"--- stderr\n{proc.stderr[-6000:]}")
+        raise AssertionError(
+            f"{' '.join(args)} exited {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}\n"
+            f"--- stderr\n{proc.stderr[-6000:]}"
+        )
     return proc
 
 

@@ -21,7 +21,11 @@ def test_default_is_the_ran_stage_with_bce_auc():
     assert cfg.data.batch_size == 128
     assert cfg.model.optimizer._target_ == "torch.optim.AdamW"  # the short default run
     assert dict(cfg_of("optimizer=sgd").model.optimizer) == {
-        "_target_": "torch.optim.SGD", "lr": 0.001, "momentum": 0.9, "weight_decay": 0.0}
+        "_target_": "torch.optim.SGD",
+        "lr": 0.001,
+        "momentum": 0.9,
+        "weight_decay": 0.0,
+    }
 
 
 @pytest.mark.parametrize("loss,target", [("bce", "BCELoss"), ("bce_auc", "BCEAUCLoss")])
@@ -60,7 +64,9 @@ def test_scheduler_choices_reach_the_model(choice):
         return
     assert cfg.model.scheduler.interval == ("step" if choice == "onecycle" else "epoch")
     if choice == "onecycle":
-        assert cfg.model.scheduler.max_lr == cfg.model.optimizer.lr and cfg.model.scheduler.total_steps is None
+        assert (
+            cfg.model.scheduler.max_lr == cfg.model.optimizer.lr and cfg.model.scheduler.total_steps is None
+        )
 
 
 def test_segmenter_stage_keeps_its_own_schedule():

@@ -19,7 +19,9 @@ def test_every_named_degradation_keeps_shape_and_dtype():
 def test_stronger_degradation_loses_more():
     rng = np.random.default_rng(0)
     img = rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)
-    err = {n: np.abs(degrade(img, n).astype(int) - img).mean() for n in ("jpeg90", "jpeg50", "blur1", "blur2")}
+    err = {
+        n: np.abs(degrade(img, n).astype(int) - img).mean() for n in ("jpeg90", "jpeg50", "blur1", "blur2")
+    }
     assert err["jpeg50"] > err["jpeg90"] and err["blur2"] > err["blur1"]
 
 

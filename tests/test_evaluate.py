@@ -13,15 +13,26 @@ from tests.conftest import run_cli
 
 def test_evaluate_writes_report_with_intervals_baseline_and_robustness(tmp_path, smoke_run):
     ckpt = smoke_run / "checkpoints" / "best.ckpt"
-    run_cli("irisgan.evaluate", f"ckpt={ckpt}", "synthetic.n_pairs=60", "bootstrap=50", "robustness=true",
-            "degradations=[clean,jpeg50,blur2]", "hydra.run.dir=ev", "wandb=true", cwd=tmp_path)
+    run_cli(
+        "irisgan.evaluate",
+        f"ckpt={ckpt}",
+        "synthetic.n_pairs=60",
+        "bootstrap=50",
+        "robustness=true",
+        "degradations=[clean,jpeg50,blur2]",
+        "hydra.run.dir=ev",
+        "wandb=true",
+        cwd=tmp_path,
+    )
     ev = tmp_path / "ev"
     metrics = json.loads((ev / "metrics.json").read_text())
     ran, base = metrics["methods"]["ran"], metrics["methods"]["highlight_baseline"]
     assert metrics["n_pairs"] == 60
     lo, hi = ran["auroc_ci95"]
     assert lo <= ran["auroc"] <= hi and 0 <= lo and hi <= 1
-    assert ran["threshold"] == pytest.approx(float(torch.load(ckpt, weights_only=True)["state_dict"]["threshold"]))
+    assert ran["threshold"] == pytest.approx(
+        float(torch.load(ckpt, weights_only=True)["state_dict"]["threshold"])
+    )
     assert "acc_ci95" in base and "auroc" in base
     assert [r["degradation"] for r in metrics["robustness"]] == ["clean", "jpeg50", "blur2"]
     assert metrics["robustness"][0]["ran_auroc"] == pytest.approx(ran["auroc"], abs=1e-6)
@@ -45,8 +56,10 @@ def test_checkpoint_loading_refuses_foreign_files(tmp_path, smoke_run):
     (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="weights_only"):
         load_classifier(tmp_path / "junk.ckpt")
-    torch.save({"state_dict": {"model.roi_heads.box_predictor.cls_score.weight": torch.zeros(2, 4)}},
-               tmp_path / "seg.ckpt")
+    torch.save(
+        {"state_dict": {"model.roi_heads.box_predictor.cls_score.weight": torch.zeros(2, 4)}},
+        tmp_path / "seg.ckpt",
+    )
     with pytest.raises(CheckpointError, match="segmenter checkpoint"):
         load_classifier(tmp_path / "seg.ckpt")
     with pytest.raises(FileNotFoundError):

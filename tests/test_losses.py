@@ -8,8 +8,11 @@ from irisgan.losses import BCEAUCLoss, BCELoss, build_loss, wmw_auc_loss
 
 def brute_force_auc_term(logits, targets, gamma, p):
     s = torch.sigmoid(logits)
-    terms = [max(0.0, gamma - (float(s[i]) - float(s[j]))) ** p
-             for i, j in itertools.product(range(len(s)), repeat=2) if targets[i] == 1 and targets[j] == 0]
+    terms = [
+        max(0.0, gamma - (float(s[i]) - float(s[j]))) ** p
+        for i, j in itertools.product(range(len(s)), repeat=2)
+        if targets[i] == 1 and targets[j] == 0
+    ]
     return sum(terms) / len(terms)
 
 

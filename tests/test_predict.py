@@ -24,9 +24,17 @@ def _photo_set(tmp_path: Path) -> Path:
 def test_predict_gives_every_photo_a_score_or_a_status(tmp_path, smoke_run):
     folder = _photo_set(tmp_path)
     ckpt = smoke_run / "checkpoints" / "best.ckpt"
-    run_cli("irisgan.predict", f"ckpt={ckpt}", f"images={folder}", "explain=true", "hydra.run.dir=pred",
-            cwd=tmp_path)
-    records = {Path(r["path"]).name: r for r in map(json.loads, (tmp_path / "pred" / "predictions.jsonl").open())}
+    run_cli(
+        "irisgan.predict",
+        f"ckpt={ckpt}",
+        f"images={folder}",
+        "explain=true",
+        "hydra.run.dir=pred",
+        cwd=tmp_path,
+    )
+    records = {
+        Path(r["path"]).name: r for r in map(json.loads, (tmp_path / "pred" / "predictions.jsonl").open())
+    }
     assert set(records) == {"astronaut.png", "broken.jpg", "blank.jpg"}
     astronaut = records["astronaut.png"]
     assert astronaut["status"] == "ok" and 0 <= astronaut["p_gan"] <= 1
@@ -41,13 +49,21 @@ def test_predict_gives_every_photo_a_score_or_a_status(tmp_path, smoke_run):
 def test_predict_csv_and_bad_arguments(tmp_path, smoke_run):
     folder = _photo_set(tmp_path)
     ckpt = smoke_run / "checkpoints" / "best.ckpt"
-    run_cli("irisgan.predict", f"ckpt={ckpt}", f"images={folder}/astronaut.png", "format=csv",
-            "hydra.run.dir=pred", cwd=tmp_path)
+    run_cli(
+        "irisgan.predict",
+        f"ckpt={ckpt}",
+        f"images={folder}/astronaut.png",
+        "format=csv",
+        "hydra.run.dir=pred",
+        cwd=tmp_path,
+    )
     lines = (tmp_path / "pred" / "predictions.csv").read_text().splitlines()
     assert lines[0].startswith("path,status,p_gan,decision") and len(lines) == 2
     proc = run_cli("irisgan.predict", f"ckpt={ckpt}", "images=nowhere/*.jpg", cwd=tmp_path, check=False)
     assert proc.returncode != 0 and "not a file, a folder or a glob" in proc.stderr
-    proc = run_cli("irisgan.predict", f"ckpt={folder}/astronaut.png", f"images={folder}", cwd=tmp_path, check=False)
+    proc = run_cli(
+        "irisgan.predict", f"ckpt={folder}/astronaut.png", f"images={folder}", cwd=tmp_path, check=False
+    )
     assert proc.returncode != 0 and "not a checkpoint irisgan can load" in proc.stderr
 
 

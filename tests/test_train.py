@@ -18,8 +18,16 @@ def test_smoke_run_writes_checkpoints_metrics_plots(tmp_path, smoke_run, loss):
         run_cli("irisgan.train", "stage=ran", f"loss={loss}", *SMOKE, cwd=tmp_path)
         run = tmp_path / "run"
     metrics = json.loads((run / "metrics.json").read_text())
-    for key in ("val/auroc", "val/acc", "val/acc_at_thr", "val/threshold", "test/auroc", "test/ap",
-                "test/f1_at_thr", "train_pairs_per_s_last_epoch"):
+    for key in (
+        "val/auroc",
+        "val/acc",
+        "val/acc_at_thr",
+        "val/threshold",
+        "test/auroc",
+        "test/ap",
+        "test/f1_at_thr",
+        "train_pairs_per_s_last_epoch",
+    ):
         assert key in metrics, key
     assert 0 <= metrics["test/auroc"] <= 1
     for fig in ("loss", "val_roc", "val_pr", "val_threshold", "val_confusion", "test_roc", "test_confusion"):
@@ -31,7 +39,9 @@ def test_smoke_run_writes_checkpoints_metrics_plots(tmp_path, smoke_run, loss):
     state = ckpt["state_dict"]
     assert float(state["threshold"]) == pytest.approx(metrics["val/threshold"], abs=1e-6)
     assert state["mean"].shape == (3,) and not torch.allclose(state["mean"], torch.full((3,), 0.5))
-    assert ckpt["hyper_parameters"]["loss"]["_target_"].endswith("BCEAUCLoss" if loss == "bce_auc" else "BCELoss")
+    assert ckpt["hyper_parameters"]["loss"]["_target_"].endswith(
+        "BCEAUCLoss" if loss == "bce_auc" else "BCELoss"
+    )
     if loss == "bce_auc":
         assert list((run / "wandb").glob("offline-run-*")), "offline W&B run missing"
 
@@ -39,8 +49,15 @@ def test_smoke_run_writes_checkpoints_metrics_plots(tmp_path, smoke_run, loss):
 def test_resume_continues_where_the_run_stopped(tmp_path, smoke_run):
     last = smoke_run / "checkpoints" / "last.ckpt"
     assert torch.load(last, weights_only=True)["epoch"] == 0
-    proc = run_cli("irisgan.train", "experiment=smoke", "hydra.run.dir=resumed", "logger=none",
-                   f"ckpt_path={last}", "trainer.max_epochs=2", cwd=tmp_path)
+    proc = run_cli(
+        "irisgan.train",
+        "experiment=smoke",
+        "hydra.run.dir=resumed",
+        "logger=none",
+        f"ckpt_path={last}",
+        "trainer.max_epochs=2",
+        cwd=tmp_path,
+    )
     assert "Restoring states from the checkpoint" in proc.stdout + proc.stderr
     metrics = json.loads((tmp_path / "resumed" / "metrics.json").read_text())
     assert metrics["epochs_run"] == 2
@@ -48,8 +65,16 @@ def test_resume_continues_where_the_run_stopped(tmp_path, smoke_run):
 
 
 def test_multirun_sweep_gives_one_job_per_loss(tmp_path):
-    run_cli("irisgan.train", "-m", "stage=ran", "loss=bce,bce_auc", "experiment=smoke", "logger=wandb",
-            "hydra.sweep.dir=sweep", cwd=tmp_path)
+    run_cli(
+        "irisgan.train",
+        "-m",
+        "stage=ran",
+        "loss=bce,bce_auc",
+        "experiment=smoke",
+        "logger=wandb",
+        "hydra.sweep.dir=sweep",
+        cwd=tmp_path,
+    )
     jobs = sorted(p.parent for p in (tmp_path / "sweep").glob("*/metrics.json"))
     assert len(jobs) == 2
     assert all(list((job / "wandb").glob("offline-run-*")) for job in jobs)  # separate W&B runs
@@ -63,15 +88,29 @@ def test_unknown_loss_and_missing_checkpoint_are_clear_errors(tmp_path):
 
 
 def test_non_finite_loss_stops_training_with_a_message(tmp_path):
-    proc = run_cli("irisgan.train", *SMOKE, "logger=none", "model.optimizer.lr=1e30", "trainer.max_epochs=3",
-                   cwd=tmp_path, check=False)
+    proc = run_cli(
+        "irisgan.train",
+        *SMOKE,
+        "logger=none",
+        "model.optimizer.lr=1e30",
+        "trainer.max_epochs=3",
+        cwd=tmp_path,
+        check=False,
+    )
     assert proc.returncode != 0
     assert "non-finite training loss" in proc.stderr
 
 
 def test_ddp_on_cpu_with_two_processes(tmp_path):
-    proc = run_cli("irisgan.train", *SMOKE, "logger=none", "trainer=ddp", "trainer.devices=2",
-                   "trainer.accelerator=cpu", cwd=tmp_path)
+    proc = run_cli(
+        "irisgan.train",
+        *SMOKE,
+        "logger=none",
+        "trainer=ddp",
+        "trainer.devices=2",
+        "trainer.accelerator=cpu",
+        cwd=tmp_path,
+    )
     out = proc.stdout + proc.stderr
     assert "distributed_backend=gloo" in out and "All distributed processes registered" in out
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
@@ -80,7 +119,15 @@ def test_ddp_on_cpu_with_two_processes(tmp_path):
 
 @pytest.mark.slow
 def test_optuna_search_runs_trials(tmp_path):
-    run_cli("irisgan.train", "-m", "hparams_search=optuna", "experiment=smoke", "logger=none",
-            "hydra.sweeper.n_trials=2", "hydra.sweep.dir=optuna", cwd=tmp_path)
+    run_cli(
+        "irisgan.train",
+        "-m",
+        "hparams_search=optuna",
+        "experiment=smoke",
+        "logger=none",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweep.dir=optuna",
+        cwd=tmp_path,
+    )
     assert len(list((tmp_path / "optuna").glob("*/metrics.json"))) == 2
     assert (tmp_path / "optuna" / "optimization_results.yaml").is_file()

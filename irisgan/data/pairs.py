@@ -40,7 +40,9 @@ def _decode_row(csv_dir: Path, csv_path: Path, line: int, rel: str, size: int) -
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def load_pairs(csv_path: str | Path, size: int = PAIR_SIZE, threads: int = 4) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+def load_pairs(
+    csv_path: str | Path, size: int = PAIR_SIZE, threads: int = 4
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Decode every pair listed in a pairs CSV: (uint8 N,3,H,W images, float N labels, relative paths)."""
     csv_path = Path(csv_path)
     rows = read_pairs_csv(csv_path)
@@ -48,7 +50,10 @@ def load_pairs(csv_path: str | Path, size: int = PAIR_SIZE, threads: int = 4) ->
         raise ValueError(f"{csv_path}: the pairs CSV lists no pairs")
     with ThreadPoolExecutor(max_workers=threads) as pool:  # cv2 releases the GIL while decoding
         images = list(
-            pool.map(lambda ir: _decode_row(csv_path.parent, csv_path, ir[0] + 2, ir[1]["path"], size), enumerate(rows))
+            pool.map(
+                lambda ir: _decode_row(csv_path.parent, csv_path, ir[0] + 2, ir[1]["path"], size),
+                enumerate(rows),
+            )
         )
     array = np.stack(images).transpose(0, 3, 1, 2)
     labels = torch.tensor([float(r["label"]) for r in rows])
@@ -66,7 +71,9 @@ class IrisPairsDataset(Dataset):
         augment: RandomDegradation | None = None,
     ) -> None:
         if images.dtype != torch.uint8 or images.ndim != 4:
-            raise ValueError(f"images must be a uint8 (N,3,H,W) tensor, got {images.dtype} {tuple(images.shape)}")
+            raise ValueError(
+                f"images must be a uint8 (N,3,H,W) tensor, got {images.dtype} {tuple(images.shape)}"
+            )
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
         self.images, self.labels = images, labels.float()
@@ -78,7 +85,9 @@ class IrisPairsDataset(Dataset):
         return cls(*load_pairs(csv_path, size))
 
     def subset(self, indices: torch.Tensor) -> IrisPairsDataset:
-        return IrisPairsDataset(self.images[indices], self.labels[indices], [self.paths[i] for i in indices.tolist()])
+        return IrisPairsDataset(
+            self.images[indices], self.labels[indices], [self.paths[i] for i in indices.tolist()]
+        )
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -106,11 +115,15 @@ def parse_ratio(ratio: str | float | None) -> float | None:
     else:
         value = float(ratio)
     if not 0 < value < float("inf"):
-        raise ValueError(f"data.train_fake_to_real must be 'FAKE:REAL' with both > 0 (e.g. '1:4'), got {ratio!r}")
+        raise ValueError(
+            f"data.train_fake_to_real must be 'FAKE:REAL' with both > 0 (e.g. '1:4'), got {ratio!r}"
+        )
     return value
 
 
-def stratified_split(labels: torch.Tensor, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def stratified_split(
+    labels: torch.Tensor, val_fraction: float, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Seeded split that keeps each class's share in both parts."""
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
@@ -179,7 +192,9 @@ class IrisPairsDataModule(L.LightningDataModule):
         if batch_size < 1:
             raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
         if csv is None and not synthetic:
-            raise ValueError("data.csv is not set and no data.synthetic block is given: point data.csv at a pairs CSV")
+            raise ValueError(
+                "data.csv is not set and no data.synthetic block is given: point data.csv at a pairs CSV"
+            )
         self.save_hyperparameters()
         self.fakes_per_real = parse_ratio(train_fake_to_real)
         degrade = degrade or {}
@@ -229,7 +244,9 @@ class IrisPairsDataModule(L.LightningDataModule):
                 self.train_set, self.val_set = pool, IrisPairsDataset.from_csv(csvs["val"], self.hparams.size)
                 train_idx = torch.arange(len(pool))
             else:
-                train_idx, val_idx = stratified_split(pool.labels, self.hparams.val_fraction, self.hparams.split_seed)
+                train_idx, val_idx = stratified_split(
+                    pool.labels, self.hparams.val_fraction, self.hparams.split_seed
+                )
                 self.val_set = pool.subset(val_idx)
             if self.fakes_per_real is not None:
                 train_idx = rebalance(pool.labels, train_idx, self.fakes_per_real, self.hparams.split_seed)
@@ -240,11 +257,15 @@ class IrisPairsDataModule(L.LightningDataModule):
             self.mean, self.std = channel_stats(self.train_set.images)
             log.info(
                 "iris pairs: train %s, val %s; mean %s std %s",
-                self.train_set.class_counts(), self.val_set.class_counts(),
-                [round(m, 4) for m in self.mean], [round(s, 4) for s in self.std],
+                self.train_set.class_counts(),
+                self.val_set.class_counts(),
+                [round(m, 4) for m in self.mean],
+                [round(s, 4) for s in self.std],
             )
         if stage in (None, "test") and self.test_set is None:
-            self.test_set = IrisPairsDataset.from_csv(csvs["test"], self.hparams.size) if csvs["test"] else self.val_set
+            self.test_set = (
+                IrisPairsDataset.from_csv(csvs["test"], self.hparams.size) if csvs["test"] else self.val_set
+            )
 
     @staticmethod
     def _check_classes(ds: IrisPairsDataset, what: str, source: Path) -> None:

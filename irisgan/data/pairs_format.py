@@ -88,9 +88,13 @@ def read_pairs_csv(csv_path: str | Path) -> list[dict[str, str]]:
         reader = csv.DictReader(f)
         missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
-            raise ValueError(f"{csv_path}: missing column(s) {missing}; a pairs CSV needs at least {list(REQUIRED_COLUMNS)}")
+            raise ValueError(
+                f"{csv_path}: missing column(s) {missing}; a pairs CSV needs at least {list(REQUIRED_COLUMNS)}"
+            )
         rows = list(reader)
     for i, row in enumerate(rows, start=2):  # line 1 is the header
         if str(row["label"]).strip() not in ("0", "1"):
-            raise ValueError(f"{csv_path}, line {i} ({row['path']}): label {row['label']!r} is not 0 (real) or 1 (GAN)")
+            raise ValueError(
+                f"{csv_path}, line {i} ({row['path']}): label {row['label']!r} is not 0 (real) or 1 (GAN)"
+            )
     return rows

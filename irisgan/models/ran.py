@@ -33,7 +33,9 @@ class RANConfig:
     head_blocks: int = 3
     bottleneck_ratio: int = 4
     dropout: float = 0.0
-    zero_init_residual: bool = False  # last conv of each residual branch starts at 0 (blocks start as identity)
+    zero_init_residual: bool = (
+        False  # last conv of each residual branch starts at 0 (blocks start as identity)
+    )
 
     def __post_init__(self) -> None:
         self.stage_channels = tuple(self.stage_channels)
@@ -87,7 +89,9 @@ class SoftMaskBranch(nn.Module):
         self.depth = depth
         self.down = nn.ModuleList(PreActBottleneck(ch, ch, ratio=ratio) for _ in range(depth))
         self.skip = nn.ModuleList(PreActBottleneck(ch, ch, ratio=ratio) for _ in range(depth))
-        self.bottom = nn.Sequential(PreActBottleneck(ch, ch, ratio=ratio), PreActBottleneck(ch, ch, ratio=ratio))
+        self.bottom = nn.Sequential(
+            PreActBottleneck(ch, ch, ratio=ratio), PreActBottleneck(ch, ch, ratio=ratio)
+        )
         self.up = nn.ModuleList(PreActBottleneck(ch, ch, ratio=ratio) for _ in range(depth))
         self.to_mask = nn.Sequential(
             nn.BatchNorm2d(ch),
@@ -110,7 +114,9 @@ class SoftMaskBranch(nn.Module):
         out = self.bottom(F.max_pool2d(out, 3, stride=2, padding=1))
         # Come back up level by level, adding the skip connection of the level we return to.
         for level in reversed(range(self.depth)):
-            out = F.interpolate(out, size=sizes[level + 1], mode="bilinear", align_corners=False) + skips[level]
+            out = (
+                F.interpolate(out, size=sizes[level + 1], mode="bilinear", align_corners=False) + skips[level]
+            )
             out = self.up[level](out)
         out = F.interpolate(out, size=sizes[0], mode="bilinear", align_corners=False)
         return self.to_mask(out)
@@ -120,7 +126,9 @@ class AttentionModule(nn.Module):
     def __init__(self, ch: int, mask_depth: int, ratio: int = 4) -> None:
         super().__init__()
         self.pre = PreActBottleneck(ch, ch, ratio=ratio)
-        self.trunk = nn.Sequential(PreActBottleneck(ch, ch, ratio=ratio), PreActBottleneck(ch, ch, ratio=ratio))
+        self.trunk = nn.Sequential(
+            PreActBottleneck(ch, ch, ratio=ratio), PreActBottleneck(ch, ch, ratio=ratio)
+        )
         self.mask = SoftMaskBranch(ch, mask_depth, ratio)
         self.post = PreActBottleneck(ch, ch, ratio=ratio)
         self.last_mask: torch.Tensor | None = None  # kept only when record_masks is set (explanations)
@@ -163,8 +171,15 @@ class ResidualAttentionNet(nn.Module):
             in_ch = ch
         self.stages = nn.Sequential(*stages)
         head: list[nn.Module] = [PreActBottleneck(in_ch, c.head_channels, stride=2, ratio=r)]
-        head += [PreActBottleneck(c.head_channels, c.head_channels, ratio=r) for _ in range(c.head_blocks - 1)]
-        head += [nn.BatchNorm2d(c.head_channels), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        head += [
+            PreActBottleneck(c.head_channels, c.head_channels, ratio=r) for _ in range(c.head_blocks - 1)
+        ]
+        head += [
+            nn.BatchNorm2d(c.head_channels),
+            nn.ReLU(inplace=True),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+        ]
         self.head = nn.Sequential(*head)
         self.dropout = nn.Dropout(c.dropout)
         self.fc = nn.Linear(c.head_channels, 1)
