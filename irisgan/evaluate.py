@@ -26,7 +26,7 @@ from irisgan.config import CONFIG_DIR
 from irisgan.data.pairs import load_pairs
 from irisgan.data.pairs_format import read_pairs_csv, write_bytes_atomic
 from irisgan.degrade import degrade_batch
-from irisgan.inference import load_classifier, score_pairs
+from irisgan.inference import load_classifier, resolve_checkpoint, score_pairs
 from irisgan.metrics import report_from_scores
 
 log = logging.getLogger("irisgan.evaluate")
@@ -89,6 +89,35 @@ def per_cue_breakdown(
     return rows
 
 
+GROUP_COLUMNS = ("generator", "source")
+
+
+def per_group_breakdown(
+    scores: np.ndarray, labels: np.ndarray, groups: list[str], threshold: float
+) -> list[dict]:
+    """AUC per value of a provenance column: each GAN group against all real pairs, and each real group
+    against all GAN pairs. A group far from the rest is a source the detector tells apart by something other
+    than GAN eyes (or a generator it misses). ``rate_at_thr``: recall for GAN groups, specificity for real."""
+    rows = []
+    for name in sorted(set(groups)):
+        sel = np.array([g == name for g in groups])
+        for label in (1, 0):
+            mine = sel & (labels == label)
+            others = labels == (1 - label)
+            if not mine.sum():
+                continue
+            row = {"group": name, "class": "GAN" if label else "real", "n": int(mine.sum())}
+            if others.sum():
+                keep = mine | others
+                row["auroc"] = float(
+                    binary_auroc(torch.as_tensor(scores[keep]), torch.as_tensor(labels[keep]).long())
+                )
+            called_fake = scores[mine] >= threshold
+            row["rate_at_thr"] = float(called_fake.mean() if label else (~called_fake).mean())
+            rows.append(row)
+    return rows
+
+
 def load_test_set(cfg: DictConfig, out: Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """(uint8 pairs, labels, provenance). Face folders go through the extractor first."""
     info: dict[str, Any] = {}
@@ -113,9 +142,15 @@ def load_test_set(cfg: DictConfig, out: Path) -> tuple[np.ndarray, np.ndarray, d
         csv = ensure_synthetic_pairs(**OmegaConf.to_container(cfg.synthetic, resolve=True))
         info["source"] = f"synthetic test set {csv.parent.name}"
     images, labels, paths = load_pairs(csv)
-    cues = [row.get("cues") or "" for row in read_pairs_csv(csv)]
+    rows = read_pairs_csv(csv)
+    cues = [row.get("cues") or "" for row in rows]
     if any(cues):
         info["cues"] = cues  # the GAN cue families of each pair (synthetic sets): a per-cue breakdown
+    groups = {c: [row.get(c) or "" for row in rows] for c in GROUP_COLUMNS if any(row.get(c) for row in rows)}
+    # A column with a value per pair (the extractor's `source` is the photo's path) names no groups.
+    groups = {c: v for c, v in groups.items() if len(set(v)) <= max(2, len(v) // 4)}
+    if groups:
+        info["groups"] = groups  # provenance columns (generator, source): a per-source breakdown
     info["csv"] = str(csv)
     info["n_pairs"] = len(labels)
     info["n_fake"], info["n_real"] = int(labels.sum()), int(len(labels) - labels.sum())
@@ -147,8 +182,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     thresholds = {"ran": threshold, "highlight_baseline": 0.5}
 
     cues = info.pop("cues", None)
+    groups = info.pop("groups", {})
     results: dict[str, Any] = {
-        "checkpoint": str(cfg.ckpt),
+        "checkpoint": str(resolve_checkpoint(cfg.ckpt)),
         **info,
         "precision": precision,
         "compile": compile,
@@ -160,6 +196,14 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         results["methods"][name], reports[name] = summarize(scores, labels, thresholds[name], cfg)
         if cues is not None:
             results["methods"][name]["per_cue"] = per_cue_breakdown(scores, labels, cues, thresholds[name])
+        for column, values in groups.items():
+            results["methods"][name][f"per_{column}"] = per_group_breakdown(
+                scores, labels, values, thresholds[name]
+            )
+            if name == "ran":
+                plots.plot_roc_per_group(
+                    scores, labels, values, out / "plots" / f"roc_per_{column}.png", f"RAN: ROC per {column}"
+                )
         plots.plot_report(reports[name], out / "plots", name)
         np.save(out / f"scores_{name}.npy", scores)
     plots.plot_roc_comparison(reports, out / "plots" / "roc_comparison.png")
@@ -252,6 +296,20 @@ def _report_markdown(results: dict[str, Any], robustness_rows: list[dict]) -> st
             ),
             "",
         ]
+    for column in GROUP_COLUMNS:
+        group_rows = [
+            {"method": name, **r}
+            for name, m in results["methods"].items()
+            for r in m.get(f"per_{column}", [])
+        ]
+        if group_rows:
+            text += [
+                f"## Per {column} (GAN groups against all real pairs; real groups against all GAN pairs; "
+                "`rate_at_thr`: recall for GAN, specificity for real)",
+                "",
+                _table(group_rows, ["method", "group", "class", "n", "auroc", "rate_at_thr"]),
+                "",
+            ]
     if robustness_rows:
         text += [
             "## Robustness (AUC per degradation)",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -10,14 +11,54 @@ import torch
 from irisgan.classifier import RANClassifier
 
 INFERENCE_PRECISIONS = ("32", "bf16")
+# The detector that ships inside the package (``make model``; see the README): used when no ckpt= is given.
+SHIPPED_WEIGHTS = Path(__file__).resolve().parent / "weights" / "ran_faces.pt"
+WEIGHTS_KIND = "irisgan-ran-weights"
 
 
 class CheckpointError(ValueError):
     """The file is not an irisgan classifier checkpoint."""
 
 
+def resolve_checkpoint(path: str | Path | None) -> Path:
+    """``path``, or the shipped detector when ``path`` is None or empty."""
+    if path is None or str(path) == "":
+        if not SHIPPED_WEIGHTS.is_file():
+            raise FileNotFoundError(
+                f"no ckpt= given and no shipped detector at {SHIPPED_WEIGHTS}: pass ckpt=PATH, or train one "
+                "with `make model`"
+            )
+        return SHIPPED_WEIGHTS
+    return Path(path)
+
+
+def export_weights(ckpt_path: str | Path, out_path: str | Path, meta: dict | None = None) -> Path:
+    """A weights-only copy of a classifier checkpoint: the RAN, its normalisation and threshold, its shape.
+
+    No optimizer state, no metric state: what ``predict`` needs, a few MB, loadable with ``weights_only``.
+    ``meta`` (training data, command, metrics) travels along as plain values.
+    """
+    from irisgan.data.pairs_format import write_bytes_atomic
+
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    hparams = ckpt.get("hyper_parameters") or {}
+    state = {k: v for k, v in ckpt["state_dict"].items() if not k.startswith(("val_", "test_", "criterion."))}
+    weights = {
+        "kind": WEIGHTS_KIND,
+        "state_dict": state,
+        "hyper_parameters": {
+            k: hparams[k] for k in ("net", "threshold_method", "channels_last") if k in hparams
+        },
+        "meta": meta or {},
+    }
+    buf = io.BytesIO()
+    torch.save(weights, buf)
+    write_bytes_atomic(out_path, buf.getvalue())
+    return Path(out_path)
+
+
 def load_classifier(
-    path: str | Path, device: str | torch.device = "cpu", precision: str = "32", compile: bool = False
+    path: str | Path | None, device: str | torch.device = "cpu", precision: str = "32", compile: bool = False
 ) -> RANClassifier:
     """A ``RANClassifier`` in eval mode with its stored threshold and normalisation.
 
@@ -28,7 +69,7 @@ def load_classifier(
     The checkpoint is read with ``weights_only=True`` (no arbitrary pickled code), and only irisgan's own
     classes are built from it: its loss and optimizer entries are not instantiated.
     """
-    path = Path(path)
+    path = resolve_checkpoint(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:

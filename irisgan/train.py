@@ -15,6 +15,7 @@ from typing import Any
 
 import hydra
 import lightning as L
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -89,6 +90,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 "monitor": cfg.monitor,
             }
         )
+        if cfg.get("export") and best and trainer.is_global_zero:
+            from irisgan.inference import export_weights
+
+            meta = {
+                "data": OmegaConf.to_container(cfg.data, resolve=True),
+                "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [],
+                "metrics": _scalars({k: v for k, v in results.items() if k.startswith(("val/", "test/"))}),
+                "wall_time_s": round(time.time() - started, 1),
+            }
+            results["exported"] = str(export_weights(best, cfg.export, meta))
         if trainer.is_global_zero:
             write_bytes_atomic(
                 output_dir / "metrics.json", json.dumps(results, indent=2, sort_keys=True).encode()

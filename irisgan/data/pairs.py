@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from irisgan.data.augment import PairAugment, PseudoFakes
 from irisgan.data.pairs_format import PAIR_SIZE, read_pairs_csv
 from irisgan.degrade import RandomDegradation
 
@@ -186,19 +187,24 @@ class IrisPairsDataModule(L.LightningDataModule):
         pin_memory: bool = False,
         hflip: bool = True,
         degrade: dict | None = None,
+        augment: dict | None = None,
+        pseudo_fakes: dict | None = None,
+        balance_classes: bool = False,
         size: int = PAIR_SIZE,
     ) -> None:
         super().__init__()
         if batch_size < 1:
             raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
-        if csv is None and not synthetic:
-            raise ValueError(
-                "data.csv is not set and no data.synthetic block is given: point data.csv at a pairs CSV"
-            )
         self.save_hyperparameters()
+        self._check_source()
         self.fakes_per_real = parse_ratio(train_fake_to_real)
         degrade = degrade or {}
         self.augment = RandomDegradation(**degrade) if degrade.get("p", 0) > 0 else None
+        # Batched, on the training device (see irisgan/data/augment.py): both-eyes-alike changes and pseudo-fakes.
+        self.pair_augment = PairAugment(**augment) if augment else None
+        self.pseudo_fakes = (
+            PseudoFakes(**pseudo_fakes) if pseudo_fakes and pseudo_fakes.get("rate", 0) > 0 else None
+        )
         self.train_set: IrisPairsDataset | None = None
         self.val_set: IrisPairsDataset | None = None
         self.test_set: IrisPairsDataset | None = None
@@ -206,6 +212,12 @@ class IrisPairsDataModule(L.LightningDataModule):
         self.std: list[float] | None = None
 
     # -- where the data comes from -------------------------------------------------------------------------
+    def _check_source(self) -> None:
+        if self.hparams.csv is None and not self.hparams.synthetic:
+            raise ValueError(
+                "data.csv is not set and no data.synthetic block is given: point data.csv at a pairs CSV"
+            )
+
     def _synthetic_csv(self, split: str) -> Path:
         from irisgan.data.synthetic_pairs import ensure_synthetic_pairs
 
@@ -291,6 +303,21 @@ class IrisPairsDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
+        if self.hparams.balance_classes:
+            # Each class drawn equally often: a minority class is not drowned by the majority's gradient.
+            labels = self.train_set.labels.long()
+            weights = (1.0 / torch.bincount(labels, minlength=2).clamp_min(1).float())[labels]
+            sampler = torch.utils.data.WeightedRandomSampler(
+                weights, num_samples=len(labels), replacement=True
+            )
+            return DataLoader(
+                self.train_set,
+                batch_size=self.hparams.batch_size,
+                sampler=sampler,
+                num_workers=self.hparams.num_workers,
+                pin_memory=self.hparams.pin_memory,
+                persistent_workers=self.hparams.num_workers > 0,
+            )
         return self._loader(self.train_set, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
@@ -305,6 +332,12 @@ class IrisPairsDataModule(L.LightningDataModule):
             # Mirroring a pair swaps the eyes and mirrors each: a GAN cue stays a GAN cue.
             flip = torch.rand(len(images), device=images.device) < 0.5
             images = torch.where(flip[:, None, None, None], images.flip(-1), images)
+        if self.trainer is not None and self.trainer.training and (self.pair_augment or self.pseudo_fakes):
+            images = images.float().div_(255.0)
+            if self.pseudo_fakes is not None:
+                images, labels, _ = self.pseudo_fakes(images, labels)
+            if self.pair_augment is not None:  # after the pseudo-fakes, so they are degraded like the rest
+                images = self.pair_augment(images)
         return images, labels
 
     def state_dict(self) -> dict:

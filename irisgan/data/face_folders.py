@@ -1,0 +1,299 @@
+"""Face photos as training data: ``python -m irisgan.train stage=ran data=faces data.root=DIR``.
+
+``FaceFoldersDataModule`` turns face photos into iris pairs with the extractor (``irisgan.extract``), once,
+and then trains on them as ``IrisPairsDataModule`` does (normalisation, rebalancing, augmentation, loaders).
+
+Inputs: ``root`` (a folder with ``real/`` and ``fake/``; a subfolder below either names the photo's
+generator, e.g. ``fake/stylegan2/x.jpg``) or ``csv`` (``path,label[,generator][,source]``, paths relative to
+the CSV, as ``faces_train/sources.csv``).
+
+The cache: ``cache_dir/<key>/`` holds the extractor's output (``pairs/``, ``manifest.jsonl``,
+``summary.json``), where ``key`` hashes the extractor settings. Inside, the manifest remembers each photo by
+its path and content, so a rerun extracts nothing, a new or changed photo is extracted alone, and changed
+settings get a cache of their own. Photos that yield no pair keep their status in the manifest and appear
+in ``faces.csv`` with it; they are never dropped silently.
+
+Splits (``split``):
+
+* ``random``: a seeded split, stratified by class and generator, ``val_fraction`` for validation; the
+  test set is the validation set unless ``test_fraction`` > 0 sets one apart first.
+* ``by_generator``: the photos of the generators in ``holdout`` (GAN or real labels) are the test set,
+  with ``test_real_fraction`` of the other real photos (stratified by generator) when ``holdout`` names
+  no real source; the rest is split into train and validation. The test AUC is then the detector's score
+  on a generator it never saw.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+from collections import Counter
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf, open_dict
+
+from irisgan.data.pairs import IrisPairsDataModule
+from irisgan.data.pairs_format import write_bytes_atomic, write_pairs_csv
+from irisgan.faces import IMAGE_SUFFIXES
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("random", "by_generator")
+CLASS_DIRS = {"real": 0, "fake": 1}
+# Extractor settings that do not change a pair: they stay out of the cache key.
+_NOT_IN_KEY = (
+    "faces",
+    "label",
+    "out",
+    "trainer",
+    "batch_size",
+    "num_workers",
+    "overlay",
+    "limit",
+    "retry_statuses",
+)
+
+
+def read_face_csv(csv_path: Path) -> list[dict]:
+    """Rows ``{photo, label, generator, source}`` of a face CSV; errors name the file and the line."""
+    if not csv_path.is_file():
+        raise FileNotFoundError(f"data.csv: face CSV not found: {csv_path}")
+    rows = []
+    with open(csv_path, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in ("path", "label") if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(
+                f"{csv_path}: missing column(s) {missing}; a face CSV needs path,label[,generator]"
+            )
+        for line, row in enumerate(reader, start=2):
+            where = f"{csv_path}, line {line}"
+            label = str(row.get("label") or "").strip().lower()
+            if label not in ("0", "1", "real", "fake"):
+                raise ValueError(f"{where}: label {row.get('label')!r} is not 0/real or 1/fake")
+            rel = (row.get("path") or "").strip()
+            if not rel:
+                raise ValueError(f"{where}: empty path")
+            photo = (csv_path.parent / rel).resolve()
+            if not photo.is_file():
+                raise FileNotFoundError(f"{where}: photo {rel!r} not found (looked at {photo})")
+            value = 1 if label in ("1", "fake") else 0
+            generator = (row.get("generator") or "").strip() or ("fake" if value else "real")
+            rows.append(
+                {
+                    "photo": str(photo),
+                    "label": value,
+                    "generator": generator,
+                    "source": row.get("source") or "",
+                }
+            )
+    if not rows:
+        raise ValueError(f"{csv_path}: the face CSV lists no photos")
+    return rows
+
+
+def read_face_folder(root: Path) -> list[dict]:
+    """Rows for ``root/real/**`` and ``root/fake/**``; the first subfolder below a class names the generator."""
+    if not root.is_dir():
+        raise FileNotFoundError(f"data.root: {root} is not a folder (expected {root}/real and {root}/fake)")
+    for name in CLASS_DIRS:
+        if not (root / name).is_dir():
+            raise ValueError(
+                f"data.root: {root / name} is missing; a face folder needs both real/ and fake/ photos"
+            )
+    rows = []
+    for name, label in CLASS_DIRS.items():
+        folder = root / name
+        photos = [
+            p
+            for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+        ]
+        if not photos:
+            raise ValueError(f"data.root: {folder} holds no photos (suffixes {sorted(IMAGE_SUFFIXES)})")
+        for p in photos:
+            parts = p.relative_to(folder).parts
+            generator = parts[0] if len(parts) > 1 else name
+            rows.append({"photo": str(p.resolve()), "label": label, "generator": generator, "source": ""})
+    return rows
+
+
+def _group_split(
+    groups: list[str], indices: list[int], fraction: float, seed: int
+) -> tuple[list[int], list[int]]:
+    """Seeded split of ``indices`` taking ``fraction`` of each group (class + generator) to the second part."""
+    g = torch.Generator().manual_seed(seed)
+    by_group: dict[str, list[int]] = {}
+    for i in indices:
+        by_group.setdefault(groups[i], []).append(i)
+    first, second = [], []
+    for key in sorted(by_group):
+        members = by_group[key]
+        order = [members[j] for j in torch.randperm(len(members), generator=g).tolist()]
+        n = round(len(order) * fraction)
+        second += order[:n]
+        first += order[n:]
+    return sorted(first), sorted(second)
+
+
+class FaceFoldersDataModule(IrisPairsDataModule):
+    """Face photos -> cached iris pairs -> train/val/test splits (see the module docstring)."""
+
+    def __init__(
+        self,
+        root: str | None = None,
+        csv: str | None = None,
+        cache_dir: str = "data/faces_cache",
+        extract_overrides: list[str] | None = None,
+        split: str = "random",
+        holdout: list[str] | str | None = None,
+        test_real_fraction: float = 0.25,
+        test_fraction: float = 0.0,
+        **pairs_kwargs,
+    ) -> None:
+        if (root is None) == (csv is None):
+            raise ValueError(
+                "data=faces needs exactly one of data.root (DIR with real/ and fake/) or data.csv"
+            )
+        if split not in SPLITS:
+            raise ValueError(f"data.split={split!r} unknown; valid choices: {list(SPLITS)}")
+        holdout = [holdout] if isinstance(holdout, str) else list(holdout or [])
+        if split == "by_generator" and not holdout:
+            raise ValueError(
+                "data.split=by_generator needs data.holdout=NAME (or a list): the generators to test on"
+            )
+        for name, value in (("test_real_fraction", test_real_fraction), ("test_fraction", test_fraction)):
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"data.{name} must be in [0, 1), got {value}")
+        pairs_kwargs.pop("synthetic", None)
+        super().__init__(csv=csv, synthetic=None, **pairs_kwargs)
+        self.face_root = Path(root).expanduser() if root is not None else None
+        self.face_csv = Path(csv).expanduser() if csv is not None else None
+        self.cache_root = Path(cache_dir).expanduser()
+        self.extract_overrides = list(extract_overrides or [])
+        self.split, self.holdout = split, holdout
+        self.test_real_fraction, self.test_fraction = float(test_real_fraction), float(test_fraction)
+        self._split_csvs: dict[str, Path] | None = None
+
+    # -- extraction (cached) ----------------------------------------------------------------------------------
+    def _extract_config(self):
+        from irisgan.config import compose_config
+
+        cfg = compose_config("extract", ["faces=unused", "out=unused", *self.extract_overrides])
+        settings = OmegaConf.to_container(cfg, resolve=False)
+        for key in _NOT_IN_KEY:
+            settings.pop(key, None)
+        settings.pop("hydra", None)
+        key = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
+        return cfg, self.cache_root / key
+
+    def extract(self) -> tuple[Path, list[dict]]:
+        """Run (or resume) the extractor over every photo; returns the cache folder and one row per photo."""
+        from irisgan.extract import read_manifest, run_extraction
+
+        photos = read_face_csv(self.face_csv) if self.face_csv else read_face_folder(self.face_root)
+        labels = Counter(r["label"] for r in photos)
+        if len(labels) < 2:
+            where = self.face_csv or self.face_root
+            raise ValueError(
+                f"{where}: only {'GAN' if 1 in labels else 'real'} photos; training needs both classes"
+            )
+        cfg, out = self._extract_config()
+        with open_dict(cfg):
+            cfg.faces = {
+                "real": [r["photo"] for r in photos if r["label"] == 0],
+                "fake": [r["photo"] for r in photos if r["label"] == 1],
+            }
+            cfg.out = str(out)
+            cfg.trainer.enable_progress_bar = False
+        (out / "settings.yaml").parent.mkdir(parents=True, exist_ok=True)
+        (out / "settings.yaml").write_text(OmegaConf.to_yaml({k: v for k, v in cfg.items() if k != "faces"}))
+        run_extraction(cfg)
+        records = read_manifest(out)
+        rows = []
+        for r in photos:
+            record = records.get(r["photo"], {})
+            status = record.get("status", "missing")
+            pair = record.get("pair") if status == "ok" else None
+            rows.append({**r, "status": status, "pair": pair or ""})
+        counts = Counter((r["generator"], r["status"]) for r in rows)
+        write_pairs_csv(
+            out / "faces.csv",
+            [
+                {
+                    "path": r["pair"],
+                    "label": r["label"],
+                    "generator": r["generator"],
+                    "source": r["source"],
+                    "photo": r["photo"],
+                    "status": r["status"],
+                }
+                for r in rows
+            ],
+        )
+        log.info("face photos -> pairs in %s: %s", out, dict(sorted(counts.items())))
+        return out, rows
+
+    # -- splits ---------------------------------------------------------------------------------------------
+    def split_rows(self, rows: list[dict]) -> dict[str, list[int]]:
+        """Indices of the rows with a pair in each of train, val and test."""
+        ok = [i for i, r in enumerate(rows) if r["status"] == "ok" and r["pair"]]
+        groups = [f"{r['label']}/{r['generator']}" for r in rows]
+        seed = int(self.hparams.split_seed)
+        known = {r["generator"] for r in rows}
+        if self.split == "by_generator":
+            unknown = sorted(set(self.holdout) - known)
+            if unknown:
+                raise ValueError(f"data.holdout: no photos of {unknown}; generators here: {sorted(known)}")
+            test = [i for i in ok if rows[i]["generator"] in self.holdout]
+            rest = [i for i in ok if rows[i]["generator"] not in self.holdout]
+            if not any(rows[i]["label"] == 0 for i in test):
+                reals = [i for i in rest if rows[i]["label"] == 0]
+                _, held = _group_split(groups, reals, self.test_real_fraction, seed)
+                test = sorted(test + held)
+                rest = sorted(set(rest) - set(held))
+        elif self.test_fraction > 0:
+            rest, test = _group_split(groups, ok, self.test_fraction, seed)
+        else:
+            rest, test = ok, []
+        train, val = _group_split(groups, rest, self.hparams.val_fraction, seed + 1)
+        return {"train": train, "val": val, "test": test or val}
+
+    def _csvs(self) -> dict[str, Path | None]:
+        if self._split_csvs is None:
+            out, rows = self.extract()
+            parts = self.split_rows(rows)
+            name = f"{self.split}-{'+'.join(self.holdout) or 'all'}-seed{self.hparams.split_seed}"
+            folder = out / "splits" / hashlib.sha1(name.encode()).hexdigest()[:8]
+            self._split_csvs = {}
+            for part, idx in parts.items():
+                part_rows = [
+                    {
+                        "path": f"../../{rows[i]['pair']}",
+                        "label": rows[i]["label"],
+                        "generator": rows[i]["generator"],
+                        "source": rows[i]["source"],
+                        "photo": rows[i]["photo"],
+                    }
+                    for i in idx
+                ]
+                self._split_csvs[part] = write_pairs_csv(folder / f"{part}.csv", part_rows)
+            summary = {
+                part: dict(sorted(Counter(f"{rows[i]['label']}/{rows[i]['generator']}" for i in idx).items()))
+                for part, idx in parts.items()
+            }
+            write_bytes_atomic(
+                folder / "split.json", json.dumps({"name": name, **summary}, indent=1).encode()
+            )
+            log.info("split %s: %s", name, json.dumps(summary))
+        return {
+            "fit": self._split_csvs["train"],
+            "val": self._split_csvs["val"],
+            "test": self._split_csvs["test"],
+        }
+
+    def prepare_data(self) -> None:
+        self._csvs()
