@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all train train-bce train-segmenter sweep extract lint format bench clean
+.PHONY: help install test test-all train train-bce train-segmenter sweep extract model cross-generator lint format bench clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-16s %s\n", $$1, $$2}'
@@ -39,6 +39,13 @@ sweep: $(STAMP) ## BCE vs BCE+AUC over three seeds (Hydra multirun)
 
 extract: $(STAMP) ## face photos to iris pairs: make extract ARGS="faces=DIR out=DIR"
 	$(PY) -m irisgan.extract $(ARGS)
+
+FACES_TRAIN ?= ../shared/data/faces_train/sources.csv
+model: $(STAMP) ## train the shipped detector on real face photos (FACES_TRAIN=CSV) into irisgan/weights/ran_faces.pt
+	$(PY) -m irisgan.train experiment=faces data.csv=$(FACES_TRAIN) logger=csv export=$(CURDIR)/irisgan/weights/ran_faces.pt $(ARGS)
+
+cross-generator: $(STAMP) ## leave-one-generator-out study on FACES_TRAIN: experiments/results/cross_generator.md
+	$(PY) experiments/cross_generator.py --csv $(FACES_TRAIN) $(ARGS)
 
 lint: $(STAMP) ## ruff lint and format check
 	$(PY) -m ruff check irisgan tests experiments

@@ -88,7 +88,66 @@ def run_one(cmd: list[str], folder: Path) -> dict | None:
         proc = subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
     status = "ok" if proc.returncode == 0 and metrics.is_file() else f"failed (exit {proc.returncode})"
     print(f"{folder.name}: {status} in {time.time() - started:.0f} s", flush=True)
-    return json.loads(metrics.read_text()) if metrics.is_file() else None
+    if not metrics.is_file():
+        return None
+    evaluate_fold(folder)
+    return json.loads(metrics.read_text())
+
+
+def evaluate_fold(folder: Path) -> None:
+    """Score the fold's test set with its best checkpoint (``evaluate``): the scores behind the ROC figure."""
+    m = json.loads((folder / "metrics.json").read_text())
+    test_csv, ckpt = (m.get("data_csvs") or {}).get("test"), m.get("best_checkpoint")
+    if not test_csv or not ckpt or (folder / "evaluate" / "metrics.json").is_file():
+        return
+    cmd = [
+        sys.executable, "-m", "irisgan.evaluate", f"ckpt={ckpt}", f"pairs_csv={test_csv}", "baseline=false",
+        "wandb=false", "bootstrap=200", f"hydra.run.dir={folder / 'evaluate'}",
+    ]  # fmt: skip
+    with open(folder / "evaluate.log", "w") as log:
+        subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+
+
+def plot_family_rocs(variant: str, loss: str, ratio: str, seed: int, path: Path) -> Path | None:
+    """One ROC per held-out family, each from the fold that never saw it (its fakes vs the held-out reals)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from irisgan.data.pairs_format import read_pairs_csv
+
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    drawn = 0
+    for family in FAMILIES:
+        folder = RUNS / run_name(variant, loss, ratio, seed, family)
+        scores_file = folder / "evaluate" / "scores_ran.npy"
+        if not scores_file.is_file():
+            continue
+        m = json.loads((folder / "evaluate" / "metrics.json").read_text())
+        labels = np.array([int(r["label"]) for r in read_pairs_csv(m["csv"])])
+        scores = np.load(scores_file)
+        order = np.argsort(-scores, kind="stable")
+        y = labels[order]
+        tpr = np.concatenate([[0], np.cumsum(y) / max(1, y.sum())])
+        fpr = np.concatenate([[0], np.cumsum(1 - y) / max(1, (1 - y).sum())])
+        ax.plot(
+            fpr, tpr, lw=1.8, label=f"{family} (n={int(y.sum())}): AUC {m['methods']['ran']['auroc']:.3f}"
+        )
+        drawn += 1
+    if not drawn:
+        plt.close(fig)
+        return None
+    ax.plot([0, 1], [0, 1], "--", color="grey", lw=1)
+    ax.set(xlabel="false positive rate (held-out real photos)", ylabel="true positive rate (GAN caught)",
+           title=f"Unseen GAN families ({variant}, {loss}, {ratio})", xlim=(0, 1), ylim=(0, 1.01))  # fmt: skip
+    ax.legend(loc="lower right", fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def aggregate(out_name: str = "cross_generator") -> Path:
@@ -152,6 +211,12 @@ def aggregate(out_name: str = "cross_generator") -> Path:
             f"| {key[0]} | {key[1]} | {key[2]} | {seeds} | " + " | ".join(cells)
             + f" | {mean_cell} | {worst} | {statistics.mean(vals[key]):.3f} |"
         )  # fmt: skip
+    for key in keyed:
+        plot_family_rocs(
+            *key,
+            seed=min(r["seed"] for r in rows),
+            path=RESULTS / f"{out_name}_roc_{'_'.join(key).replace(':', 'to')}.png",
+        )
     path = RESULTS / f"{out_name}.md"
     path.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

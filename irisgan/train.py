@@ -88,6 +88,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 "wall_time_s": round(time.time() - started, 1),
                 "train_pairs_per_s_last_epoch": throughput,
                 "monitor": cfg.monitor,
+                # The CSVs the splits were read from (face folders write theirs into the extraction cache).
+                "data_csvs": {k: str(v) for k, v in getattr(datamodule, "csv_paths", {}).items() if v},
             }
         )
         if cfg.get("export") and best and trainer.is_global_zero:

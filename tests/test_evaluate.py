@@ -135,3 +135,55 @@ def test_compiled_scoring_pads_the_last_batch_to_one_shape(smoke_run):
     padded = score_pairs(model, images, batch_size=4)
     assert [s[0] for s in model.net.shapes] == [4, 4]
     np.testing.assert_allclose(padded, eager, atol=1e-6)
+
+
+def test_per_group_breakdown_shows_each_source_against_the_other_class():
+    from irisgan.evaluate import per_group_breakdown
+
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    scores = np.array([0.1, 0.2, 0.6, 0.7, 0.9, 0.8, 0.3, 0.4])
+    groups = ["ffhq", "ffhq", "yonsei", "yonsei", "gan-a", "gan-a", "gan-b", "gan-b"]
+    rows = {r["group"]: r for r in per_group_breakdown(scores, labels, groups, threshold=0.5)}
+    assert rows["gan-a"]["auroc"] == pytest.approx(1.0) and rows["gan-a"]["rate_at_thr"] == 1.0
+    assert rows["gan-b"]["auroc"] == pytest.approx(0.5) and rows["gan-b"]["rate_at_thr"] == 0.0
+    assert rows["ffhq"]["auroc"] == pytest.approx(1.0) and rows["ffhq"]["class"] == "real"
+    assert rows["yonsei"]["auroc"] == pytest.approx(0.5) and rows["yonsei"]["rate_at_thr"] == 0.0
+    assert {r["n"] for r in rows.values()} == {2}
+
+
+def test_evaluate_reports_per_generator_when_the_csv_has_the_column(tmp_path, smoke_run):
+    from irisgan.data.pairs_format import read_pairs_csv, write_pairs_csv
+    from tests.conftest import write_random_pairs
+
+    csv_path = write_random_pairs(tmp_path / "set", n=24)
+    rows = read_pairs_csv(csv_path)
+    for i, row in enumerate(rows):
+        row["generator"] = ("ffhq" if i % 4 == 0 else "yonsei") if row["label"] == "0" else f"gan{i % 3}"
+        row["source"] = f"/photos/{i}.jpg"  # one value per pair: names no groups
+    write_pairs_csv(csv_path, rows)
+    run_cli(
+        "irisgan.evaluate", f"ckpt={smoke_run / 'checkpoints' / 'best.ckpt'}", f"pairs_csv={csv_path}",
+        "bootstrap=20", "wandb=false", "hydra.run.dir=ev", cwd=tmp_path,
+    )  # fmt: skip
+    ran = json.loads((tmp_path / "ev" / "metrics.json").read_text())["methods"]["ran"]
+    assert {r["group"] for r in ran["per_generator"]} == {"ffhq", "yonsei", "gan0", "gan1", "gan2"}
+    assert "per_source" not in ran
+    assert "Per generator" in (tmp_path / "ev" / "report.md").read_text()
+    assert (tmp_path / "ev" / "plots" / "roc_per_generator.png").stat().st_size > 1000
+
+
+def test_no_ckpt_uses_the_shipped_detector_or_says_how_to_get_one(tmp_path, monkeypatch, smoke_run):
+    import irisgan.inference as inference
+
+    monkeypatch.setattr(inference, "SHIPPED_WEIGHTS", tmp_path / "absent.pt")
+    with pytest.raises(FileNotFoundError, match="make model"):
+        load_classifier(None)
+    inference.export_weights(
+        smoke_run / "checkpoints" / "best.ckpt", tmp_path / "shipped.pt", {"note": "test"}
+    )
+    monkeypatch.setattr(inference, "SHIPPED_WEIGHTS", tmp_path / "shipped.pt")
+    model = load_classifier(None)
+    reference = load_classifier(smoke_run / "checkpoints" / "best.ckpt")
+    x = np.random.default_rng(0).integers(0, 255, (4, 3, 96, 96), dtype=np.uint8)
+    np.testing.assert_allclose(score_pairs(model, x), score_pairs(reference, x), atol=1e-6)
+    assert (tmp_path / "shipped.pt").stat().st_size < (smoke_run / "checkpoints" / "best.ckpt").stat().st_size

@@ -242,6 +242,11 @@ class IrisPairsDataModule(L.LightningDataModule):
             "test": Path(hp.test_csv) if hp.test_csv else (self._synthetic_csv("test") if has_test else None),
         }
 
+    @property
+    def csv_paths(self) -> dict[str, Path | None]:
+        """The CSVs of the fit (train, or train + val), val and test data."""
+        return self._csvs()
+
     def prepare_data(self) -> None:
         if self.hparams.csv is None:  # generate (or find cached) synthetic sets once, on rank 0
             self._csvs()
