@@ -35,7 +35,7 @@ IRIS_AXIS = 0.42  # iris semi-axis over the half-pair's side (1 / (2 x 1.2) of t
 PSEUDO_FAKE_KINDS = ("highlight", "pupil", "iris_swap", "colour", "seam")
 
 
-def _half_coords(n: int, h: int, w: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def _half_coords(h: int, w: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Normalised coordinates of one half of the pair: (u, v) in [-1, 1], shape (1, 1, h, w // 2)."""
     half = w // 2
     v = torch.linspace(-1.0, 1.0, h, device=device).view(1, 1, h, 1).expand(1, 1, h, half)
@@ -217,15 +217,15 @@ class PseudoFakes:
         return out
 
     @staticmethod
-    def _geometry(x_sel: torch.Tensor, gen):
+    def _geometry(x_sel: torch.Tensor):
         n, _, h, w = x_sel.shape
-        u, v = _half_coords(n, h, w, x_sel.device)
+        u, v = _half_coords(h, w, x_sel.device)
         return n, u, v
 
     def _highlight(self, x, sel, eye, real, gen) -> torch.Tensor:
         """A corneal highlight in one eye that the other eye does not share: a bright soft spot."""
         xs = x[sel]
-        n, u, v = self._geometry(xs, gen)
+        n, u, v = self._geometry(xs)
         dev = xs.device
         angle = _uniform(n, 0, 2 * math.pi, dev, gen)
         dist = _uniform(n, 0.0, 0.6, dev, gen) * IRIS_AXIS * 2
@@ -239,7 +239,7 @@ class PseudoFakes:
     def _pupil(self, x, sel, eye, real, gen) -> torch.Tensor:
         """A pupil that is not an ellipse: a dark blob with a wobbling outline, off centre."""
         xs = x[sel]
-        n, u, v = self._geometry(xs, gen)
+        n, u, v = self._geometry(xs)
         dev = xs.device
         r0 = _uniform(n, 0.12, 0.28, dev, gen)
         cx, cy = _uniform(n, -0.12, 0.12, dev, gen), _uniform(n, -0.12, 0.12, dev, gen)
@@ -258,7 +258,7 @@ class PseudoFakes:
     def _iris_swap(self, x, sel, eye, real, gen) -> torch.Tensor:
         """Another person's iris (same side) blended into one eye: colour and texture disagree."""
         xs = x[sel]
-        n, u, v = self._geometry(xs, gen)
+        n, u, v = self._geometry(xs)
         dev = xs.device
         if len(x) < 2:
             return self._colour(x, sel, eye, real, gen)  # no other person in the batch
@@ -279,7 +279,7 @@ class PseudoFakes:
     def _colour(self, x, sel, eye, real, gen) -> torch.Tensor:
         """The iris of one eye in another hue, saturation or brightness (heterochromia GANs produce)."""
         xs = x[sel]
-        n, u, v = self._geometry(xs, gen)
+        n, u, v = self._geometry(xs)
         dev = xs.device
         half = xs.shape[-1] // 2
         part = xs[..., eye * half : (eye + 1) * half]
@@ -294,7 +294,7 @@ class PseudoFakes:
     def _seam(self, x, sel, eye, real, gen) -> torch.Tensor:
         """A hard ring at the limbus or an iris texture that is smeared: the outline GANs get wrong."""
         xs = x[sel]
-        n, u, v = self._geometry(xs, gen)
+        n, u, v = self._geometry(xs)
         dev = xs.device
         half = xs.shape[-1] // 2
         part = xs[..., eye * half : (eye + 1) * half]

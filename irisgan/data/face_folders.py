@@ -262,33 +262,53 @@ class FaceFoldersDataModule(IrisPairsDataModule):
         train, val = _group_split(groups, rest, self.hparams.val_fraction, seed + 1)
         return {"train": train, "val": val, "test": test or val}
 
+    def _split_folder(self, out: Path) -> Path:
+        """Where a split's CSVs go: one folder per input, split setting and seed, inside the extraction cache."""
+        what = {
+            "input": str((self.face_csv or self.face_root).resolve()),
+            "split": self.split,
+            "holdout": self.holdout,
+            "seed": int(self.hparams.split_seed),
+            "fractions": [self.hparams.val_fraction, self.test_real_fraction, self.test_fraction],
+        }
+        return out / "splits" / hashlib.sha1(json.dumps(what, sort_keys=True).encode()).hexdigest()[:10]
+
+    def build_splits(self) -> dict[str, Path]:
+        """Extract (or reuse the cache), split, and write ``train.csv``, ``val.csv``, ``test.csv``."""
+        out, rows = self.extract()
+        parts = self.split_rows(rows)
+        folder = self._split_folder(out)
+        csvs = {}
+        for part, idx in parts.items():
+            part_rows = [
+                {
+                    "path": f"../../{rows[i]['pair']}",
+                    "label": rows[i]["label"],
+                    "generator": rows[i]["generator"],
+                    "source": rows[i]["source"],
+                    "photo": rows[i]["photo"],
+                }
+                for i in idx
+            ]
+            csvs[part] = write_pairs_csv(folder / f"{part}.csv", part_rows)
+        summary = {
+            part: dict(sorted(Counter(f"{rows[i]['label']}/{rows[i]['generator']}" for i in idx).items()))
+            for part, idx in parts.items()
+        }
+        write_bytes_atomic(
+            folder / "split.json", json.dumps({"split": self.split, **summary}, indent=1).encode()
+        )
+        log.info("split %s (%s): %s", self.split, folder, json.dumps(summary))
+        return csvs
+
     def _csvs(self) -> dict[str, Path | None]:
         if self._split_csvs is None:
-            out, rows = self.extract()
-            parts = self.split_rows(rows)
-            name = f"{self.split}-{'+'.join(self.holdout) or 'all'}-seed{self.hparams.split_seed}"
-            folder = out / "splits" / hashlib.sha1(name.encode()).hexdigest()[:8]
-            self._split_csvs = {}
-            for part, idx in parts.items():
-                part_rows = [
-                    {
-                        "path": f"../../{rows[i]['pair']}",
-                        "label": rows[i]["label"],
-                        "generator": rows[i]["generator"],
-                        "source": rows[i]["source"],
-                        "photo": rows[i]["photo"],
-                    }
-                    for i in idx
-                ]
-                self._split_csvs[part] = write_pairs_csv(folder / f"{part}.csv", part_rows)
-            summary = {
-                part: dict(sorted(Counter(f"{rows[i]['label']}/{rows[i]['generator']}" for i in idx).items()))
-                for part, idx in parts.items()
-            }
-            write_bytes_atomic(
-                folder / "split.json", json.dumps({"name": name, **summary}, indent=1).encode()
-            )
-            log.info("split %s: %s", name, json.dumps(summary))
+            rank = self.trainer.global_rank if self.trainer is not None else 0
+            if rank == 0:
+                self._split_csvs = self.build_splits()
+            else:  # rank 0 wrote them in prepare_data; the other processes only read
+                folder = self._split_folder(self._extract_config()[1])
+                self._split_csvs = {part: folder / f"{part}.csv" for part in ("train", "val", "test")}
         return {
             "fit": self._split_csvs["train"],
             "val": self._split_csvs["val"],
