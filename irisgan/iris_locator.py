@@ -74,6 +74,10 @@ class HoughIrisLocator:
         min_contrast: sclera-minus-iris brightness (0-255, red channel) below which no iris is reported.
         min_eye_openness: eye aspect ratio below which the eye counts as closed.
         hough_proposals: also score up to this many ``cv2.HoughCircles`` circles (0: grid search only).
+        sclera_level: the red channel is brightened so that the eye's bright part (its 90th
+            percentile inside the lids: the sclera) reaches this level, so that edges and
+            ``min_contrast`` mean the same in a dark or shadowed photo as in a bright one.
+        max_gain: at most this brightening, so that a black or flat eye region stays without contrast.
     """
 
     name = "hough"
@@ -89,6 +93,8 @@ class HoughIrisLocator:
         min_contrast: float = 30.0,
         min_eye_openness: float = 0.12,
         hough_proposals: int = 8,
+        sclera_level: float = 200.0,
+        max_gain: float = 4.0,
     ) -> None:
         if not 0 < radius_range[0] <= radius_range[1]:
             raise ValueError(f"radius_range must be 0 < low <= high, got {tuple(radius_range)}")
@@ -100,6 +106,8 @@ class HoughIrisLocator:
         self.min_contrast = float(min_contrast)
         self.min_eye_openness = float(min_eye_openness)
         self.hough_proposals = int(hough_proposals)
+        self.sclera_level = float(sclera_level)
+        self.max_gain = float(max_gain)
 
     def prepare(self, device: object = None) -> None:
         """Nothing to load; present so every locator is set up the same way."""
@@ -129,6 +137,9 @@ class HoughIrisLocator:
         inside = cv2.dilate(inside, np.ones((3, 3), np.uint8)).astype(np.float32)
         inside[:pad] = inside[-pad:] = 0  # the padding is not eye
         inside[:, :pad] = inside[:, -pad:] = 0
+        if self.max_gain > 1 and inside.any():
+            bright = float(np.percentile(red[inside > 0], 90))
+            red *= float(np.clip(self.sclera_level / max(bright, 1.0), 1.0, self.max_gain))
 
         lid_middle = float(pts[[1, 2, 4, 5], 1].mean())
         corner_margin = 0.12 * self.work_eye_width
@@ -147,7 +158,7 @@ class HoughIrisLocator:
         candidates = [best, search.best(_grid(best[1] + fine, best[2] + fine, fine_radii))]
         if self.hough_proposals > 0:
             circles = cv2.HoughCircles(
-                red.astype(np.uint8),
+                np.clip(red, 0, 255).astype(np.uint8),
                 cv2.HOUGH_GRADIENT,
                 dp=1,
                 minDist=2,
