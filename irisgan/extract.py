@@ -784,6 +784,8 @@ def build_landmarker(face: DictConfig) -> FaceLandmarker:
         upsample=face.upsample,
         min_score=face.min_score,
         cnn_weights=face.cnn_weights,
+        fallback=face.get("fallback"),
+        fallback_side=face.get("fallback_side", 256),
     )
 
 
