@@ -64,6 +64,7 @@ from irisgan.faces import (
     eye_width,
 )
 from irisgan.iris_locator import IrisLocation
+from irisgan.iris_quality import IrisQualityRule
 
 CLASS_LABELS = {"real": 0, "fake": 1}
 CLASS_NAMES = {label: name for name, label in CLASS_LABELS.items()}
@@ -76,6 +77,7 @@ STATUSES = (
     "no_left_iris",
     "no_right_iris",
     "no_irises",
+    "eyes_hidden",  # an eye without a bright sclera, texture or sharp edges: covered, painted, blurred (iris_quality.py)
     "error",
 )
 STAGES = ("decode", "detect", "landmarks", "iris", "write")
@@ -456,10 +458,16 @@ class IrisPairExtractor(L.LightningModule):
     """
 
     def __init__(
-        self, locator: object, pair_size: int = 96, iris_margin: float = 0.1, min_iris_size: float = 6.0
+        self,
+        locator: object,
+        pair_size: int = 96,
+        iris_margin: float = 0.1,
+        min_iris_size: float = 6.0,
+        iris_quality: IrisQualityRule | None = None,
     ):
         super().__init__()
         self.locator = locator
+        self.iris_quality = iris_quality
         self.pair_size = int(pair_size)
         self.iris_margin = float(iris_margin)
         self.min_iris_size = float(min_iris_size)
@@ -515,6 +523,11 @@ class IrisPairExtractor(L.LightningModule):
             record["crop_box"] = [crop_box[0] + ox, crop_box[1] + oy, crop_box[2] + ox, crop_box[3] + oy]
             item["iris"][side] = record
             iris_crops.append(crop_with_padding(crop, crop_box))
+        if self.iris_quality is not None:  # hidden eyes get a status, not a pair
+            hidden, item["eye_quality"] = self.iris_quality.check(item["_eye_crops"], item["_eye_points"])
+            if hidden:
+                item.update(status="eyes_hidden", message=hidden)
+                return
         if left is None or right is None:
             item["status"] = (
                 "no_irises"
@@ -784,6 +797,8 @@ def build_landmarker(face: DictConfig) -> FaceLandmarker:
         upsample=face.upsample,
         min_score=face.min_score,
         cnn_weights=face.cnn_weights,
+        fallback=face.get("fallback"),
+        fallback_side=face.get("fallback_side", 256),
     )
 
 
@@ -794,6 +809,7 @@ def build_pair_extractor(cfg: DictConfig) -> IrisPairExtractor:
         pair_size=cfg.pair.size,
         iris_margin=cfg.pair.iris_margin,
         min_iris_size=cfg.iris.min_size,
+        iris_quality=IrisQualityRule(**cfg.iris.quality) if cfg.iris.get("quality") else None,
     )
 
 

@@ -58,3 +58,36 @@ def test_study_command_runs_end_to_end(tmp_path):
         check=True,
     )
     assert "| 1:4 | bce_auc | 1 |" in (tmp_path / "bce_vs_bce_auc_quick.md").read_text()
+
+
+def test_extraction_yield_table_counts_statuses_per_generator(tmp_path):
+    import extraction_yield
+
+    photos = tmp_path / "photos"
+    rows = [
+        ("real/a.jpg", 0, "ffhq", "ok"),
+        ("real/b.jpg", 0, "ffhq", "no_face"),
+        ("real/c.jpg", 0, "yonsei", "ok"),
+        ("fake/d.jpg", 1, "tpdne", "eyes_hidden"),
+        ("fake/e.jpg", 1, "tpdne", None),  # listed but never extracted
+    ]
+    lines = ["path,label,generator,source"] + [f'{p},{lab},{g},"repo, folder"' for p, lab, g, _ in rows]
+    photos.mkdir()
+    (photos / "sources.csv").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    records = [
+        {"path": str((photos / p).resolve()), "label": lab, "status": status}
+        for p, lab, _, status in rows
+        if status
+    ]
+    (out / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    table = extraction_yield.yield_table(out, photos / "sources.csv")
+    assert (
+        "| generator | class | photos | pairs | yield | ok | no_face | eyes_hidden | not_extracted |" in table
+    )
+    assert "| `ffhq` | real | 2 | 1 | 50.0% | 1 | 1 | 0 | 0 |" in table
+    assert "| `tpdne` | fake | 2 | 0 | 0.0% | 0 | 0 | 1 | 1 |" in table
+    assert "| **all real** | real | 3 | 2 | 66.7% | 2 | 1 | 0 | 0 |" in table
+    by_source = extraction_yield.yield_table(out, photos / "sources.csv", column="source")
+    assert "| `repo, folder` | real | 3 | 2 | 66.7% |" in by_source

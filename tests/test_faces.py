@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import pickle
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -20,8 +22,20 @@ from irisgan.faces import (
     eye_box,
     eye_openness,
     face_models_dir,
+    read_image,
 )
 from irisgan.iris_locator import HoughIrisLocator, SegmenterIrisLocator
+
+# A Yonsei photo of a turned face in which HOG finds no face at any of the extractor's sizes.
+TURNED_FACE = (
+    Path(__file__).resolve().parents[1]
+    / ".."
+    / "shared"
+    / "data"
+    / "faces_train"
+    / "real"
+    / "yonsei-real_00091.jpg"
+)
 
 
 @pytest.fixture(scope="module")
@@ -189,6 +203,17 @@ def test_hough_locator_on_astronaut(astronaut, landmarker):
         assert eye_points[:, 1].min() - 3 < cy < eye_points[:, 1].max() + 3
 
 
+def test_hough_locator_finds_an_iris_in_a_dark_photo():
+    crop, points = _synthetic_eye(iris_center=(62, 60))
+    dark = (crop * 0.15).astype(np.uint8)  # sclera at 35 of 255: an eye in shadow
+    found = HoughIrisLocator().locate_one(dark, points)
+    assert found is not None
+    assert abs(found.circle[0] - 62) <= 3 and abs(found.circle[1] - 60) <= 4
+    # Without the brightening the same eye has too little contrast; a black eye stays black.
+    assert HoughIrisLocator(max_gain=1.0).locate_one(dark, points) is None
+    assert HoughIrisLocator().locate_one(np.zeros_like(crop), points) is None
+
+
 def test_segmenter_locator_wraps_the_segmenter_api(monkeypatch):
     """The wrapper turns IrisSegmenter.predict's IrisDetection objects into IrisLocations, batched."""
     import sys
@@ -243,3 +268,36 @@ def test_cheap_first_detection_pass_agrees_and_falls_back(astronaut, landmarker)
     whole = cv2.resize(astronaut, (1024, 1024), interpolation=cv2.INTER_CUBIC)
     assert fast._detect_at(whole, 256 / 1024) == []
     assert len(fast.detect(whole)) == 1 and len(fast.detect(whole, exhaustive=True)) == 1
+
+
+@pytest.mark.skipif(
+    not TURNED_FACE.is_file(), reason=f"the faces_train photos are not here: {TURNED_FACE} is absent"
+)
+def test_cnn_fallback_finds_the_face_hog_misses():
+    rgb = read_image(TURNED_FACE)
+    assert FaceLandmarker(detect_first_side=256).detect(rgb) == []
+    with_fallback = FaceLandmarker(detect_first_side=256, fallback="cnn")
+    faces = with_fallback.detect(rgb)
+    assert len(faces) == 1
+    x0, y0, x1, y1 = faces[0].box
+    eyes = with_fallback.landmarks(rgb, faces[0].box)[36:48]
+    assert (
+        (eyes[:, 0] > x0).all()
+        and (eyes[:, 0] < x1).all()
+        and (eyes[:, 1] > y0).all()
+        and (eyes[:, 1] < y1).all()
+    )
+
+
+def test_cnn_fallback_is_not_run_where_hog_finds_a_face(astronaut, landmarker, monkeypatch):
+    with_fallback = FaceLandmarker(fallback="cnn")
+    assert pickle.loads(pickle.dumps(with_fallback))._fallback is None  # workers load their own copy
+    with_fallback.load()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the CNN fallback ran on a photo where HOG found a face")
+
+    monkeypatch.setattr(with_fallback, "_fallback", refuse)
+    assert [f.box for f in with_fallback.detect(astronaut)] == [f.box for f in landmarker.detect(astronaut)]
+    with pytest.raises(ValueError, match="fallback"):
+        FaceLandmarker(fallback="mtcnn")
