@@ -19,8 +19,9 @@ and bright photos:
 The rule rejects a pair when either eye fails one of them; the thresholds in ``conf/extract.yaml``
 (``iris.quality``) lie below (or above, for ``flat``) nearly all the eyes of real and GAN photos
 alike, so that the rule does not remove one class more than the other. Dark-pupil and limbus-arc
-measures were tried and left out: real eyes looking sideways or half-lidded fail them as often as
-hidden eyes do.
+measures were tried and left out: on real eyes that look sideways or are half-lidded they fall as
+low as on hidden eyes, so no threshold on them spares the real photos. Dark glasses with bright
+reflections can pass ``sclera``; the locator then usually finds no iris (status ``no_*_iris``).
 """
 
 from __future__ import annotations
