@@ -17,7 +17,6 @@ Demo on face photos (dlib eye crops, a picture and a count)::
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,23 +28,21 @@ from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks, make
 from irisgan.coco_eval import coco_summary, make_coco_metric, predictions_for_coco, targets_for_coco
 from irisgan.data.pairs_format import write_image_atomic
 from irisgan.models.maskrcnn import build_maskrcnn
+from irisgan.optim import configure_optimization
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_KIND = "segmenter"
 IRIS_LABEL = 1
-OPTIMIZERS = {"sgd": torch.optim.SGD, "adamw": torch.optim.AdamW}
-SCHEDULERS = ("cosine", "none")
 
 
 class SegmenterModule(L.LightningModule):
     """Mask R-CNN iris segmenter.
 
     ``network``: keyword arguments of ``build_maskrcnn`` (plain values, stored in the checkpoint).
-    ``optimizer``: ``{"name": "sgd"|"adamw", **its keyword arguments}``.
-    ``scheduler``: ``{"name": "cosine", "warmup_steps": N}`` (per-step linear warm-up, then cosine to 0)
-    or ``{"name": "none"}``. From scratch, detection training needs the warm-up: the first steps' RPN
-    and box losses are large and can diverge.
+    ``optimizer``, ``scheduler``: ``_target_`` dicts from the ``optimizer`` and ``scheduler`` config groups
+    (``irisgan.optim.configure_optimization``); the stage's default is SGD with a linear warm-up then
+    cosine (``irisgan.optim.WarmupCosineLR``).
     """
 
     def __init__(
@@ -148,28 +145,13 @@ class SegmenterModule(L.LightningModule):
                 )
 
     def configure_optimizers(self):
-        settings = dict(self.hparams.optimizer)
-        name = settings.pop("name", "sgd")
-        if name not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {name!r}; choose one of {list(OPTIMIZERS)}")
         params = [p for p in self.model.parameters() if p.requires_grad]
-        optimizer = OPTIMIZERS[name](params, **settings)
-        schedule = dict(self.hparams.scheduler or {"name": "none"})
-        kind = schedule.pop("name", "none")
-        if kind == "none":
-            return optimizer
-        if kind != "cosine":
-            raise ValueError(f"unknown scheduler {kind!r}; choose one of {SCHEDULERS}")
-        warmup = int(schedule.get("warmup_steps", 0))
-        total = max(int(self.trainer.estimated_stepping_batches), warmup + 1)
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / (total - warmup))))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return configure_optimization(
+            params,
+            self.hparams.optimizer,
+            self.hparams.scheduler,
+            lambda: self.trainer.estimated_stepping_batches,
+        )
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["irisgan"] = {"kind": CHECKPOINT_KIND}

@@ -127,8 +127,13 @@ def test_coco_weights_are_never_downloaded(tmp_path: Path, monkeypatch) -> None:
 def _module(**kwargs) -> SegmenterModule:
     return SegmenterModule(
         TINY_NETWORK,
-        {"name": "sgd", "lr": 0.01, "momentum": 0.9},
-        {"name": "cosine", "warmup_steps": 2},
+        {"_target_": "torch.optim.SGD", "lr": 0.01, "momentum": 0.9},
+        {
+            "_target_": "irisgan.optim.WarmupCosineLR",
+            "warmup_steps": 2,
+            "total_steps": None,
+            "interval": "step",
+        },
         picture_count=4,
         **kwargs,
     )
@@ -180,18 +185,20 @@ def test_non_finite_loss_stops_with_a_clear_message() -> None:
         module.training_step(batch, 0)
 
 
-def test_unknown_optimizer_names_the_choices() -> None:
-    module = SegmenterModule(TINY_NETWORK, {"name": "lbfgs", "lr": 1.0})
-    with pytest.raises(ValueError, match=r"lbfgs.*\['sgd', 'adamw'\]"):
+def test_optimizer_without_a_target_names_the_config_group() -> None:
+    module = SegmenterModule(TINY_NETWORK, {"name": "sgd", "lr": 1.0})
+    with pytest.raises(ValueError, match=r"no _target_.*`optimizer` config group"):
         module.configure_optimizers()
 
 
-def test_stage_fast_dev_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("choice", [[], ["optimizer=adamw"]], ids=["default", "adamw"])
+def test_stage_fast_dev_run(tmp_path: Path, choice: list[str]) -> None:
     """The real stage config, composed as `python -m irisgan.train stage=segmenter` would, on a tiny set."""
     from irisgan.train import train
 
     overrides = [
         "stage=segmenter",
+        *choice,
         "logger=none",
         f"paths.output_dir={tmp_path / 'run'}",
         f"paths.data_dir={tmp_path / 'data'}",
