@@ -288,24 +288,24 @@ class IrisSegmenter:
 # ----------------------------------------------------------------------------------------------
 
 
-def eye_crops_from_photos(photo_paths: list[Path], margin: float = 0.25):
-    """Both eye crops of the largest face in each photo, cut as the extractor cuts them (irisgan.faces).
+def eye_crops_from_photos(photos: list, margin: float = 0.25):
+    """Both eye crops of the largest face in each photo, cut by the extractor's photo -> eyes step with
+    its face settings (conf/extract.yaml).
 
     Yields ``(photo path, "left"|"right", crop RGB uint8, eye landmarks in crop pixels)``; photos
-    without a face are skipped with a warning."""
-    from irisgan.faces import LEFT_EYE, RIGHT_EYE, FaceLandmarker, crop_with_padding, eye_box, read_image
+    without eye crops (no face, unreadable) are skipped with a warning."""
+    from irisgan.config import compose_config
+    from irisgan.pipeline import SIDES, build_dataset, build_landmarker
 
-    landmarker = FaceLandmarker()
-    for path in photo_paths:
-        rgb = read_image(path)
-        faces = landmarker.detect(rgb)
-        if not faces:
-            log.warning("%s: no face found", path)
+    cfg = compose_config("extract", [f"eyes.margin={margin}"])
+    dataset = build_dataset(cfg, photos, build_landmarker(cfg.face), overlay=False)
+    for index in range(len(dataset)):
+        result = dataset[index]
+        if not result.eye_crops:
+            log.warning("%s: no eyes (%s)", result.path, result.status)
             continue
-        points = landmarker.landmarks(rgb, faces[0].box)
-        for side, eye in (("left", LEFT_EYE), ("right", RIGHT_EYE)):
-            box = eye_box(points[eye], margin)
-            yield path, side, crop_with_padding(rgb, box), points[eye] - np.array(box[:2], dtype=np.float32)
+        for side, crop, points in zip(SIDES, result.eye_crops, result.eye_points, strict=True):
+            yield Path(result.path), side, crop, points
 
 
 def plausible_iris(detection: IrisDetection | None, eye_points: np.ndarray) -> bool:
@@ -339,9 +339,9 @@ def main(argv: list[str] | None = None) -> dict:
             "usage: python -m irisgan.segmenter ckpt=PATH faces=DIR [out=PNG] [margin=0.25] "
             f"[score_threshold=0.5] [device=cpu]{'  (unknown: ' + str(sorted(unknown)) + ')' if unknown else ''}"
         )
-    from irisgan.faces import IMAGE_SUFFIXES
+    from irisgan.photos import list_unlabelled
 
-    photos = sorted(p for p in Path(args.faces).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    photos, _ = list_unlabelled(str(args.faces))
     if not photos:
         raise SystemExit(f"no face photos under {args.faces}")
     segmenter = IrisSegmenter.from_checkpoint(

@@ -135,3 +135,34 @@ def test_compiled_scoring_pads_the_last_batch_to_one_shape(smoke_run):
     padded = score_pairs(model, images, batch_size=4)
     assert [s[0] for s in model.net.shapes] == [4, 4]
     np.testing.assert_allclose(padded, eager, atol=1e-6)
+
+
+def test_report_lists_the_extraction_statuses_not_the_whole_summary():
+    from irisgan.evaluate import _report_markdown
+
+    method = {
+        "auroc": 0.5,
+        "acc_at_thr": 0.5,
+        "precision_at_thr": 0.5,
+        "recall_at_thr": 0.5,
+        "f1_at_thr": 0.5,
+        "acc_at_0.5": 0.5,
+        "threshold": 0.5,
+    }
+    extraction = {
+        "per_class": {"real": {"total": 2, "ok": 2}, "fake": {"total": 2, "ok": 1, "no_face": 1}},
+        "ignored_files": ["/photos/notes.txt"],
+        "this_run": {"processed": 4, "seconds": 1.0},
+    }
+    results = {
+        "checkpoint": "x.ckpt",
+        "source": "faces=/photos",
+        "n_pairs": 3,
+        "n_real": 2,
+        "n_fake": 1,
+        "methods": {"ran": method},
+        "extraction": extraction,
+    }
+    text = _report_markdown(results, [])
+    assert "- real: 2 photos: ok 2" in text and "- fake: 2 photos: ok 1, no_face 1" in text
+    assert "notes.txt" not in text and "this_run" not in text
