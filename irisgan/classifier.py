@@ -15,6 +15,7 @@ import lightning as L
 import torch
 from hydra.utils import instantiate
 
+from irisgan.checkpoints import CLASSIFIER, stamp_kind
 from irisgan.metrics import THRESHOLD_METHODS, curve_metrics, curve_report, scalar_metrics
 from irisgan.models.ran import RANConfig, ResidualAttentionNet
 from irisgan.optim import configure_optimization
@@ -185,6 +186,9 @@ class RANClassifier(L.LightningModule):
             self.hparams.scheduler,
             lambda: self.trainer.estimated_stepping_batches,
         )
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        stamp_kind(checkpoint, CLASSIFIER)
 
     def on_train_epoch_start(self) -> None:
         lr = self.trainer.optimizers[0].param_groups[0]["lr"]

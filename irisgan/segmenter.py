@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks, make_grid
 
+from irisgan.checkpoints import SEGMENTER, load_checkpoint, stamp_kind
 from irisgan.coco_eval import coco_summary, make_coco_metric, predictions_for_coco, targets_for_coco
 from irisgan.data.pairs_format import write_image_atomic
 from irisgan.models.maskrcnn import build_maskrcnn
@@ -32,7 +33,6 @@ from irisgan.optim import configure_optimization
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_KIND = "segmenter"
 IRIS_LABEL = 1
 
 
@@ -154,7 +154,7 @@ class SegmenterModule(L.LightningModule):
         )
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["irisgan"] = {"kind": CHECKPOINT_KIND}
+        stamp_kind(checkpoint, SEGMENTER)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -218,21 +218,7 @@ class IrisSegmenter:
     def from_checkpoint(
         cls, path: str | Path, device: str = "cpu", score_threshold: float = 0.5
     ) -> IrisSegmenter:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"segmenter checkpoint not found: {path}")
-        try:
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # pickle errors, truncated files, unsafe globals
-            raise ValueError(
-                f"{path} is not a loadable checkpoint (torch.load with weights_only=True: {err})"
-            ) from err
-        if not isinstance(checkpoint, dict) or checkpoint.get("irisgan", {}).get("kind") != CHECKPOINT_KIND:
-            kind = checkpoint.get("irisgan", {}).get("kind") if isinstance(checkpoint, dict) else None
-            raise ValueError(
-                f"{path} is not a segmenter checkpoint (irisgan kind {kind!r}); "
-                "train one with `python -m irisgan.train stage=segmenter`"
-            )
+        checkpoint = load_checkpoint(path, SEGMENTER)
         hparams = checkpoint.get("hyper_parameters", {})
         model = build_maskrcnn(**hparams["network"])
         state = {

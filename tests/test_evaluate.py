@@ -57,7 +57,10 @@ def test_checkpoint_loading_refuses_foreign_files(tmp_path, smoke_run):
     with pytest.raises(CheckpointError, match="weights_only"):
         load_classifier(tmp_path / "junk.ckpt")
     torch.save(
-        {"state_dict": {"model.roi_heads.box_predictor.cls_score.weight": torch.zeros(2, 4)}},
+        {
+            "state_dict": {"model.roi_heads.box_predictor.cls_score.weight": torch.zeros(2, 4)},
+            "irisgan": {"kind": "segmenter"},
+        },
         tmp_path / "seg.ckpt",
     )
     with pytest.raises(CheckpointError, match="segmenter checkpoint"):

@@ -260,7 +260,7 @@ def test_other_checkpoints_are_refused_clearly(tmp_path: Path) -> None:
         IrisSegmenter.from_checkpoint(other)
     garbage = tmp_path / "garbage.ckpt"
     garbage.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="not a loadable checkpoint"):
+    with pytest.raises(ValueError, match="not a checkpoint irisgan can load"):
         IrisSegmenter.from_checkpoint(garbage)
     with pytest.raises(FileNotFoundError, match="not found"):
         IrisSegmenter.from_checkpoint(tmp_path / "missing.ckpt")
