@@ -12,7 +12,7 @@ from hydra import compose, initialize_config_dir
 
 from irisgan.coco_eval import coco_summary, make_coco_metric
 from irisgan.config import CONFIG_DIR
-from irisgan.data.synthetic_eyes import SyntheticEyesDataModule, SyntheticEyesParams, render_eye
+from irisgan.data.synthetic_eyes import SyntheticEyesDataModule, SyntheticEyesParams, render_periocular
 from irisgan.models.maskrcnn import build_maskrcnn
 from irisgan.segmenter import IrisDetection, IrisSegmenter, SegmenterModule
 
@@ -225,7 +225,7 @@ def test_stage_fast_dev_run(tmp_path: Path, choice: list[str]) -> None:
 
 def _eye_crops(n: int, size: int = 64) -> list[np.ndarray]:
     params = SyntheticEyesParams(image_size=size, closed_eye_fraction=0.0)
-    return [render_eye(np.random.default_rng([9, i]), params)[0] for i in range(n)]
+    return [render_periocular(np.random.default_rng([9, i]), params)[0] for i in range(n)]
 
 
 def test_inference_api_returns_one_result_per_crop(tiny_checkpoint: Path) -> None:

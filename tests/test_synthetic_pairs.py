@@ -84,6 +84,7 @@ def test_second_call_reuses_the_cached_set(tmp_path):
     mtimes = [f.stat().st_mtime_ns for f in files]
     assert ensure_synthetic_pairs(tmp_path, n_pairs=6) == csv_path
     assert [f.stat().st_mtime_ns for f in files] == mtimes
+    assert (csv_path.parent / "complete.json").is_file()  # the marker both generators write last
 
 
 @pytest.mark.parametrize("damage", ["no_csv", "short_csv", "missing_image", "bad_label"])

@@ -11,8 +11,8 @@ drawn (nearly) closed, with no visible iris: a real data set has those and the l
 
 Masks are colour-coded RGB PNGs (``CLASS_COLORS``): iris (pupil included, as in UBIPR), sclera,
 eyebrow. Generation is deterministic from ``seed`` (image ``i`` uses its own generator seeded with
-``(seed, i)``) and cached on disk: the folder name carries the version and the parameters, and
-``index.json`` is written last, atomically, so a folder with an index is complete.
+``(seed, i)``) and cached on disk (``irisgan.data.synthetic_common``): the folder name carries the
+version and the parameters.
 """
 
 from __future__ import annotations
@@ -28,6 +28,13 @@ import cv2
 import numpy as np
 
 from irisgan.data.pairs_format import write_bytes_atomic, write_image_atomic
+from irisgan.data.synthetic_common import (
+    EYE_IMAGE_HAIR_TONES,
+    EYE_IMAGE_IRIS_TONES,
+    EYE_IMAGE_SKIN_TONES,
+    ensure_cached,
+    rgb255,
+)
 from irisgan.data.ubipr import UBIPRDataModule
 
 log = logging.getLogger(__name__)
@@ -41,39 +48,10 @@ CLASS_COLORS: dict[str, tuple[int, int, int]] = {
     "eyebrow": (0, 0, 255),
 }
 
-# Colours as RGB uint8 anchors; each image jitters around one of them.
-SKIN_TONES = np.array(
-    [
-        (236, 200, 180),
-        (225, 180, 155),
-        (205, 160, 130),
-        (190, 140, 110),
-        (160, 110, 80),
-        (120, 80, 55),
-        (90, 60, 40),
-        (240, 210, 195),
-        (215, 170, 140),
-    ],
-    dtype=np.float32,
-)
-IRIS_TONES = np.array(
-    [
-        (70, 40, 20),
-        (95, 60, 30),
-        (50, 30, 18),
-        (120, 85, 45),
-        (110, 110, 60),
-        (85, 110, 75),
-        (90, 120, 140),
-        (110, 140, 165),
-        (120, 125, 125),
-        (60, 45, 35),
-    ],
-    dtype=np.float32,
-)
-HAIR_TONES = np.array(
-    [(30, 22, 18), (55, 40, 30), (85, 60, 40), (20, 18, 18), (140, 110, 80), (110, 80, 55)], dtype=np.float32
-)
+# The palettes in the 0-255 units the drawing uses.
+SKIN_TONES = rgb255(EYE_IMAGE_SKIN_TONES)
+IRIS_TONES = rgb255(EYE_IMAGE_IRIS_TONES)
+HAIR_TONES = rgb255(EYE_IMAGE_HAIR_TONES)
 
 
 @dataclass(frozen=True)
@@ -94,29 +72,28 @@ class SyntheticEyesParams:
 
 def generate_synthetic_eyes(cache_dir: str | Path, params: SyntheticEyesParams) -> Path:
     """Write (or reuse) the synthetic set under ``cache_dir``; return its root (``images/``, ``masks/``)."""
-    root = Path(cache_dir) / params.folder_name()
-    index_path = root / INDEX_NAME
-    if index_path.is_file():
-        index = json.loads(index_path.read_text())
-        if index.get("params") == asdict(params) and index.get("version") == GENERATOR_VERSION:
-            return root
-        log.warning("%s does not match the requested parameters; regenerating", index_path)
-    log.info("generating %d synthetic eye images into %s", params.count, root)
-    names = []
-    for i in range(params.count):
-        name = f"eye_{i:05d}"
-        image, masks = render_eye(np.random.default_rng([params.seed, i]), params)
-        write_image_atomic(root / "images" / f"{name}.png", image)
-        write_image_atomic(root / "masks" / f"{name}.png", encode_class_mask(masks))
-        names.append(name)
-    index = {
-        "version": GENERATOR_VERSION,
-        "params": asdict(params),
-        "names": names,
-        "class_colors": {k: list(v) for k, v in CLASS_COLORS.items()},
-    }
-    write_bytes_atomic(index_path, json.dumps(index, indent=1).encode())
-    return root
+    stamp = {"generator": "synthetic_eyes", "version": GENERATOR_VERSION, "params": asdict(params)}
+
+    def generate(root: Path) -> list[str]:
+        log.info("generating %d synthetic eye images into %s", params.count, root)
+        names, written = [], []
+        for i in range(params.count):
+            name = f"eye_{i:05d}"
+            image, masks = render_periocular(np.random.default_rng([params.seed, i]), params)
+            for folder, picture in (("images", image), ("masks", encode_class_mask(masks))):
+                write_image_atomic(root / folder / f"{name}.png", picture)
+                written.append(f"{folder}/{name}.png")
+            names.append(name)
+        index = {
+            "version": GENERATOR_VERSION,
+            "params": asdict(params),
+            "names": names,
+            "class_colors": {k: list(v) for k, v in CLASS_COLORS.items()},
+        }
+        write_bytes_atomic(root / INDEX_NAME, json.dumps(index, indent=1).encode())
+        return [*written, INDEX_NAME]
+
+    return ensure_cached(Path(cache_dir) / params.folder_name(), stamp, generate, "synthetic eye images")
 
 
 def encode_class_mask(masks: dict[str, np.ndarray]) -> np.ndarray:
@@ -172,7 +149,7 @@ def _lid_curves(rng: np.random.Generator, w: float, open_ratio: float):
     return upper, lower
 
 
-def render_eye(
+def render_periocular(
     rng: np.random.Generator, params: SyntheticEyesParams
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """One synthetic eye crop: (RGB uint8 SxSx3, {"iris", "sclera", "eyebrow": bool SxS})."""
@@ -473,7 +450,7 @@ def sample_sheet(count: int = 16, image_size: int = 128, seed: int = 0, per_row:
     params = SyntheticEyesParams(count=count, image_size=image_size, seed=seed)
     images, overlays = [], []
     for i in range(count):
-        image, masks = render_eye(np.random.default_rng([seed, i]), params)
+        image, masks = render_periocular(np.random.default_rng([seed, i]), params)
         images.append(image)
         overlays.append((0.55 * image + 0.45 * encode_class_mask(masks)).astype(np.uint8))
     rows = [

@@ -19,8 +19,8 @@ the photographic nuisances (exposure, colour cast, blur, noise, JPEG loss, frami
 both classes alike, so no global image statistic gives the label away.
 
 Pair ``i`` of a set is a function of ``(seed, split, i)`` alone; a set is cached on disk under a
-folder named after all its parameters and ``GENERATOR_VERSION``, and its CSV is written last
-(atomically), so an interrupted generation is redone rather than half-used.
+folder named after all its parameters and ``GENERATOR_VERSION`` (``irisgan.data.synthetic_common``:
+an interrupted or damaged set is redone rather than half-used).
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from irisgan.data.pairs_format import (
     write_image_atomic,
     write_pairs_csv,
 )
+from irisgan.data.synthetic_common import IRIS_CROP_SKIN_TONES, ensure_cached
 
 log = logging.getLogger(__name__)
 
@@ -69,16 +70,6 @@ IRIS_COLOURS = {
     "hazel": ((0.34, 0.30, 0.18), (0.38, 0.24, 0.12)),
     "grey": ((0.40, 0.42, 0.43), (0.36, 0.36, 0.34)),
 }
-SKIN_TONES = np.array(
-    [
-        (0.88, 0.70, 0.60),
-        (0.80, 0.60, 0.48),
-        (0.70, 0.50, 0.38),
-        (0.55, 0.38, 0.27),
-        (0.40, 0.27, 0.19),
-        (0.29, 0.19, 0.14),
-    ]
-)
 SPLIT_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
 
 
@@ -169,7 +160,7 @@ _PROFILE_SIN = np.sin(
 )
 
 
-def render_eye(p: EyeParams, size: int = EYE_CANVAS) -> np.ndarray:
+def render_iris(p: EyeParams, size: int = EYE_CANVAS) -> np.ndarray:
     """Render one iris crop as a float32 ``size`` x ``size`` x 3 RGB image (linear-ish, ~[0, 1])."""
     # Images are flattened channels-first (3 x N) and float32, scalars Python floats: numpy is several
     # times slower on a trailing axis of 3 and on float64 transcendentals, and 2400 pairs must be quick.
@@ -347,7 +338,7 @@ def _draw_face(rng: np.random.Generator, difficulty: float) -> tuple[EyeParams, 
     )
     fibre_amplitudes *= rng.uniform(0.5, 1.0, fibre_amplitudes.shape)
     fibre_twist = rng.uniform(-0.12, 0.12, 2)
-    skin = SKIN_TONES[rng.integers(len(SKIN_TONES))] * (1.0 + rng.normal(0, 0.05, 3))
+    skin = IRIS_CROP_SKIN_TONES[rng.integers(len(IRIS_CROP_SKIN_TONES))] * (1.0 + rng.normal(0, 0.05, 3))
     sclera = np.array([0.86, 0.80, 0.78]) * rng.uniform(0.8, 1.05) * (1.0 + rng.normal(0, 0.03, 3))
     radius = rng.uniform(0.74, 0.92)
     pupil_ratio = rng.uniform(0.24, 0.45)
@@ -513,7 +504,7 @@ def render_pair(rng: np.random.Generator, fake: bool, difficulty: float) -> tupl
         raise ValueError(f"difficulty must be in [0, 1], got {difficulty}")
     left, right = _draw_face(rng, difficulty)
     cues = _apply_cues(rng, (left, right), difficulty) if fake else []
-    return _photograph(rng, render_eye(left), render_eye(right)), cues
+    return _photograph(rng, render_iris(left), render_iris(right)), cues
 
 
 def _split_key(split: str) -> int:
@@ -561,26 +552,6 @@ def _validate(
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
 
 
-def _is_complete(csv_path: Path, n_pairs: int) -> bool:
-    if not csv_path.is_file():
-        return False
-    try:
-        rows = read_pairs_csv(csv_path)
-    except ValueError as err:
-        log.warning("regenerating synthetic pairs: %s", err)
-        return False
-    if len(rows) != n_pairs:
-        log.warning(
-            "regenerating synthetic pairs: %s lists %d pairs, expected %d", csv_path, len(rows), n_pairs
-        )
-        return False
-    missing = [row["path"] for row in rows if not (csv_path.parent / row["path"]).is_file()]
-    if missing:
-        log.warning("regenerating synthetic pairs: %d image(s) missing, e.g. %s", len(missing), missing[0])
-        return False
-    return True
-
-
 def _render_and_write(job: tuple) -> dict:
     folder, index, fake, difficulty, seed, split = job
     image, cues = render_pair(pair_rng(seed, split, index), fake, difficulty)
@@ -603,27 +574,37 @@ def ensure_synthetic_pairs(
     many processes (each pair depends on its index alone, so the result is identical)."""
     _validate(n_pairs, fake_fraction, difficulty, seed, split, workers)
     folder = synthetic_set_dir(root, n_pairs, fake_fraction, difficulty, seed, split)
-    csv_path = folder / "pairs.csv"
-    if _is_complete(csv_path, n_pairs):
-        return csv_path
+    stamp = {
+        "generator": "synthetic_pairs",
+        "version": GENERATOR_VERSION,
+        "params": {
+            "n_pairs": n_pairs,
+            "fake_fraction": float(fake_fraction),
+            "difficulty": float(difficulty),
+            "seed": seed,
+            "split": split,
+        },
+    }
 
-    log.info("generating %d synthetic iris pairs into %s", n_pairs, folder)
-    started = time.perf_counter()
-    jobs = [
-        (folder, index, is_fake_index(index, fake_fraction), difficulty, seed, split)
-        for index in range(n_pairs)
-    ]
-    if workers > 1 and n_pairs >= 256:  # below that, starting the processes costs more than it saves
-        import multiprocessing
+    def generate(folder: Path) -> list[str]:
+        log.info("generating %d synthetic iris pairs into %s", n_pairs, folder)
+        started = time.perf_counter()
+        jobs = [
+            (folder, index, is_fake_index(index, fake_fraction), difficulty, seed, split)
+            for index in range(n_pairs)
+        ]
+        if workers > 1 and n_pairs >= 256:  # below that, starting the processes costs more than it saves
+            import multiprocessing
 
-        with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            rows = pool.map(_render_and_write, jobs, chunksize=64)
-    else:
-        rows = [_render_and_write(job) for job in jobs]
-    # Written last and atomically: its presence means every image above is on disk.
-    write_pairs_csv(csv_path, rows)
-    log.info("generated %d synthetic iris pairs in %.1f s", n_pairs, time.perf_counter() - started)
-    return csv_path
+            with multiprocessing.get_context("spawn").Pool(workers) as pool:
+                rows = pool.map(_render_and_write, jobs, chunksize=64)
+        else:
+            rows = [_render_and_write(job) for job in jobs]
+        write_pairs_csv(folder / "pairs.csv", rows)
+        log.info("generated %d synthetic iris pairs in %.1f s", n_pairs, time.perf_counter() - started)
+        return ["pairs.csv", *(row["path"] for row in rows)]
+
+    return ensure_cached(folder, stamp, generate, "synthetic iris pairs") / "pairs.csv"
 
 
 def save_contact_sheet(csv_path: str | Path, out_png: str | Path, columns: int = 8, rows: int = 4) -> Path:
