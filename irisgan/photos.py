@@ -76,8 +76,6 @@ def expand(spec: str | os.PathLike) -> tuple[list[Path], list[Ignored]]:
         return [path], []  # named explicitly: an input whatever its suffix
     else:
         entries = [Path(p) for p in sorted(glob.glob(str(path), recursive=True))]
-        if not entries and path.is_symlink():
-            entries = [path]
         if not entries:
             raise FileNotFoundError(f"{spec!r} is not a file, a folder or a glob that matches any file")
     images, ignored = [], []
