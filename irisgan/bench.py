@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,6 +65,16 @@ def _synthetic_csv(n_pairs: int, data_dir: Path) -> Path:
     from irisgan.data.synthetic_pairs import ensure_synthetic_pairs
 
     return ensure_synthetic_pairs(root=data_dir, n_pairs=n_pairs, seed=0, split="bench")
+
+
+def trained_model(channels_last: bool = True):
+    """The ``RANClassifier`` that ``make train`` trains, built from the same composed config."""
+    from irisgan.config import compose_config
+    from irisgan.instantiate import build_plain
+
+    cfg = compose_config("train", ["stage=ran", "loss=bce_auc"])
+    cfg.model.channels_last = channels_last
+    return build_plain(cfg.model, loss=OmegaConf.to_container(cfg.loss, resolve=True))
 
 
 def worker_naive(args) -> dict:
@@ -122,7 +133,6 @@ def worker_framework(args) -> dict:
     import lightning as L
 
     from irisgan import runtime
-    from irisgan.classifier import RANClassifier
     from irisgan.data.pairs import IrisPairsDataModule
 
     runtime.configure(malloc=not args.no_malloc)
@@ -141,7 +151,7 @@ def worker_framework(args) -> dict:
                 self.times.append((time.perf_counter() - self.t0, len(batch[1])))
 
     dm = IrisPairsDataModule(csv=args.csv, batch_size=args.batch_size, val_fraction=0.05, hflip=True)
-    model = RANClassifier(channels_last=not args.nchw)
+    model = trained_model(channels_last=not args.nchw)
     timer = StepTimer()
     trainer = L.Trainer(
         accelerator="gpu" if args.device == "cuda" else "cpu",
@@ -164,7 +174,6 @@ def worker_framework(args) -> dict:
 def worker_inference(args) -> dict:
     """Inference through the path predict/evaluate use: ``configure_inference`` + ``score_pairs``."""
     from irisgan import runtime
-    from irisgan.classifier import RANClassifier
     from irisgan.inference import configure_inference, score_pairs
 
     runtime.configure()
@@ -175,7 +184,7 @@ def worker_inference(args) -> dict:
         variants.append(("fp32_compiled", "32", True))
     for name, precision, compiled in variants:
         torch.manual_seed(0)
-        model = configure_inference(RANClassifier().eval().to(args.device), precision, compiled)
+        model = configure_inference(trained_model().eval().to(args.device), precision, compiled)
         start = time.perf_counter()
         score_pairs(model, x, args.batch_size)  # the first batch (compilation, for a compiled model)
         out[f"first_batch_s_{name}"] = time.perf_counter() - start
@@ -258,11 +267,9 @@ def _smoke_checkpoint(tmp: Path) -> Path:
     """A classifier checkpoint of the paper-size RAN (untrained weights: latency does not depend on them)."""
     import lightning as L
 
-    from irisgan.classifier import RANClassifier
-
     ckpt = tmp / "ran.ckpt"
     trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, max_epochs=0)
-    trainer.strategy.connect(RANClassifier())
+    trainer.strategy.connect(trained_model())
     trainer.save_checkpoint(ckpt)
     return ckpt
 

@@ -15,11 +15,10 @@ import lightning as L
 import torch
 from hydra.utils import instantiate
 
+from irisgan.checkpoints import CLASSIFIER, stamp_kind
 from irisgan.metrics import THRESHOLD_METHODS, curve_metrics, curve_report, scalar_metrics
 from irisgan.models.ran import RANConfig, ResidualAttentionNet
-
-DEFAULT_LOSS = {"_target_": "irisgan.losses.BCEAUCLoss", "auc_weight": 1.0, "gamma": 0.5, "p": 2.0}
-DEFAULT_OPTIMIZER = {"_target_": "torch.optim.SGD", "lr": 1e-3, "momentum": 0.9, "weight_decay": 0.0}
+from irisgan.optim import configure_optimization
 
 
 class RANClassifier(L.LightningModule):
@@ -27,8 +26,10 @@ class RANClassifier(L.LightningModule):
 
     Args:
         net: ``RANConfig`` fields (widths, module counts).
-        loss: a ``_target_`` dict for ``irisgan.losses.BCELoss`` / ``BCEAUCLoss``.
+        loss: a ``_target_`` dict for ``irisgan.losses.BCELoss`` / ``BCEAUCLoss``; needed to train and
+            validate, not to score (``irisgan.inference.load_classifier`` builds the module without one).
         optimizer: a ``_target_`` dict of a ``torch.optim`` class (params are passed at build time).
+        The training defaults (loss, optimizer, schedule) live in the config groups (conf/), nowhere else.
         scheduler: a ``_target_`` dict of an LR scheduler plus ``interval`` (``epoch``/``step``), or None.
             ``total_steps: null`` (OneCycleLR) is filled with the run's number of optimizer steps.
         threshold_method: ``gmean`` (the paper's) or ``youden``.
@@ -52,7 +53,7 @@ class RANClassifier(L.LightningModule):
             )
         self.save_hyperparameters()
         self.net = ResidualAttentionNet(RANConfig(**(net or {})))
-        self.criterion = instantiate(loss or DEFAULT_LOSS)
+        self.criterion = instantiate(loss) if loss else None
         self.register_buffer("mean", torch.full((3,), 0.5))
         self.register_buffer("std", torch.full((3,), 0.25))
         self.register_buffer("threshold", torch.tensor(0.5))
@@ -104,6 +105,10 @@ class RANClassifier(L.LightningModule):
     # -- loops ----------------------------------------------------------------------------------------------------
     def _shared_step(self, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
         images, labels = batch
+        if self.criterion is None:
+            raise ValueError(
+                "RANClassifier has no loss: give loss= (the `loss` config group) to train or validate"
+            )
         logits = self(images).float()
         parts = self.criterion(logits, labels)
         return logits, parts, torch.sigmoid(logits), labels.long()
@@ -175,19 +180,15 @@ class RANClassifier(L.LightningModule):
 
     # -- optimisation -------------------------------------------------------------------------------------------
     def configure_optimizers(self):
-        optimizer = instantiate(self.hparams.optimizer or DEFAULT_OPTIMIZER, params=self.parameters())
-        if not self.hparams.scheduler:
-            return optimizer
-        sched_cfg = dict(self.hparams.scheduler)
-        interval = sched_cfg.pop("interval", "epoch")
-        monitor = sched_cfg.pop("monitor", None)
-        if "total_steps" in sched_cfg and sched_cfg["total_steps"] is None:
-            sched_cfg["total_steps"] = int(self.trainer.estimated_stepping_batches)
-        scheduler = instantiate(sched_cfg, optimizer=optimizer)
-        lr_config = {"scheduler": scheduler, "interval": interval}
-        if monitor:
-            lr_config["monitor"] = monitor
-        return {"optimizer": optimizer, "lr_scheduler": lr_config}
+        return configure_optimization(
+            self.parameters(),
+            self.hparams.optimizer,
+            self.hparams.scheduler,
+            lambda: self.trainer.estimated_stepping_batches,
+        )
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        stamp_kind(checkpoint, CLASSIFIER)
 
     def on_train_epoch_start(self) -> None:
         lr = self.trainer.optimizers[0].param_groups[0]["lr"]

@@ -27,6 +27,7 @@ from irisgan.data.pairs import load_pairs
 from irisgan.data.pairs_format import read_pairs_csv, write_bytes_atomic
 from irisgan.degrade import degrade_batch
 from irisgan.inference import load_classifier, resolve_checkpoint, score_pairs
+from irisgan.manifest import format_statuses
 from irisgan.metrics import report_from_scores
 
 log = logging.getLogger("irisgan.evaluate")
@@ -270,11 +271,8 @@ def _report_markdown(results: dict[str, Any], robustness_rows: list[dict]) -> st
     ]
     extraction = results.get("extraction")
     if extraction:
-        text += [
-            "Photos per status (photos without a pair are not scored): "
-            + json.dumps(extraction.get("by_status", extraction), default=str),
-            "",
-        ]
+        text += ["Photos per class and status (photos without a pair are not scored):", ""]
+        text += [f"- {line}" for line in format_statuses(extraction)] + [""]
     text += [_table(rows, list(rows[0])), ""]
     cue_rows = [{"method": name, **r} for name, m in results["methods"].items() for r in m.get("per_cue", [])]
     if cue_rows:

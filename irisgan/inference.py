@@ -8,16 +8,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from irisgan.checkpoints import CLASSIFIER, CheckpointError, load_checkpoint, stamp_kind
 from irisgan.classifier import RANClassifier
+
+__all__ = [
+    "CheckpointError",
+    "configure_inference",
+    "export_weights",
+    "load_classifier",
+    "resolve_checkpoint",
+    "score_pairs",
+]
 
 INFERENCE_PRECISIONS = ("32", "bf16")
 # The detector that ships inside the package (``make model``; see the README): used when no ckpt= is given.
 SHIPPED_WEIGHTS = Path(__file__).resolve().parent / "weights" / "ran_faces.pt"
-WEIGHTS_KIND = "irisgan-ran-weights"
-
-
-class CheckpointError(ValueError):
-    """The file is not an irisgan classifier checkpoint."""
 
 
 def resolve_checkpoint(path: str | Path | None) -> Path:
@@ -44,13 +49,13 @@ def export_weights(ckpt_path: str | Path, out_path: str | Path, meta: dict | Non
     hparams = ckpt.get("hyper_parameters") or {}
     state = {k: v for k, v in ckpt["state_dict"].items() if not k.startswith(("val_", "test_", "criterion."))}
     weights = {
-        "kind": WEIGHTS_KIND,
         "state_dict": state,
         "hyper_parameters": {
             k: hparams[k] for k in ("net", "threshold_method", "channels_last") if k in hparams
         },
         "meta": meta or {},
     }
+    stamp_kind(weights, CLASSIFIER)
     buf = io.BytesIO()
     torch.save(weights, buf)
     write_bytes_atomic(out_path, buf.getvalue())
@@ -69,28 +74,8 @@ def load_classifier(
     The checkpoint is read with ``weights_only=True`` (no arbitrary pickled code), and only irisgan's own
     classes are built from it: its loss and optimizer entries are not instantiated.
     """
-    path = resolve_checkpoint(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any failure here means "not a checkpoint we can read safely"
-        raise CheckpointError(
-            f"{path} is not a checkpoint irisgan can load safely (weights_only=True): {type(err).__name__}: "
-            f"{str(err).splitlines()[0][:300]}"
-        ) from err
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
-        raise CheckpointError(f"{path} is not a Lightning checkpoint (no state_dict)")
+    ckpt = load_checkpoint(resolve_checkpoint(path), CLASSIFIER)
     state, hparams = ckpt["state_dict"], ckpt.get("hyper_parameters") or {}
-    if any(k.startswith("model.") and ("roi_heads" in k or "rpn" in k) for k in state):
-        raise CheckpointError(
-            f"{path} is an iris segmenter checkpoint (stage=segmenter); this needs a classifier checkpoint "
-            "from `python -m irisgan.train stage=ran`"
-        )
-    if "threshold" not in state or "net" not in hparams or not any(k.startswith("net.") for k in state):
-        raise CheckpointError(
-            f"{path} is not an irisgan classifier checkpoint (stage=ran): no RAN weights/threshold"
-        )
     model = RANClassifier(
         net=hparams.get("net"),
         threshold_method=hparams.get("threshold_method", "gmean"),

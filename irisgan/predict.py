@@ -10,7 +10,6 @@ boxes, the pair, the RAN's soft-mask attention over the pair, the score and the 
 from __future__ import annotations
 
 import csv
-import glob
 import io
 import json
 import logging
@@ -23,50 +22,27 @@ import hydra
 import numpy as np
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig
 
 from irisgan import runtime
 from irisgan.config import CONFIG_DIR
 from irisgan.data.pairs_format import write_bytes_atomic, write_image_atomic
-from irisgan.extract import (
-    FacePhotoDataset,
-    PhotoInput,
+from irisgan.inference import load_classifier, score_pairs
+from irisgan.overlays import draw_overlay
+from irisgan.photos import PhotoInput, fingerprint, list_unlabelled
+from irisgan.pipeline import (
+    PhotoResult,
+    build_dataset,
     build_landmarker,
     build_pair_extractor,
-    draw_overlay,
-    photo_dataloader,
+    run_in_process,
 )
-from irisgan.faces import IMAGE_SUFFIXES
-from irisgan.inference import load_classifier
 
 log = logging.getLogger("irisgan.predict")
 
 
-def collect_images(spec: object) -> list[Path]:
-    """Files named by a path, folder (recursive), glob, or a list of them; sorted, unique."""
-    if isinstance(spec, (ListConfig, DictConfig)):
-        spec = OmegaConf.to_container(spec, resolve=True)
-    specs = [spec] if isinstance(spec, (str, Path)) else list(spec)
-    found: dict[str, Path] = {}
-    for s in specs:
-        p = Path(str(s)).expanduser()
-        if p.is_file():
-            files = [p]
-        elif p.is_dir():
-            files = [f for f in sorted(p.rglob("*")) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
-        else:
-            files = [Path(f) for f in sorted(glob.glob(str(p), recursive=True)) if Path(f).is_file()]
-            if not files:
-                raise FileNotFoundError(
-                    f"images: {s!r} is not a file, a folder or a glob that matches any file"
-                )
-        for f in files:
-            found.setdefault(str(f.resolve()), f.resolve())
-    return list(found.values())
-
-
 class Predictor:
-    """Photo paths in, one record per photo out. Keeps the models loaded between calls (warm latency)."""
+    """Photos in, one ``PhotoResult`` per photo out. Keeps the models loaded between calls (warm latency)."""
 
     def __init__(self, cfg: DictConfig) -> None:
         self.cfg = cfg
@@ -86,40 +62,35 @@ class Predictor:
             for module in self.model.net.attention_modules():
                 module.record_masks = True
 
-    def __call__(self, paths: Sequence[Path]) -> list[dict]:
-        photos = []
-        for p in paths:
-            stat = p.stat()
-            photos.append(PhotoInput(str(p), 0, f"{stat.st_size}-{stat.st_mtime_ns}"))
-        dataset = FacePhotoDataset(
-            photos,
-            self.landmarker,
-            several_faces=self.cfg.face.several_faces,
-            eye_margin=self.cfg.eyes.margin,
-            min_iris_size=self.cfg.iris.min_size,
-            overlay_max_side=self.cfg.overlay_max_side if self.explain else None,
+    def __call__(self, photos: Sequence[PhotoInput | str | Path]) -> list[PhotoResult]:
+        photos = [
+            p if isinstance(p, PhotoInput) else PhotoInput(str(Path(p).resolve()), None, fingerprint(p))
+            for p in photos
+        ]
+        dataset = build_dataset(self.cfg, photos, self.landmarker, overlay=self.explain)
+        batches = run_in_process(
+            dataset, self.extractor, self.cfg.batch_size, int(self.cfg.get("num_workers", 0))
         )
-        loader = photo_dataloader(dataset, self.cfg.batch_size, int(self.cfg.get("num_workers", 0)))
-        records = []
-        for batch in loader:
-            items = self.extractor.predict_step(batch)
-            for it in items:
-                it["label"] = None  # unknown: that is the question
-            with_pair = [it for it in items if it["status"] == "ok" and it.get("_pair") is not None]
-            if with_pair:
-                pairs = torch.from_numpy(
-                    np.stack([it["_pair"] for it in with_pair]).transpose(0, 3, 1, 2).copy()
-                )
-                with torch.inference_mode():
-                    probs = self.model.predict_proba(pairs.to(self.device)).float().cpu().numpy()
-                masks = self._attention(len(with_pair)) if self.explain else None
-                for i, (it, prob) in enumerate(zip(with_pair, probs, strict=True)):
-                    it["p_gan"] = float(prob)
-                    it["decision"] = "GAN" if prob >= self.threshold else "real"
-                    if masks is not None:
-                        it["_attention"] = [m[i] for m in masks]
-            records.extend(items)
-        return records
+        results = [result for batch in batches for result in batch]
+        self._score([r for r in results if r.status == "ok" and r.pair_image is not None])
+        return results
+
+    def _score(self, scored: list[PhotoResult]) -> None:
+        if not scored:
+            return
+        pairs = np.stack([r.pair_image for r in scored]).transpose(0, 3, 1, 2).copy()
+        size = int(self.cfg.batch_size)
+        # explain: the attention masks are those of the last forward pass, so score one batch at a time.
+        step = size if self.explain else len(scored)
+        for start in range(0, len(scored), step):
+            chunk = scored[start : start + step]
+            probs = score_pairs(self.model, pairs[start : start + step], size)
+            masks = self._attention(len(chunk)) if self.explain else None
+            for i, (result, prob) in enumerate(zip(chunk, probs, strict=True)):
+                result.p_gan = float(prob)
+                result.decision = "GAN" if prob >= self.threshold else "real"
+                if masks is not None:
+                    result.attention = [m[i] for m in masks]
 
     def _attention(self, n: int) -> list[np.ndarray]:
         """Per attention module: the soft mask averaged over channels, upsampled to the pair's size."""
@@ -132,45 +103,46 @@ class Predictor:
         return maps
 
 
-def public_record(item: dict, threshold: float) -> dict:
+def public_record(result: PhotoResult, threshold: float) -> dict:
     keep = ("path", "status", "p_gan", "decision", "message", "face_box", "eye_boxes", "iris", "n_faces")
-    record = {k: item[k] for k in keep if k in item}
+    full = result.record()
+    record = {k: full[k] for k in keep if k in full}
     record.setdefault("p_gan", None)
     record.setdefault("decision", None)
     record["threshold"] = threshold
     return record
 
 
-def explanation_figure(item: dict, threshold: float) -> np.ndarray:
+def explanation_figure(result: PhotoResult, threshold: float) -> np.ndarray:
     """RGB figure: the extractor's overlay (face, landmarks, eyes, irises), the pair, attention maps."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    maps = item.get("_attention") or []
+    maps = result.attention or []
     fig = plt.figure(figsize=(13, 4.6))
     grid = fig.add_gridspec(2, 6)
     ax = fig.add_subplot(grid[:, :2])
-    if item.get("_overlay") is not None:
-        ax.imshow(draw_overlay(item))
+    if result.overlay_image is not None:
+        ax.imshow(draw_overlay(result))
     ax.set_axis_off()
-    if item.get("p_gan") is not None:
-        verdict = f"P(GAN) = {item['p_gan']:.3f} -> {item['decision']} (threshold {threshold:.3f})"
+    if result.p_gan is not None:
+        verdict = f"P(GAN) = {result.p_gan:.3f} -> {result.decision} (threshold {threshold:.3f})"
     else:
-        verdict = f"no decision: {item['status']}"
-    ax.set_title(f"{Path(item['path']).name}\n{verdict}", fontsize=9)
-    pair = item.get("_pair")
+        verdict = f"no decision: {result.status}"
+    ax.set_title(f"{Path(result.path).name}\n{verdict}", fontsize=9)
+    pair = result.pair_image
     if pair is not None:
         ax = fig.add_subplot(grid[0, 2])
         ax.imshow(pair)
         ax.set_title("iris pair (96x96)", fontsize=8)
         ax.set_axis_off()
-        if item.get("p_gan") is not None:
+        if result.p_gan is not None:
             ax = fig.add_subplot(grid[1, 2])
-            ax.barh([0], [item["p_gan"]], color="crimson" if item["decision"] == "GAN" else "seagreen")
+            ax.barh([0], [result.p_gan], color="crimson" if result.decision == "GAN" else "seagreen")
             ax.axvline(threshold, color="black", ls="--", lw=1)
-            ax.set(xlim=(0, 1), yticks=[], xlabel="P(GAN)", title=item["decision"])
+            ax.set(xlim=(0, 1), yticks=[], xlabel="P(GAN)", title=result.decision)
         # 3 stages x 2 attention modules: soft masks averaged over channels, over the pair
         slots = [(0, 3), (0, 4), (0, 5), (1, 3), (1, 4), (1, 5)]
         for k, (m, (r, c)) in enumerate(zip(maps, slots)):
@@ -214,17 +186,19 @@ def predict(cfg: DictConfig) -> list[dict]:
         raise ValueError(f"format={cfg.format!r} unknown; valid choices: ['jsonl', 'csv']")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    paths = collect_images(cfg.images)
+    photos, ignored = list_unlabelled(cfg.images, exclude=out)
+    for entry in ignored:
+        log.warning("ignored %s: %s", entry.path, entry.reason)
     start = time.perf_counter()
     predictor = Predictor(cfg)
-    items = predictor(paths)
+    results = predictor(photos)
     seconds = time.perf_counter() - start
-    records = [public_record(it, predictor.threshold) for it in items]
+    records = [public_record(r, predictor.threshold) for r in results]
     path = write_predictions(records, out, cfg.format)
     if cfg.explain:
-        for it, rec in zip(items, records, strict=True):
-            name = f"{Path(it['path']).stem}.png"
-            write_image_atomic(out / "explain" / name, explanation_figure(it, predictor.threshold))
+        for result, rec in zip(results, records, strict=True):
+            name = f"{Path(result.path).stem}.png"
+            write_image_atomic(out / "explain" / name, explanation_figure(result, predictor.threshold))
             rec["explanation"] = f"explain/{name}"
         write_predictions(records, out, cfg.format)
     decided = [r for r in records if r["decision"] is not None]

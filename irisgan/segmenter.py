@@ -17,7 +17,6 @@ Demo on face photos (dlib eye crops, a picture and a count)::
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,26 +25,24 @@ import numpy as np
 import torch
 from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks, make_grid
 
+from irisgan.checkpoints import SEGMENTER, load_checkpoint, stamp_kind
 from irisgan.coco_eval import coco_summary, make_coco_metric, predictions_for_coco, targets_for_coco
 from irisgan.data.pairs_format import write_image_atomic
 from irisgan.models.maskrcnn import build_maskrcnn
+from irisgan.optim import configure_optimization
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_KIND = "segmenter"
 IRIS_LABEL = 1
-OPTIMIZERS = {"sgd": torch.optim.SGD, "adamw": torch.optim.AdamW}
-SCHEDULERS = ("cosine", "none")
 
 
 class SegmenterModule(L.LightningModule):
     """Mask R-CNN iris segmenter.
 
     ``network``: keyword arguments of ``build_maskrcnn`` (plain values, stored in the checkpoint).
-    ``optimizer``: ``{"name": "sgd"|"adamw", **its keyword arguments}``.
-    ``scheduler``: ``{"name": "cosine", "warmup_steps": N}`` (per-step linear warm-up, then cosine to 0)
-    or ``{"name": "none"}``. From scratch, detection training needs the warm-up: the first steps' RPN
-    and box losses are large and can diverge.
+    ``optimizer``, ``scheduler``: ``_target_`` dicts from the ``optimizer`` and ``scheduler`` config groups
+    (``irisgan.optim.configure_optimization``); the stage's default is SGD with a linear warm-up then
+    cosine (``irisgan.optim.WarmupCosineLR``).
     """
 
     def __init__(
@@ -148,31 +145,16 @@ class SegmenterModule(L.LightningModule):
                 )
 
     def configure_optimizers(self):
-        settings = dict(self.hparams.optimizer)
-        name = settings.pop("name", "sgd")
-        if name not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {name!r}; choose one of {list(OPTIMIZERS)}")
         params = [p for p in self.model.parameters() if p.requires_grad]
-        optimizer = OPTIMIZERS[name](params, **settings)
-        schedule = dict(self.hparams.scheduler or {"name": "none"})
-        kind = schedule.pop("name", "none")
-        if kind == "none":
-            return optimizer
-        if kind != "cosine":
-            raise ValueError(f"unknown scheduler {kind!r}; choose one of {SCHEDULERS}")
-        warmup = int(schedule.get("warmup_steps", 0))
-        total = max(int(self.trainer.estimated_stepping_batches), warmup + 1)
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / (total - warmup))))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return configure_optimization(
+            params,
+            self.hparams.optimizer,
+            self.hparams.scheduler,
+            lambda: self.trainer.estimated_stepping_batches,
+        )
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["irisgan"] = {"kind": CHECKPOINT_KIND}
+        stamp_kind(checkpoint, SEGMENTER)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -236,21 +218,7 @@ class IrisSegmenter:
     def from_checkpoint(
         cls, path: str | Path, device: str = "cpu", score_threshold: float = 0.5
     ) -> IrisSegmenter:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"segmenter checkpoint not found: {path}")
-        try:
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # pickle errors, truncated files, unsafe globals
-            raise ValueError(
-                f"{path} is not a loadable checkpoint (torch.load with weights_only=True: {err})"
-            ) from err
-        if not isinstance(checkpoint, dict) or checkpoint.get("irisgan", {}).get("kind") != CHECKPOINT_KIND:
-            kind = checkpoint.get("irisgan", {}).get("kind") if isinstance(checkpoint, dict) else None
-            raise ValueError(
-                f"{path} is not a segmenter checkpoint (irisgan kind {kind!r}); "
-                "train one with `python -m irisgan.train stage=segmenter`"
-            )
+        checkpoint = load_checkpoint(path, SEGMENTER)
         hparams = checkpoint.get("hyper_parameters", {})
         model = build_maskrcnn(**hparams["network"])
         state = {
@@ -306,24 +274,24 @@ class IrisSegmenter:
 # ----------------------------------------------------------------------------------------------
 
 
-def eye_crops_from_photos(photo_paths: list[Path], margin: float = 0.25):
-    """Both eye crops of the largest face in each photo, cut as the extractor cuts them (irisgan.faces).
+def eye_crops_from_photos(photos: list, margin: float = 0.25):
+    """Both eye crops of the largest face in each photo, cut by the extractor's photo -> eyes step with
+    its face settings (conf/extract.yaml).
 
     Yields ``(photo path, "left"|"right", crop RGB uint8, eye landmarks in crop pixels)``; photos
-    without a face are skipped with a warning."""
-    from irisgan.faces import LEFT_EYE, RIGHT_EYE, FaceLandmarker, crop_with_padding, eye_box, read_image
+    without eye crops (no face, unreadable) are skipped with a warning."""
+    from irisgan.config import compose_config
+    from irisgan.pipeline import SIDES, build_dataset, build_landmarker
 
-    landmarker = FaceLandmarker()
-    for path in photo_paths:
-        rgb = read_image(path)
-        faces = landmarker.detect(rgb)
-        if not faces:
-            log.warning("%s: no face found", path)
+    cfg = compose_config("extract", [f"eyes.margin={margin}"])
+    dataset = build_dataset(cfg, photos, build_landmarker(cfg.face), overlay=False)
+    for index in range(len(dataset)):
+        result = dataset[index]
+        if not result.eye_crops:
+            log.warning("%s: no eyes (%s)", result.path, result.status)
             continue
-        points = landmarker.landmarks(rgb, faces[0].box)
-        for side, eye in (("left", LEFT_EYE), ("right", RIGHT_EYE)):
-            box = eye_box(points[eye], margin)
-            yield path, side, crop_with_padding(rgb, box), points[eye] - np.array(box[:2], dtype=np.float32)
+        for side, crop, points in zip(SIDES, result.eye_crops, result.eye_points, strict=True):
+            yield Path(result.path), side, crop, points
 
 
 def plausible_iris(detection: IrisDetection | None, eye_points: np.ndarray) -> bool:
@@ -357,9 +325,9 @@ def main(argv: list[str] | None = None) -> dict:
             "usage: python -m irisgan.segmenter ckpt=PATH faces=DIR [out=PNG] [margin=0.25] "
             f"[score_threshold=0.5] [device=cpu]{'  (unknown: ' + str(sorted(unknown)) + ')' if unknown else ''}"
         )
-    from irisgan.faces import IMAGE_SUFFIXES
+    from irisgan.photos import list_unlabelled
 
-    photos = sorted(p for p in Path(args.faces).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    photos, _ = list_unlabelled(str(args.faces))
     if not photos:
         raise SystemExit(f"no face photos under {args.faces}")
     segmenter = IrisSegmenter.from_checkpoint(

@@ -7,6 +7,7 @@ loggers and Trainer from the config; fit (or resume); validate and test the best
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import time
@@ -16,7 +17,7 @@ from typing import Any
 import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
+from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from irisgan import runtime
@@ -37,9 +38,23 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+def check_choices(cfg: DictConfig) -> None:
+    """Stop before any work when a config group was chosen that the stage's model does not take."""
+    model_target = cfg.model._target_
+    accepted = inspect.signature(get_method(model_target)).parameters
+    for group in ("loss", "optimizer", "scheduler"):
+        chosen = cfg.get(group) if group == "loss" else cfg.model.get(group)
+        if chosen and group not in accepted:
+            raise ValueError(
+                f"{group}= does not apply to stage={cfg.stage_name}: its model ({model_target}) takes no "
+                f"{group}" + (" (Mask R-CNN computes its own losses)" if group == "loss" else "")
+            )
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run one training job; returns the metrics dict that is also written to ``metrics.json``."""
     started = time.time()
+    check_choices(cfg)
     runtime.configure(**cfg.runtime)
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)

@@ -56,3 +56,14 @@ def test_inference_worker_times_fp32_and_a_single_bf16_probe(tmp_path):
     bf16 = json.loads(proc.stdout.strip().splitlines()[-1])
     assert set(bf16) == {"pairs_per_s_bf16", "first_batch_s_bf16"}
     assert bf16["pairs_per_s_bf16"] == 2 / bf16["first_batch_s_bf16"]
+
+
+def test_bench_times_the_model_make_train_trains():
+    from irisgan.bench import trained_model
+    from irisgan.config import compose_config
+
+    model = trained_model()
+    cfg = compose_config("train", ["stage=ran", "loss=bce_auc"])
+    assert model.hparams.optimizer["_target_"] == cfg.model.optimizer._target_ == "torch.optim.AdamW"
+    assert model.hparams.net == dict(cfg.model.net) and model.net.config.zero_init_residual
+    assert type(model.criterion).__name__ == "BCEAUCLoss"

@@ -3,10 +3,13 @@
 from pathlib import Path
 
 import pytest
+import torch
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from irisgan.config import CONFIG_DIR, compose_config
+from irisgan.models.ran import RANConfig
+from irisgan.optim import WarmupCosineLR, configure_optimization
 
 
 def cfg_of(*overrides: str):
@@ -45,15 +48,24 @@ def test_unknown_choices_name_the_valid_ones():
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml")))
 def test_every_experiment_composes(name):
-    overrides = [f"experiment={name}"]
-    cfg = cfg_of(*overrides)
-    if name.startswith("paper"):
-        assert cfg.trainer.max_epochs == 100 and cfg.data.batch_size == 128 and cfg.data.val_fraction == 0.2
-        assert cfg.model.optimizer._target_ == "torch.optim.SGD"
-        assert cfg.model.optimizer.lr == 0.001 and cfg.model.optimizer.momentum == 0.9
-        assert cfg.model.scheduler._target_.endswith("CosineAnnealingLR") and cfg.model.scheduler.T_max == 100
-        assert cfg.loss._target_.endswith("BCEAUCLoss" if name.endswith("auc") else "BCELoss")
+    cfg = cfg_of(f"experiment={name}")
     OmegaConf.to_container(cfg.model, resolve=True)
+
+
+@pytest.mark.parametrize("loss,target", [(None, "BCEAUCLoss"), ("bce", "BCELoss"), ("bce_auc", "BCEAUCLoss")])
+def test_paper_experiment_takes_the_loss_from_the_loss_group(loss, target):
+    cfg = cfg_of("experiment=paper", *([f"loss={loss}"] if loss else []))
+    assert cfg.trainer.max_epochs == 100 and cfg.data.batch_size == 128 and cfg.data.val_fraction == 0.2
+    assert cfg.model.optimizer._target_ == "torch.optim.SGD"
+    assert cfg.model.optimizer.lr == 0.001 and cfg.model.optimizer.momentum == 0.9
+    assert cfg.model.scheduler._target_.endswith("CosineAnnealingLR") and cfg.model.scheduler.T_max == 100
+    assert cfg.loss._target_.endswith(target)
+
+
+def test_segmenter_r50_experiment_is_the_paper_size_model():
+    cfg = cfg_of("experiment=segmenter_r50")
+    assert cfg.stage_name == "segmenter" and cfg.model.network.backbone == "resnet50"
+    assert cfg.model.optimizer.lr == 0.01 and cfg.model.scheduler.warmup_steps == 200
 
 
 @pytest.mark.parametrize("choice", ["cosine", "onecycle", "~scheduler"])
@@ -69,9 +81,68 @@ def test_scheduler_choices_reach_the_model(choice):
         )
 
 
-def test_segmenter_stage_keeps_its_own_schedule():
+def _built(cfg):
+    """The optimizer and scheduler the composed config makes (as both stages' configure_optimizers do)."""
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    param = torch.nn.Parameter(torch.zeros(1))
+    built = configure_optimization([param], model["optimizer"], model.get("scheduler"), lambda: 10)
+    return (built["optimizer"], built["lr_scheduler"]) if isinstance(built, dict) else (built, None)
+
+
+def test_segmenter_stage_uses_the_optimizer_and_scheduler_groups():
     cfg = cfg_of("stage=segmenter")
-    assert cfg.model.scheduler.get("_target_") is None  # the segmenter's own {name, warmup_steps} form
+    assert cfg.hydra.runtime.choices.optimizer == "sgd_maskrcnn"
+    assert cfg.hydra.runtime.choices.scheduler == "warmup_cosine"
+    optimizer, schedule = _built(cfg)
+    assert isinstance(optimizer, torch.optim.SGD) and optimizer.defaults["lr"] == 0.02
+    assert isinstance(schedule["scheduler"], WarmupCosineLR) and schedule["interval"] == "step"
+
+
+@pytest.mark.parametrize(
+    "choice,cls", [("optimizer=adamw", torch.optim.AdamW), ("optimizer=sgd", torch.optim.SGD)]
+)
+def test_segmenter_stage_takes_another_optimizer(choice, cls):
+    cfg = cfg_of("stage=segmenter", choice)
+    optimizer, _ = _built(cfg)
+    assert type(optimizer) is cls
+    assert optimizer.defaults["lr"] == (
+        0.002 if cls is torch.optim.AdamW else 0.001
+    )  # the group's own values
+
+
+def test_segmenter_stage_takes_another_schedule():
+    _, schedule = _built(cfg_of("stage=segmenter", "scheduler=cosine"))
+    assert isinstance(schedule["scheduler"], torch.optim.lr_scheduler.CosineAnnealingLR)
+    optimizer, schedule = _built(cfg_of("stage=segmenter", "~scheduler"))
+    assert isinstance(optimizer, torch.optim.SGD) and schedule is None
+
+
+def test_warm_up_then_cosine():
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    schedule = WarmupCosineLR(optimizer, warmup_steps=4, total_steps=12)
+    lrs = []
+    for _ in range(12):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    assert lrs[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert lrs[4] == pytest.approx(1.0) and lrs[8] == pytest.approx(0.5) and lrs[11] < lrs[10] < lrs[8]
+
+
+def test_segmenter_stage_with_a_loss_stops_before_any_work(tmp_path):
+    from irisgan.train import train
+
+    cfg = cfg_of("stage=segmenter", "loss=bce", f"paths.output_dir={tmp_path / 'run'}")
+    cfg.paths.data_dir = str(tmp_path / "data")
+    with pytest.raises(ValueError, match=r"loss= does not apply to stage=segmenter"):
+        train(cfg)
+    assert not (tmp_path / "data").exists()
+
+
+def test_the_ran_config_is_the_network_defaults():
+    """conf/model/ran.yaml lists the network that RANConfig() builds (what bench and make train use)."""
+    net = OmegaConf.to_container(cfg_of().model.net, resolve=True)
+    assert RANConfig(**net) == RANConfig()
 
 
 @pytest.mark.parametrize("trainer", ["cpu", "gpu", "ddp"])
@@ -97,7 +168,5 @@ def test_logger_choices(logger):
         assert not cfg.get("logger")
 
 
-def test_segmenter_stage_keeps_its_own_optimizer():
-    cfg = cfg_of("stage=segmenter")
-    assert cfg.get("loss") is None
-    assert "_target_" not in cfg.model.optimizer
+def test_segmenter_stage_has_no_loss():
+    assert cfg_of("stage=segmenter").get("loss") is None

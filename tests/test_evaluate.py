@@ -57,7 +57,10 @@ def test_checkpoint_loading_refuses_foreign_files(tmp_path, smoke_run):
     with pytest.raises(CheckpointError, match="weights_only"):
         load_classifier(tmp_path / "junk.ckpt")
     torch.save(
-        {"state_dict": {"model.roi_heads.box_predictor.cls_score.weight": torch.zeros(2, 4)}},
+        {
+            "state_dict": {"model.roi_heads.box_predictor.cls_score.weight": torch.zeros(2, 4)},
+            "irisgan": {"kind": "segmenter"},
+        },
         tmp_path / "seg.ckpt",
     )
     with pytest.raises(CheckpointError, match="segmenter checkpoint"):
@@ -187,3 +190,34 @@ def test_no_ckpt_uses_the_shipped_detector_or_says_how_to_get_one(tmp_path, monk
     x = np.random.default_rng(0).integers(0, 255, (4, 3, 96, 96), dtype=np.uint8)
     np.testing.assert_allclose(score_pairs(model, x), score_pairs(reference, x), atol=1e-6)
     assert (tmp_path / "shipped.pt").stat().st_size < (smoke_run / "checkpoints" / "best.ckpt").stat().st_size
+
+
+def test_report_lists_the_extraction_statuses_not_the_whole_summary():
+    from irisgan.evaluate import _report_markdown
+
+    method = {
+        "auroc": 0.5,
+        "acc_at_thr": 0.5,
+        "precision_at_thr": 0.5,
+        "recall_at_thr": 0.5,
+        "f1_at_thr": 0.5,
+        "acc_at_0.5": 0.5,
+        "threshold": 0.5,
+    }
+    extraction = {
+        "per_class": {"real": {"total": 2, "ok": 2}, "fake": {"total": 2, "ok": 1, "no_face": 1}},
+        "ignored_files": ["/photos/notes.txt"],
+        "this_run": {"processed": 4, "seconds": 1.0},
+    }
+    results = {
+        "checkpoint": "x.ckpt",
+        "source": "faces=/photos",
+        "n_pairs": 3,
+        "n_real": 2,
+        "n_fake": 1,
+        "methods": {"ran": method},
+        "extraction": extraction,
+    }
+    text = _report_markdown(results, [])
+    assert "- real: 2 photos: ok 2" in text and "- fake: 2 photos: ok 1, no_face 1" in text
+    assert "notes.txt" not in text and "this_run" not in text

@@ -20,8 +20,11 @@ from skimage import data
 
 from irisgan.config import CONFIG_DIR
 from irisgan.data.pairs_format import read_pairs_csv
-from irisgan.extract import IrisPairExtractor, list_inputs, read_manifest, run_extraction
+from irisgan.extract import run_extraction
 from irisgan.faces import LEFT_EYE, FaceLandmarker
+from irisgan.manifest import read_manifest
+from irisgan.photos import list_inputs
+from irisgan.pipeline import IrisPairExtractor
 
 ROOT = Path(__file__).resolve().parents[1]
 FACES = ROOT / ".." / "shared" / "data" / "faces"
@@ -127,6 +130,7 @@ def make_bad_inputs(root: Path) -> dict[str, str]:
     _save(fake / "left_eye_hidden.png", Image.fromarray(hidden), "PNG")
     expected["left_eye_hidden.png"] = "eyes_hidden"  # covered eye: a status of its own (iris_quality.py)
     (fake / "notes.txt").write_text("not an input: no image suffix\n")
+    (fake / "folder.jpg").mkdir()  # a directory that looks like a photo: listed with its reason
     return expected
 
 
@@ -157,6 +161,9 @@ def test_manifest_csv_and_summary_account_for_every_file(bad_inputs):
     assert len(lines) == len({r["path"] for r in lines}) == len(expected)
     assert summary["inputs"] == summary["in_manifest"] == len(expected)
     assert [Path(p).name for p in summary["ignored_files"]] == ["notes.txt"]
+    assert [(Path(i["path"]).name, i["reason"]) for i in summary["ignored_not_files"]] == [
+        ("folder.jpg", "a directory, not a file")
+    ]
     counted = {name: c["total"] for name, c in summary["per_class"].items()}
     assert counted == {"real": 7, "fake": 6}
     rows = read_pairs_csv(out / "pairs.csv")
@@ -214,8 +221,12 @@ def test_rerun_adds_nothing_and_a_changed_file_is_redone(tmp_path, bad_inputs):
     assert summary["this_run"]["processed"] == 0 and summary["pairs"] == 1
 
     stat = photo.stat()
-    os.utime(photo, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # "edited"
+    os.utime(photo, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # touched, not changed
     summary = run_extraction(extraction_config(photo, out, "label=0"))
+    assert summary["this_run"]["processed"] == 0
+
+    Image.open(root / "real" / "astronaut.png").save(photo, format="PNG", compress_level=1)  # same photo,
+    summary = run_extraction(extraction_config(photo, out, "label=0"))  # other bytes: done again
     assert summary["this_run"]["processed"] == 1
     assert len(manifest_lines(out)) == 1 and summary["pairs"] == 1
 
@@ -257,7 +268,9 @@ def test_interrupted_run_resumes_without_loss_or_duplicates(tmp_path, bad_inputs
 def test_input_specs(tmp_path, bad_inputs):
     root, _, _, _ = bad_inputs
     photos, ignored = list_inputs(str(root))
-    assert len(photos) == 13 and [Path(p).name for p in ignored] == ["notes.txt"]
+    assert len(photos) == 13 and [Path(p.path).name for p in ignored] == ["folder.jpg", "notes.txt"]
+    _, ignored = list_inputs(f"{root}/fake/*.jpg", label=1)  # a glob matching the directory, too
+    assert [(Path(p.path).name, p.reason) for p in ignored] == [("folder.jpg", "a directory, not a file")]
     assert {p.label for p in photos if "/real/" in p.path} == {0}
     assert {p.label for p in photos if "/fake/" in p.path} == {1}
     photos, _ = list_inputs({"real": f"{root}/fake/*.png", "fake": [f"{root}/real/gray.jpg"]})

@@ -161,7 +161,7 @@ def test_train_data_faces_end_to_end_and_export(tmp_path, face_csv):
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert "test/auroc" in metrics and metrics["exported"].endswith("weights.pt")
     weights = torch.load(tmp_path / "run" / "weights.pt", weights_only=True)
-    assert weights["kind"] == "irisgan-ran-weights" and "optimizer_states" not in weights
+    assert weights["irisgan"]["kind"] == "classifier" and "optimizer_states" not in weights
     assert not any(k.startswith(("val_", "test_")) for k in weights["state_dict"])
     assert weights["meta"]["data"]["csv"] == str(face_csv)
     from irisgan.inference import load_classifier

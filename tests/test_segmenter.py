@@ -12,7 +12,7 @@ from hydra import compose, initialize_config_dir
 
 from irisgan.coco_eval import coco_summary, make_coco_metric
 from irisgan.config import CONFIG_DIR
-from irisgan.data.synthetic_eyes import SyntheticEyesDataModule, SyntheticEyesParams, render_eye
+from irisgan.data.synthetic_eyes import SyntheticEyesDataModule, SyntheticEyesParams, render_periocular
 from irisgan.models.maskrcnn import build_maskrcnn
 from irisgan.segmenter import IrisDetection, IrisSegmenter, SegmenterModule
 
@@ -127,8 +127,13 @@ def test_coco_weights_are_never_downloaded(tmp_path: Path, monkeypatch) -> None:
 def _module(**kwargs) -> SegmenterModule:
     return SegmenterModule(
         TINY_NETWORK,
-        {"name": "sgd", "lr": 0.01, "momentum": 0.9},
-        {"name": "cosine", "warmup_steps": 2},
+        {"_target_": "torch.optim.SGD", "lr": 0.01, "momentum": 0.9},
+        {
+            "_target_": "irisgan.optim.WarmupCosineLR",
+            "warmup_steps": 2,
+            "total_steps": None,
+            "interval": "step",
+        },
         picture_count=4,
         **kwargs,
     )
@@ -180,18 +185,20 @@ def test_non_finite_loss_stops_with_a_clear_message() -> None:
         module.training_step(batch, 0)
 
 
-def test_unknown_optimizer_names_the_choices() -> None:
-    module = SegmenterModule(TINY_NETWORK, {"name": "lbfgs", "lr": 1.0})
-    with pytest.raises(ValueError, match=r"lbfgs.*\['sgd', 'adamw'\]"):
+def test_optimizer_without_a_target_names_the_config_group() -> None:
+    module = SegmenterModule(TINY_NETWORK, {"name": "sgd", "lr": 1.0})
+    with pytest.raises(ValueError, match=r"no _target_.*`optimizer` config group"):
         module.configure_optimizers()
 
 
-def test_stage_fast_dev_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("choice", [[], ["optimizer=adamw"]], ids=["default", "adamw"])
+def test_stage_fast_dev_run(tmp_path: Path, choice: list[str]) -> None:
     """The real stage config, composed as `python -m irisgan.train stage=segmenter` would, on a tiny set."""
     from irisgan.train import train
 
     overrides = [
         "stage=segmenter",
+        *choice,
         "logger=none",
         f"paths.output_dir={tmp_path / 'run'}",
         f"paths.data_dir={tmp_path / 'data'}",
@@ -218,7 +225,7 @@ def test_stage_fast_dev_run(tmp_path: Path) -> None:
 
 def _eye_crops(n: int, size: int = 64) -> list[np.ndarray]:
     params = SyntheticEyesParams(image_size=size, closed_eye_fraction=0.0)
-    return [render_eye(np.random.default_rng([9, i]), params)[0] for i in range(n)]
+    return [render_periocular(np.random.default_rng([9, i]), params)[0] for i in range(n)]
 
 
 def test_inference_api_returns_one_result_per_crop(tiny_checkpoint: Path) -> None:
@@ -253,7 +260,7 @@ def test_other_checkpoints_are_refused_clearly(tmp_path: Path) -> None:
         IrisSegmenter.from_checkpoint(other)
     garbage = tmp_path / "garbage.ckpt"
     garbage.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="not a loadable checkpoint"):
+    with pytest.raises(ValueError, match="not a checkpoint irisgan can load"):
         IrisSegmenter.from_checkpoint(garbage)
     with pytest.raises(FileNotFoundError, match="not found"):
         IrisSegmenter.from_checkpoint(tmp_path / "missing.ckpt")

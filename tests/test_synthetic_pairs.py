@@ -6,15 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
+from irisgan.data.pair_render import CUE_FAMILIES, TEXTURE_ARTIFACTS, render_pair
 from irisgan.data.pairs_format import read_pairs_csv
-from irisgan.data.synthetic_pairs import (
-    CUE_FAMILIES,
-    TEXTURE_ARTIFACTS,
-    ensure_synthetic_pairs,
-    pair_rng,
-    render_pair,
-    save_contact_sheet,
-)
+from irisgan.data.synthetic_pairs import ensure_synthetic_pairs, pair_rng, save_contact_sheet
 
 KNOWN_CUES = set(CUE_FAMILIES) - {"texture"} | set(TEXTURE_ARTIFACTS)
 
@@ -84,6 +78,7 @@ def test_second_call_reuses_the_cached_set(tmp_path):
     mtimes = [f.stat().st_mtime_ns for f in files]
     assert ensure_synthetic_pairs(tmp_path, n_pairs=6) == csv_path
     assert [f.stat().st_mtime_ns for f in files] == mtimes
+    assert (csv_path.parent / "complete.json").is_file()  # the marker both generators write last
 
 
 @pytest.mark.parametrize("damage", ["no_csv", "short_csv", "missing_image", "bad_label"])
@@ -158,7 +153,7 @@ def test_parallel_rendering_gives_the_same_set(tmp_path):
 
 
 def test_low_difficulty_plants_more_cue_families():
-    from irisgan.data.synthetic_pairs import _apply_cues, _draw_face
+    from irisgan.data.pair_render import _apply_cues, _draw_face
 
     def counts(difficulty):
         out = []

@@ -192,9 +192,9 @@ def test_datamodule_batches_with_detection_collate(ubipr_root: Path) -> None:
 
 def test_synthetic_eyes_are_deterministic_and_well_formed() -> None:
     params = SyntheticEyesParams(count=1, image_size=64, seed=3)
-    image, masks = synthetic_eyes.render_eye(np.random.default_rng([3, 0]), params)
-    again, masks_again = synthetic_eyes.render_eye(np.random.default_rng([3, 0]), params)
-    other, _ = synthetic_eyes.render_eye(np.random.default_rng([3, 1]), params)
+    image, masks = synthetic_eyes.render_periocular(np.random.default_rng([3, 0]), params)
+    again, masks_again = synthetic_eyes.render_periocular(np.random.default_rng([3, 0]), params)
+    other, _ = synthetic_eyes.render_periocular(np.random.default_rng([3, 1]), params)
     assert image.shape == (64, 64, 3) and image.dtype == np.uint8
     assert np.array_equal(image, again) and all(np.array_equal(masks[k], masks_again[k]) for k in masks)
     assert not np.array_equal(image, other)
@@ -215,7 +215,7 @@ def test_synthetic_set_is_cached_and_readable(tmp_path: Path, monkeypatch) -> No
     def fail(*args, **kwargs):
         raise AssertionError("a complete cached set must not be drawn again")
 
-    monkeypatch.setattr(synthetic_eyes, "render_eye", fail)
+    monkeypatch.setattr(synthetic_eyes, "render_periocular", fail)
     assert generate_synthetic_eyes(tmp_path, params) == root
     (root / "index.json").unlink()  # an interrupted generation: no index, so it is drawn again
     with pytest.raises(AssertionError, match="must not be drawn again"):

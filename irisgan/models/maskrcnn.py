@@ -10,18 +10,10 @@ stored in checkpoints). Two configurations matter:
 - ``maskrcnn_light``: a ResNet-18-FPN with narrower FPN and heads, a small input size and fewer
   proposals, for training on a CPU.
 
-Normalisation from scratch at a small batch (measured on an H200, synthetic eyes, one seed each, COCO
-mask AP on the validation split in eval mode):
-
-- light (ResNet-18-FPN, 128 px), 3000 images seen: GroupNorm at batch 2 0.571; BatchNorm at batch 2
-  0.595 with its running statistics, 0.556 with per-batch statistics; BatchNorm at batch 8 0.584.
-- ResNet-50-FPN (256 px inputs), 1600 images seen at batch 2: GroupNorm 0.468, BatchNorm 0.396 with
-  running statistics, 0.377 with per-batch statistics.
-
-So BatchNorm's eval mode did not collapse here (these crops are alike, so its running statistics
-fit), but it trains the deep network worse at batch 2, and it ties evaluation to the statistics of
-the training data. GroupNorm, which does not depend on the batch, is the default when training from
-scratch; ``frozen_batch_norm`` is for pretrained (COCO) weights only.
+Normalisation from scratch at a small batch: BatchNorm trains the deep network worse at batch 2 and ties
+evaluation to the statistics of the training data (the measurements are in experiments/README.md).
+GroupNorm, which does not depend on the batch, is the default when training from scratch;
+``frozen_batch_norm`` is for pretrained (COCO) weights only.
 """
 
 from __future__ import annotations

@@ -1,0 +1,62 @@
+"""Reading irisgan checkpoints: one loader that recognises each by the kind stamped into it when saved.
+
+Each LightningModule stamps ``checkpoint["irisgan"] = {"kind": ...}`` in ``on_save_checkpoint``; a loader
+asks for the kind it needs and gets a message naming what the file is otherwise. Files are read with
+``torch.load(weights_only=True)``: no pickled code runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+CLASSIFIER = "classifier"
+SEGMENTER = "segmenter"
+TRAINED_BY = {
+    CLASSIFIER: "python -m irisgan.train stage=ran",
+    SEGMENTER: "python -m irisgan.train stage=segmenter",
+}
+
+
+class CheckpointError(ValueError):
+    """The file is not an irisgan checkpoint of the kind asked for."""
+
+
+def stamp_kind(checkpoint: dict, kind: str) -> None:
+    if kind not in TRAINED_BY:
+        raise ValueError(f"checkpoint kind {kind!r} unknown; valid choices: {list(TRAINED_BY)}")
+    checkpoint["irisgan"] = {"kind": kind}
+
+
+def checkpoint_kind(checkpoint: dict) -> str | None:
+    stamp = checkpoint.get("irisgan")
+    kind = stamp.get("kind") if isinstance(stamp, dict) else None
+    if kind is None and "threshold" in checkpoint["state_dict"]:
+        hparams = checkpoint.get("hyper_parameters") or {}
+        if "net" in hparams:  # a classifier saved before classifiers were stamped
+            return CLASSIFIER
+    return kind
+
+
+def load_checkpoint(path: str | Path, kind: str) -> dict:
+    """The checkpoint dict at ``path``, if it is an irisgan checkpoint of ``kind``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{kind} checkpoint not found: {path}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any failure here means "not a checkpoint we can read safely"
+        raise CheckpointError(
+            f"{path} is not a checkpoint irisgan can load safely (weights_only=True): {type(err).__name__}: "
+            f"{str(err).splitlines()[0][:300]}"
+        ) from err
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise CheckpointError(f"{path} is not a Lightning checkpoint (no state_dict)")
+    found = checkpoint_kind(checkpoint)
+    if found != kind:
+        what = f"a {found} checkpoint" if found else "not an irisgan checkpoint (no kind stamp)"
+        raise CheckpointError(
+            f"{path} is {what}, not a {kind} checkpoint; this needs one from `{TRAINED_BY[kind]}`"
+        )
+    return checkpoint
