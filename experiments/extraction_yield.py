@@ -22,7 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from irisgan.extract import STATUSES, read_manifest  # noqa: E402
+from irisgan.manifest import read_manifest  # noqa: E402
+from irisgan.pipeline import STATUSES  # noqa: E402
 
 CLASS_NAMES = {0: "real", 1: "fake"}
 

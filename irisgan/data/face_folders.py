@@ -38,6 +38,7 @@ from omegaconf import OmegaConf, open_dict
 from irisgan.data.pairs import IrisPairsDataModule
 from irisgan.data.pairs_format import write_bytes_atomic, write_pairs_csv
 from irisgan.faces import IMAGE_SUFFIXES
+from irisgan.photos import expand
 
 log = logging.getLogger(__name__)
 
@@ -107,11 +108,7 @@ def read_face_folder(root: Path) -> list[dict]:
     rows = []
     for name, label in CLASS_DIRS.items():
         folder = root / name
-        photos = [
-            p
-            for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
-        ]
+        photos, _ = expand(folder)  # the extractor's own lister: what it lists, it extracts
         if not photos:
             raise ValueError(f"data.root: {folder} holds no photos (suffixes {sorted(IMAGE_SUFFIXES)})")
         for p in photos:
@@ -192,7 +189,8 @@ class FaceFoldersDataModule(IrisPairsDataModule):
 
     def extract(self) -> tuple[Path, list[dict]]:
         """Run (or resume) the extractor over every photo; returns the cache folder and one row per photo."""
-        from irisgan.extract import read_manifest, run_extraction
+        from irisgan.extract import run_extraction
+        from irisgan.manifest import read_manifest
 
         photos = read_face_csv(self.face_csv) if self.face_csv else read_face_folder(self.face_root)
         labels = Counter(r["label"] for r in photos)
