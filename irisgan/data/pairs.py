@@ -18,8 +18,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from irisgan.data.device_batches import DeviceBatches
 from irisgan.data.pairs_format import PAIR_SIZE, read_pairs_csv
 from irisgan.degrade import RandomDegradation
+from irisgan.runtime import resolve_auto
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +189,7 @@ class IrisPairsDataModule(L.LightningDataModule):
         hflip: bool = True,
         degrade: dict | None = None,
         size: int = PAIR_SIZE,
+        device_resident: bool | str = False,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -279,24 +282,55 @@ class IrisPairsDataModule(L.LightningDataModule):
             )
 
     # -- loaders --------------------------------------------------------------------------------------------
-    def _loader(self, ds: IrisPairsDataset, shuffle: bool) -> DataLoader:
+    def _loader(self, ds: IrisPairsDataset, shuffle: bool) -> DataLoader | DeviceBatches:
         hp = self.hparams
+        batch_size = hp.batch_size if shuffle else (hp.eval_batch_size or hp.batch_size)
+        device = self._resident_device(ds)
+        if device is not None:
+            trainer = self.trainer
+            return DeviceBatches(
+                ds.images,
+                ds.labels,
+                batch_size,
+                shuffle,
+                device=device,
+                seed=hp.split_seed,  # the run's seed by default (data.split_seed: ${seed})
+                num_replicas=trainer.world_size if trainer is not None else 1,
+                rank=trainer.global_rank if trainer is not None else 0,
+            )
         return DataLoader(
             ds,
-            batch_size=hp.batch_size if shuffle else (hp.eval_batch_size or hp.batch_size),
+            batch_size=batch_size,
             shuffle=shuffle,
             num_workers=hp.num_workers,
             pin_memory=hp.pin_memory,
             persistent_workers=hp.num_workers > 0,
         )
 
-    def train_dataloader(self) -> DataLoader:
+    def _resident_device(self, ds: IrisPairsDataset) -> torch.device | None:
+        """The device to keep ``ds`` on (data.device_resident), or None for a host DataLoader."""
+        trainer = self.trainer
+        device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+        setting = self.hparams.get("device_resident", False)
+        if not resolve_auto(setting, device, "data.device_resident"):
+            return None
+        if getattr(ds, "augment", None) is not None:  # per-item numpy degradations need per-item access
+            if setting is True:
+                raise ValueError(
+                    "data.device_resident=true cannot run the per-item degradations of data.degrade.p > 0: "
+                    "set data.device_resident=false (or auto) to train through a DataLoader, or data.degrade.p=0"
+                )
+            log.info("data.degrade.p > 0: the training pairs go through a DataLoader, not device-resident")
+            return None
+        return device
+
+    def train_dataloader(self) -> DataLoader | DeviceBatches:
         return self._loader(self.train_set, shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader | DeviceBatches:
         return self._loader(self.val_set, shuffle=False)
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> DataLoader | DeviceBatches:
         return self._loader(self.test_set, shuffle=False)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
