@@ -62,7 +62,7 @@ def bench_command(args, csv: str, out: Path) -> list[str]:
         "--variants",
         "naive_fp32,framework_bf16,framework_bf16_eager",
         "--steps",
-        "100",
+        "50",
         "--warmup",
         "10",
         "--batch-sizes",
@@ -70,7 +70,8 @@ def bench_command(args, csv: str, out: Path) -> list[str]:
         "--infer-batch-size",
         "1024",
         "--seconds",
-        "3",
+        "2",
+        "--no-compile",  # eager inference at batch 1024 is bound by arithmetic, not by launches
         "--profile",
         "--profile-steps",
         "5",
@@ -112,7 +113,8 @@ def render(results: dict) -> str:
     bs = results.get("batch_size", 128)
     train = bench.get(f"train_batch{bs}", {})
     best = bench.get("train_best_batch", {})
-    headline = best.get("framework", "framework_bf16")
+    on_cpu = str(results.get("device", "")).startswith("cpu")
+    headline = best.get("framework") or ("framework_fp32" if on_cpu else "framework_bf16")
     infer = next((v for k, v in bench.items() if k.startswith("inference_batch")), {})
     infer_bs = next(
         (k.removeprefix("inference_batch") for k in bench if k.startswith("inference_batch")), "-"
@@ -193,6 +195,9 @@ def main() -> None:
     parser.add_argument(
         "--budget-s", type=float, default=450, help="the whole check, data generation included"
     )
+    parser.add_argument(
+        "--paper-max-s", type=float, default=150, help="trainer.max_time of the paper-size run (its training)"
+    )
     parser.add_argument("--out-dir", default=str(ROOT / "experiments" / "results"))
     parser.add_argument("--work-dir", default=str(ROOT / "outputs" / "gpu_check"))
     args = parser.parse_args()
@@ -232,22 +237,11 @@ def main() -> None:
     print(f"[gpu_check] data ready in {results['data']['seconds']} s", flush=True)
     save()
 
-    bench_json = work / "bench.json"
-    code, seconds = run(
-        bench_command(args, results["data"]["train_csv"], bench_json),
-        work / "bench.log",
-        timeout=max(60.0, args.budget_s * 0.6),
-    )
-    results["bench"] = json.loads(bench_json.read_text()) if bench_json.is_file() else {}
-    results["bench_run"] = {"exit": code, "seconds": seconds, "log": str(work / "bench.log")}
-    print(f"[gpu_check] bench exit {code} in {seconds} s", flush=True)
-    save()
-
-    # The paper-size run gets what is left of the budget (less a minute for its validation and test).
-    left = args.budget_s - (time.perf_counter() - started)
+    # The paper-size run first: it is the headline, and its compilation fills inductor's cache for the
+    # benchmark's batch-128 configuration. trainer.max_time stops its training at --paper-max-s.
     run_dir = work / "paper_size"
-    cmd = train_command(args, data_dir, run_dir, size, int(left - 60))
-    code, seconds = run(cmd, work / "paper_size.log", timeout=max(90.0, left + 30))
+    cmd = train_command(args, data_dir, run_dir, size, int(args.paper_max_s))
+    code, seconds = run(cmd, work / "paper_size.log", timeout=args.paper_max_s + 120)
     metrics_file = run_dir / "metrics.json"
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
     results["paper_size_run"] = {
@@ -255,9 +249,22 @@ def main() -> None:
         "exit": code,
         "seconds": seconds,
         "epochs": size["epochs"],
+        "max_time_s": int(args.paper_max_s),
         "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float, str)) or v is None},
     }
     print(f"[gpu_check] paper-size run exit {code} in {seconds} s", flush=True)
+    save()
+
+    # The benchmark gets the rest of the budget; it writes its JSON after each section, so a stopped run
+    # keeps what it measured (sections in order: batch 128, profile, inference, best batch).
+    bench_json = work / "bench.json"
+    left = max(60.0, args.budget_s - (time.perf_counter() - started))
+    code, seconds = run(
+        bench_command(args, results["data"]["train_csv"], bench_json), work / "bench.log", timeout=left
+    )
+    results["bench"] = json.loads(bench_json.read_text()) if bench_json.is_file() else {}
+    results["bench_run"] = {"exit": code, "seconds": seconds, "log": str(work / "bench.log")}
+    print(f"[gpu_check] bench exit {code} in {seconds} s", flush=True)
     save()
     print(render(results))
 

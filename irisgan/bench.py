@@ -591,6 +591,14 @@ def main() -> None:
             finish(name, res, naive)
         report[f"train_batch{args.batch_size}"] = train
         checkpoint("train")
+    if args.profile and "train" not in skip:
+        precision = ["--precision", "bf16-mixed"] if cuda else []
+        flags = [*common, "--steps", str(args.profile_steps), "--csv", csv, *precision]
+        profiles = {"switches_on": worker("profile", *flags)}
+        if cuda:
+            profiles["eager"] = worker("profile", *flags, *eager)
+        report[f"profile_batch{args.batch_size}"] = profiles
+        checkpoint("profile")
     if "inference" not in skip:
         flags = ["--device", args.device, "--batch-size", str(args.infer_batch_size)]
         flags += ["--seconds", str(args.seconds)]
@@ -638,14 +646,6 @@ def main() -> None:
             headline: framework,
         }
         checkpoint("best batch")
-    if args.profile and "train" not in skip:
-        precision = ["--precision", "bf16-mixed"] if cuda else []
-        flags = [*common, "--steps", str(args.profile_steps), "--csv", csv, *precision]
-        profiles = {"switches_on": worker("profile", *flags)}
-        if cuda:
-            profiles["eager"] = worker("profile", *flags, *eager)
-        report[f"profile_batch{args.batch_size}"] = profiles
-        checkpoint("profile")
     faces = Path(args.faces)
     if "extract" not in skip and faces.is_dir():
         locators = {"hough": ["locator=hough"]}

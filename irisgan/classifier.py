@@ -80,6 +80,7 @@ class RANClassifier(L.LightningModule):
         self._scores: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {"val": [], "test": []}
         self._nonfinite: torch.Tensor | None = None  # any non-finite training loss since the last check
         self._train_net: tuple[torch.nn.Module, torch.nn.Module] | None = None  # (net, its compiled form)
+        self._compiled_once = False
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
 
@@ -125,7 +126,7 @@ class RANClassifier(L.LightningModule):
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         images, labels = batch
-        logits = self.training_net()(self.preprocess(images)).float()
+        logits = self._train_forward(self.preprocess(images)).float()
         parts = self.criterion(logits, labels)
         loss = parts["loss"]
         self._check_finite(loss, parts, batch_idx)
@@ -151,6 +152,24 @@ class RANClassifier(L.LightningModule):
         if self._train_net[1] is not self.net and self.device.type == "cuda":
             torch.compiler.cudagraph_mark_step_begin()  # the previous step's graph outputs may be reused
         return self._train_net[1]
+
+    def _train_forward(self, x: torch.Tensor) -> torch.Tensor:
+        net = self.training_net()
+        if net is self.net or self._compiled_once:
+            return net(x)
+        try:  # the first compiled call compiles: a failure there leaves training on the eager network
+            out = net(x)
+        except Exception as err:  # noqa: BLE001 - any compiler failure; the eager network still trains
+            log.warning(
+                "model.compile: torch.compile failed at the first training step (%s: %s); training continues "
+                "on the eager network (model.compile=false skips the attempt)",
+                type(err).__name__,
+                str(err).splitlines()[0][:300] if str(err) else "",
+            )
+            self._train_net = (self.net, self.net)
+            out = self.net(x)
+        self._compiled_once = True
+        return out
 
     def _check_finite(self, loss: torch.Tensor, parts: dict[str, torch.Tensor], batch_idx: int) -> None:
         """Stop on a non-finite loss. Reading a flag back from a GPU waits for every queued step, so there

@@ -105,3 +105,36 @@ def test_smoke_run_on_the_device_resident_path(tmp_path):
     )
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert 0 <= metrics["test/auroc"] <= 1 and metrics["train_pairs_per_s_last_epoch"] > 0
+
+
+def test_a_failed_compilation_leaves_training_on_the_eager_network(monkeypatch, caplog):
+    model = tiny(compile=True)
+
+    def broken(net, **kw):
+        def fail(x):
+            raise RuntimeError("no compiler here")
+
+        return fail
+
+    monkeypatch.setattr(torch, "compile", broken)
+    x = torch.randn(2, 3, 96, 96)
+    with caplog.at_level("WARNING"):
+        out = model._train_forward(x)
+    assert out.shape == (2,) and "torch.compile failed" in caplog.text and "no compiler here" in caplog.text
+    assert model.training_net() is model.net
+
+
+@pytest.mark.slow
+def test_the_ran_training_step_captures_as_one_graph():
+    """Dynamo traces the network's forward and backward without graph breaks (aot_eager: no code generation,
+    so it runs on any CPU; the inductor and CUDA-graph stages are exercised by experiments/gpu_check.sh)."""
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    model = tiny()
+    net = torch.compile(model.net, backend="aot_eager", dynamic=False)
+    x = torch.randint(0, 256, (8, 3, 96, 96), dtype=torch.uint8)
+    loss = model.criterion(net(model.preprocess(x)).float(), (torch.arange(8) % 2).float())["loss"]
+    loss.backward()
+    assert not torch._dynamo.utils.counters["graph_break"]
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
