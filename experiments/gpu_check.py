@@ -160,6 +160,7 @@ def render(results: dict) -> str:
             "step_ms",
             "kernels_per_step",
             "kernel_ms_per_step",
+            "launches_per_step",
             "host_syncs_per_step",
             "between_steps_ms",
         ]

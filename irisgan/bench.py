@@ -271,6 +271,9 @@ def summarize_profile(prof, steps: int, wall_s: float, gaps: list[float], cuda: 
 
     events = prof.events()
     kernels = [e for e in events if e.device_type == DeviceType.CUDA]
+    # CPU-side runtime calls: kernel and graph launches (a CUDA graph replays many kernels in one launch),
+    # and calls that wait for the device.
+    launches = [e for e in events if "LaunchKernel" in e.name or e.name == "cudaGraphLaunch"]
     syncs = [e for e in events if "Synchronize" in e.name or e.name == "cudaMemcpy"]
     averages = prof.key_averages()
 
@@ -282,7 +285,10 @@ def summarize_profile(prof, steps: int, wall_s: float, gaps: list[float], cuda: 
         "steps": steps,
         "step_ms": round(1e3 * wall_s / steps, 2),
         "kernels_per_step": round(len(kernels) / steps, 1) if cuda else None,
-        "kernel_ms_per_step": round(sum(e.device_time for e in kernels) / 1e3 / steps, 2) if cuda else None,
+        "kernel_ms_per_step": round(sum(e.device_time_total for e in kernels) / 1e3 / steps, 2)
+        if cuda
+        else None,
+        "launches_per_step": round(len(launches) / steps, 1) if cuda else None,
         "host_syncs_per_step": round(len(syncs) / steps, 1) if cuda else None,
         "between_steps_ms": round(1e3 * sum(gaps) / len(gaps), 3) if gaps else None,
         "top_ops": [
