@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all train train-bce train-segmenter sweep extract model cross-generator lint format bench clean
+.PHONY: help install test test-all train train-bce train-segmenter sweep extract model cross-generator lint format bench gpu-wheels clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-16s %s\n", $$1, $$2}'
@@ -57,6 +57,10 @@ format: $(STAMP) ## ruff format and autofix
 
 bench: $(STAMP) ## speed: matmul reference, naive vs framework training, inference, extraction, predict (JSON)
 	$(PY) -m irisgan.bench --out bench.json $(ARGS)
+
+gpu-wheels: $(STAMP) ## wheels that experiments/gpu_check.sh installs on a GPU machine without network (into .whl/)
+	$(PY) -m pip download --no-deps --only-binary=:all: -d .whl hydra-core==1.3.8 omegaconf==2.3.1
+	$(PY) -m pip wheel --no-deps antlr4-python3-runtime==4.9.3 -w .whl
 
 clean: ## remove outputs, caches and generated data (keeps .venv)
 	rm -rf outputs multirun data .pytest_cache .ruff_cache

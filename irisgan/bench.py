@@ -26,6 +26,38 @@ import torch
 from omegaconf import OmegaConf
 
 ROOT = Path(__file__).resolve().parents[1]
+# --tiny-net: a RAN small enough to check the benchmark's plumbing on a CPU in seconds (its figures mean nothing)
+TINY_NET = {
+    "stem_channels": 4,
+    "stage_channels": [8, 8, 8],
+    "attention_modules": [1, 1, 1],
+    "mask_depths": [1, 1, 0],
+    "head_channels": 16,
+    "head_blocks": 1,
+}
+
+
+def _net(args) -> dict | None:
+    return TINY_NET if getattr(args, "tiny_net", False) else None
+
+
+def trained_model(
+    channels_last: bool = True, net: dict | None = None, fused: bool | str | None = None, **switches
+):
+    """The ``RANClassifier`` that ``make train`` trains, built from the same composed config; ``net``,
+    ``fused`` and the compile ``switches`` override it where a benchmark row asks for something else."""
+    from irisgan.config import compose_config
+    from irisgan.instantiate import build_plain
+
+    cfg = compose_config("train", ["stage=ran", "loss=bce_auc"])
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    model["channels_last"] = channels_last
+    if net is not None:
+        model["net"] = net
+    if fused is not None:
+        model["optimizer"]["fused"] = fused
+    model.update(switches)
+    return build_plain(model, loss=OmegaConf.to_container(cfg.loss, resolve=True))
 
 
 # --------------------------------------------------------------------------------------------- reference
@@ -67,16 +99,6 @@ def _synthetic_csv(n_pairs: int, data_dir: Path) -> Path:
     return ensure_synthetic_pairs(root=data_dir, n_pairs=n_pairs, seed=0, split="bench")
 
 
-def trained_model(channels_last: bool = True):
-    """The ``RANClassifier`` that ``make train`` trains, built from the same composed config."""
-    from irisgan.config import compose_config
-    from irisgan.instantiate import build_plain
-
-    cfg = compose_config("train", ["stage=ran", "loss=bce_auc"])
-    cfg.model.channels_last = channels_last
-    return build_plain(cfg.model, loss=OmegaConf.to_container(cfg.loss, resolve=True))
-
-
 def worker_naive(args) -> dict:
     """The replication-notebook loop: PIL decode per epoch, NCHW, default allocator, plain PyTorch."""
     import torch.nn.functional as F
@@ -85,7 +107,7 @@ def worker_naive(args) -> dict:
     from torchvision.transforms import functional as TF
 
     from irisgan.data.pairs_format import read_pairs_csv
-    from irisgan.models.ran import ResidualAttentionNet
+    from irisgan.models.ran import RANConfig, ResidualAttentionNet
 
     csv = Path(args.csv)
     rows = read_pairs_csv(csv)
@@ -106,7 +128,7 @@ def worker_naive(args) -> dict:
         num_workers=args.workers,
         persistent_workers=args.workers > 0,
     )
-    model = ResidualAttentionNet().to(args.device).train()
+    model = ResidualAttentionNet(RANConfig(**(_net(args) or {}))).to(args.device).train()
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     times, step = [], 0
     while step < args.warmup + args.steps:
@@ -128,47 +150,176 @@ def worker_naive(args) -> dict:
     return {"pairs_per_s": sum(n for _, n in times) / seconds, "steps": len(times)}
 
 
-def worker_framework(args) -> dict:
-    """irisgan's real training path under a Lightning Trainer."""
+def _switch(value: str) -> bool | str:
+    """``auto``/``true``/``false`` from the command line, as the configs spell them."""
+    return {"true": True, "false": False}.get(value, value)
+
+
+def _framework(args, callbacks: list) -> None:
+    """irisgan's training path (``IrisPairsDataModule`` + ``RANClassifier``) under a Lightning Trainer, with
+    the speed switches of ``python -m irisgan.train`` (``auto``: on CUDA only). Full batches only: the
+    epoch's last, shorter batch would be one more compilation inside the timed steps."""
     import lightning as L
 
     from irisgan import runtime
     from irisgan.data.pairs import IrisPairsDataModule
 
     runtime.configure(malloc=not args.no_malloc)
-
-    class StepTimer(L.Callback):
-        def __init__(self):
-            self.times, self.t0 = [], None
-
-        def on_train_batch_start(self, trainer, module, batch, idx):
-            _sync(args.device)
-            self.t0 = time.perf_counter()
-
-        def on_train_batch_end(self, trainer, module, outputs, batch, idx):
-            _sync(args.device)
-            if idx >= args.warmup:
-                self.times.append((time.perf_counter() - self.t0, len(batch[1])))
-
-    dm = IrisPairsDataModule(csv=args.csv, batch_size=args.batch_size, val_fraction=0.05, hflip=True)
-    model = trained_model(channels_last=not args.nchw)
-    timer = StepTimer()
+    dm = IrisPairsDataModule(
+        csv=args.csv,
+        batch_size=args.batch_size,
+        val_fraction=0.05,
+        hflip=True,
+        device_resident=_switch(args.device_resident),
+    )
+    dm.setup("fit")
+    full_batches = len(dm.train_set) // args.batch_size
+    if full_batches < 1:
+        raise SystemExit(f"{len(dm.train_set)} training pairs hold no full batch of {args.batch_size}")
+    model = trained_model(
+        channels_last=not args.nchw,
+        net=_net(args),
+        fused=_switch(args.fused),
+        compile=_switch(args.train_compile),
+        compile_mode=None if args.compile_mode == "default" else args.compile_mode,
+    )
     trainer = L.Trainer(
         accelerator="gpu" if args.device == "cuda" else "cpu",
         devices=1,
         precision=args.precision,
         max_steps=args.warmup + args.steps,
+        limit_train_batches=full_batches,
         limit_val_batches=0,
         num_sanity_val_steps=0,
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        callbacks=[timer],
+        callbacks=callbacks,
     )
     trainer.fit(model, datamodule=dm)
-    seconds = sum(t for t, _ in timer.times)
-    return {"pairs_per_s": sum(n for _, n in timer.times) / seconds, "steps": len(timer.times)}
+
+
+class _StepClock:
+    """Steps counted across epochs; the device is synchronised at the first step and around the timed ones
+    only, so that the timed steps run as they would in training (queued ahead of the GPU)."""
+
+    def __init__(self, device: str, warmup: int, steps: int) -> None:
+        self.device, self.warmup, self.steps = device, warmup, steps
+        self.seen, self.pairs, self.first_step_s, self.seconds = 0, 0, None, None
+        self.t_first = self.t0 = 0.0
+
+    def start(self) -> None:
+        if self.seen == 0:
+            _sync(self.device)
+            self.t_first = time.perf_counter()
+        if self.seen == self.warmup:
+            _sync(self.device)
+            self.t0 = time.perf_counter()
+
+    def end(self, n: int) -> None:
+        if self.seen == 0:
+            _sync(self.device)
+            self.first_step_s = time.perf_counter() - self.t_first
+        if self.seen >= self.warmup:
+            self.pairs += n
+        self.seen += 1
+        if self.seen == self.warmup + self.steps:
+            _sync(self.device)
+            self.seconds = time.perf_counter() - self.t0
+
+
+def worker_framework(args) -> dict:
+    """irisgan's real training path under a Lightning Trainer."""
+    import lightning as L
+
+    clock = _StepClock(args.device, args.warmup, args.steps)
+
+    class StepTimer(L.Callback):
+        def on_train_batch_start(self, trainer, module, batch, idx):
+            clock.start()
+
+        def on_train_batch_end(self, trainer, module, outputs, batch, idx):
+            clock.end(len(batch[1]))
+
+    _framework(args, [StepTimer()])
+    return {
+        "pairs_per_s": clock.pairs / clock.seconds,
+        "steps": args.steps,
+        "first_step_s": round(clock.first_step_s, 2),
+    }
+
+
+def worker_profile(args) -> dict:
+    """``torch.profiler`` over ``--steps`` training steps of the framework path, after ``--warmup`` steps:
+    kernels and host synchronisations per step, device (or CPU) time per step, the time between steps
+    (data loading, batch transfer, hooks) and the operators that take the most time."""
+    import lightning as L
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = args.device == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    state: dict = {"seen": 0, "gaps": [], "end": None}
+
+    class Profiled(L.Callback):
+        def on_train_batch_start(self, trainer, module, batch, idx):
+            now = time.perf_counter()
+            if state["seen"] == args.warmup:
+                _sync(args.device)
+                state["prof"] = profile(activities=activities)
+                state["prof"].__enter__()
+                state["t0"] = time.perf_counter()
+            elif state["seen"] > args.warmup and state["end"] is not None:
+                state["gaps"].append(now - state["end"])
+
+        def on_train_batch_end(self, trainer, module, outputs, batch, idx):
+            state["seen"] += 1
+            state["end"] = time.perf_counter()
+            if state["seen"] == args.warmup + args.steps:
+                _sync(args.device)
+                state["wall"] = time.perf_counter() - state["t0"]
+                state["prof"].__exit__(None, None, None)
+
+    _framework(args, [Profiled()])
+    return summarize_profile(state["prof"], args.steps, state["wall"], state["gaps"], cuda)
+
+
+def summarize_profile(prof, steps: int, wall_s: float, gaps: list[float], cuda: bool, top: int = 12) -> dict:
+    """Per-step figures from a finished ``torch.profiler.profile``."""
+    from torch.autograd import DeviceType
+
+    events = prof.events()
+    kernels = [e for e in events if e.device_type == DeviceType.CUDA]
+    # CPU-side runtime calls: kernel and graph launches (a CUDA graph replays many kernels in one launch),
+    # and calls that wait for the device.
+    launches = [e for e in events if "LaunchKernel" in e.name or e.name == "cudaGraphLaunch"]
+    syncs = [e for e in events if "Synchronize" in e.name or e.name == "cudaMemcpy"]
+    averages = prof.key_averages()
+
+    def self_us(e) -> float:
+        return e.self_device_time_total if cuda else e.self_cpu_time_total
+
+    ops = sorted((e for e in averages if self_us(e) > 0), key=self_us, reverse=True)[:top]
+    return {
+        "steps": steps,
+        "step_ms": round(1e3 * wall_s / steps, 2),
+        "kernels_per_step": round(len(kernels) / steps, 1) if cuda else None,
+        "kernel_ms_per_step": round(sum(e.device_time_total for e in kernels) / 1e3 / steps, 2)
+        if cuda
+        else None,
+        "launches_per_step": round(len(launches) / steps, 1) if cuda else None,
+        "host_syncs_per_step": round(len(syncs) / steps, 1) if cuda else None,
+        "between_steps_ms": round(1e3 * sum(gaps) / len(gaps), 3) if gaps else None,
+        "top_ops": [
+            {
+                "name": e.key[:80],
+                "ms_per_step": round(self_us(e) / 1e3 / steps, 3),
+                "calls_per_step": round(e.count / steps, 1),
+            }
+            for e in ops
+        ],
+        "time_basis": "device (self)" if cuda else "cpu (self)",
+    }
 
 
 def worker_inference(args) -> dict:
@@ -179,12 +330,13 @@ def worker_inference(args) -> dict:
     runtime.configure()
     x = torch.randint(0, 256, (args.batch_size, 3, 96, 96), dtype=torch.uint8)
     out = {}
-    variants = [("bf16", "bf16", False)] if args.bf16_inference else [("fp32", "32", False)]
+    name, precision = ("bf16", "bf16") if args.bf16_inference else ("fp32", "32")
+    variants = [(name, precision, False)]
     if args.compile:
-        variants.append(("fp32_compiled", "32", True))
+        variants.append((f"{name}_compiled", precision, True))
     for name, precision, compiled in variants:
         torch.manual_seed(0)
-        model = configure_inference(trained_model().eval().to(args.device), precision, compiled)
+        model = configure_inference(trained_model(net=_net(args)).eval().to(args.device), precision, compiled)
         start = time.perf_counter()
         score_pairs(model, x, args.batch_size)  # the first batch (compilation, for a compiled model)
         out[f"first_batch_s_{name}"] = time.perf_counter() - start
@@ -203,14 +355,27 @@ def worker_inference(args) -> dict:
     return out
 
 
-WORKERS = {"naive": worker_naive, "framework": worker_framework, "inference": worker_inference}
+WORKERS = {
+    "naive": worker_naive,
+    "framework": worker_framework,
+    "inference": worker_inference,
+    "profile": worker_profile,
+}
 
 
-def run_worker(kind: str, *flags: str) -> dict:
+def run_worker(kind: str, *flags: str, timeout: float | None = None) -> dict:
     cmd = [sys.executable, "-m", "irisgan.bench", "--worker", kind, *flags]
-    proc = subprocess.run(
-        cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
-    )
+    try:
+        proc = subprocess.run(
+            cmd,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"stopped after {timeout:.0f} s (--worker-timeout)"}
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
         return {"error": f"exit {proc.returncode}: {proc.stderr[-1500:]}"}
@@ -289,6 +454,36 @@ def main() -> None:
     parser.add_argument("--precision", default="32-true")
     parser.add_argument("--no-malloc", action="store_true")
     parser.add_argument("--nchw", action="store_true")
+    switch = {"choices": ["auto", "true", "false"], "default": "auto"}
+    parser.add_argument(
+        "--device-resident", **switch, help="(framework) data.device_resident; auto = on CUDA only"
+    )
+    parser.add_argument("--train-compile", **switch, help="(framework) model.compile; auto = on CUDA only")
+    parser.add_argument(
+        "--compile-mode", default="reduce-overhead", help="(framework) model.compile_mode ('default': none)"
+    )
+    parser.add_argument("--fused", **switch, help="(framework) model.optimizer.fused; auto = on CUDA only")
+    parser.add_argument(
+        "--batch-sizes",
+        default="",
+        help="comma list of larger training batches: the framework runs at each, and the naive loop at the "
+        "fastest of them and --batch-size (the 'best batch' section)",
+    )
+    parser.add_argument("--infer-batch-size", type=int, default=256)
+    parser.add_argument(
+        "--variants",
+        default="",
+        help="comma list of training configurations (naive_fp32, framework_fp32, framework_bf16, "
+        "framework_bf16_eager); default: the first three, and framework_bf16_eager on CUDA",
+    )
+    parser.add_argument("--profile-steps", type=int, default=5)
+    parser.add_argument("--tiny-net", action="store_true", help="a tiny RAN: checks the plumbing only")
+    parser.add_argument(
+        "--profile", action="store_true", help="also profile --steps framework steps (torch.profiler)"
+    )
+    parser.add_argument(
+        "--worker-timeout", type=float, help="stop a configuration after this many seconds (its compile too)"
+    )
     parser.add_argument(
         "--compile",
         action=argparse.BooleanOptionalAction,
@@ -355,13 +550,14 @@ def main() -> None:
         else "a single step, no warm-up: bf16 is emulated here "
         f"(bf16 matmul {report['matmul_gflops']['bf16']} vs fp32 {report['matmul_gflops']['fp32']} GFLOP/s)"
     )
-    from irisgan.models.ran import ResidualAttentionNet, estimate_flops
+    from irisgan.models.ran import RANConfig, ResidualAttentionNet, estimate_flops
 
-    fwd = estimate_flops(ResidualAttentionNet())
+    fwd = estimate_flops(ResidualAttentionNet(RANConfig(**(_net(args) or {}))))
     report["ran_gflops_per_pair"] = {"forward": round(fwd / 1e9, 3), "training": round(3 * fwd / 1e9, 3)}
     checkpoint("matmul")
 
     common = [
+        *(["--tiny-net"] if args.tiny_net else []),
         "--device",
         args.device,
         "--batch-size",
@@ -371,45 +567,107 @@ def main() -> None:
         "--warmup",
         str(args.warmup),
     ]
-    if "train" not in skip:
-        csv = str(_synthetic_csv(args.n_pairs, Path(args.data_dir)))
-        train = {
-            "naive_fp32": run_worker("naive", *common, "--csv", csv, "--workers", str(args.workers)),
-            "framework_fp32": run_worker("framework", *common, "--csv", csv),
-            "framework_bf16": run_worker(
-                "framework", *common, "--csv", csv, "--precision", "bf16-mixed", *bf16_probe
-            ),
-        }
-        if probe_note:
-            train["framework_bf16"]["note"] = probe_note
-        if args.ablations:
-            train["framework_fp32_no_malloc"] = run_worker("framework", *common, "--csv", csv, "--no-malloc")
-            train["framework_fp32_nchw"] = run_worker("framework", *common, "--csv", csv, "--nchw")
-        naive = train["naive_fp32"].get("pairs_per_s")
-        rates = report["matmul_gflops"]
-        for name, res in train.items():
-            if "pairs_per_s" not in res:
-                continue
+    rates = report["matmul_gflops"]
+
+    def finish(name: str, res: dict, naive: float | None) -> dict:
+        """MFU and the speed-up over the naive loop of one training configuration."""
+        if "pairs_per_s" in res:
             # The limit is the fastest dense rate of the precision used (bf16 runs: the better of the two,
             # since a CPU without bf16 instructions computes bf16 no faster than fp32).
             peak = max(rates["fp32"], rates["bf16"]) if "bf16" in name else rates["fp32"]
-            res["mfu"] = round(res["pairs_per_s"] * 3 * fwd / 1e9 / peak, 3)
+            res["mfu"] = round(res["pairs_per_s"] * 3 * fwd / 1e9 / peak, 4)
             if naive:
                 res["speedup_vs_naive"] = round(res["pairs_per_s"] / naive, 2)
             res["pairs_per_s"] = round(res["pairs_per_s"], 1)
-        report["train_batch128"] = train
+        return res
+
+    def worker(kind: str, *flags: str) -> dict:
+        return run_worker(kind, *flags, timeout=args.worker_timeout)
+
+    cuda = args.device == "cuda"
+    # The framework as trainer=gpu runs it (bf16 autocast) on CUDA; fp32 elsewhere.
+    headline = "framework_bf16" if cuda else "framework_fp32"
+    eager = ["--device-resident", "false", "--train-compile", "false", "--fused", "false"]
+    if "train" not in skip:
+        csv = args.csv or str(_synthetic_csv(args.n_pairs, Path(args.data_dir)))
+        naive_flags = ["--csv", csv, "--workers", str(args.workers)]
+        variants = {
+            "naive_fp32": ("naive", naive_flags),
+            "framework_fp32": ("framework", ["--csv", csv]),
+            "framework_bf16": ("framework", ["--csv", csv, "--precision", "bf16-mixed", *bf16_probe]),
+            # the framework before the GPU switches: DataLoader, eager network, foreach optimizer
+            "framework_bf16_eager": ("framework", ["--csv", csv, "--precision", "bf16-mixed", *eager]),
+        }
+        wanted = args.variants.split(",") if args.variants else list(variants)[: 4 if cuda else 3]
+        unknown = sorted(set(wanted) - set(variants) - {""})
+        if unknown:
+            raise SystemExit(f"--variants: unknown {unknown}; valid: {sorted(variants)}")
+        train = {name: worker(variants[name][0], *common, *variants[name][1]) for name in wanted if name}
+        if probe_note and "framework_bf16" in train:
+            train["framework_bf16"]["note"] = probe_note
+        if args.ablations:
+            train["framework_fp32_no_malloc"] = worker("framework", *common, "--csv", csv, "--no-malloc")
+            train["framework_fp32_nchw"] = worker("framework", *common, "--csv", csv, "--nchw")
+        naive = train.get("naive_fp32", {}).get("pairs_per_s")
+        for name, res in train.items():
+            finish(name, res, naive)
+        report[f"train_batch{args.batch_size}"] = train
         checkpoint("train")
+    if args.profile and "train" not in skip:
+        precision = ["--precision", "bf16-mixed"] if cuda else []
+        flags = [*common, "--steps", str(args.profile_steps), "--csv", csv, *precision]
+        profiles = {"switches_on": worker("profile", *flags)}
+        if cuda:
+            profiles["eager"] = worker("profile", *flags, *eager)
+        report[f"profile_batch{args.batch_size}"] = profiles
+        checkpoint("profile")
     if "inference" not in skip:
-        flags = ["--device", args.device, "--batch-size", "256", "--seconds", str(args.seconds)]
-        inference = run_worker("inference", *flags, "--compile" if args.compile else "--no-compile")
-        bf16 = run_worker("inference", *flags, "--bf16-inference", "--no-compile", *bf16_probe)
+        flags = ["--device", args.device, "--batch-size", str(args.infer_batch_size)]
+        flags += ["--seconds", str(args.seconds)]
+        # Compiled: the precision the device runs fastest (predict/evaluate precision=... compile=true).
+        compile_fp32 = "--compile" if args.compile and not bf16_fast else "--no-compile"
+        inference = worker("inference", *flags, compile_fp32)
+        bf16_compile = "--compile" if args.compile and bf16_fast else "--no-compile"
+        bf16 = worker("inference", *flags, "--bf16-inference", bf16_compile, *bf16_probe)
         inference["pairs_per_s_bf16"] = bf16.get("pairs_per_s_bf16", bf16.get("error"))
+        for key in ("pairs_per_s_bf16_compiled", "first_batch_s_bf16_compiled"):
+            if key in bf16:
+                inference[key] = bf16[key]
         if probe_note:
             inference["bf16_note"] = probe_note
-        report["inference_batch256"] = {
+        report[f"inference_batch{args.infer_batch_size}"] = {
             k: round(v, 1) if isinstance(v, float) else v for k, v in inference.items()
         }
         checkpoint("inference")
+    sizes = [int(b) for b in args.batch_sizes.split(",") if b.strip()]
+    if "train" not in skip and sizes:
+        # The framework at larger batches; the naive loop at the fastest of them (the "best batch").
+        precision = ["--precision", "bf16-mixed"] if cuda else []
+        runs = {args.batch_size: train.get(headline, {"error": f"--variants left out {headline}"})}
+        for bs in sizes:
+            runs[bs] = finish(
+                headline,
+                worker("framework", *common, "--batch-size", str(bs), "--csv", csv, *precision),
+                None,
+            )
+        rated = {bs: r["pairs_per_s"] for bs, r in runs.items() if "pairs_per_s" in r}
+        best = max(rated, key=rated.get) if rated else args.batch_size
+        best_naive = train.get("naive_fp32", {})
+        if best != args.batch_size:
+            best_naive = finish(
+                "naive_fp32", worker("naive", *common, "--batch-size", str(best), *naive_flags), None
+            )
+        framework = dict(runs[best])
+        if best_naive.get("pairs_per_s") and "pairs_per_s" in framework:
+            framework["speedup_vs_naive"] = round(framework["pairs_per_s"] / best_naive["pairs_per_s"], 2)
+        report["train_best_batch"] = {
+            "batch_size": best,
+            "framework": headline,
+            "by_batch_size": {str(bs): r for bs, r in runs.items()},
+            "naive_fp32": best_naive,
+            headline: framework,
+        }
+        checkpoint("best batch")
     faces = Path(args.faces)
     if "extract" not in skip and faces.is_dir():
         locators = {"hough": ["locator=hough"]}

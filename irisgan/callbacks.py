@@ -2,7 +2,8 @@
 
 ``ClassifierReport`` writes the PNG figures (ROC, PR, metric-vs-threshold, confusion, loss curves) and,
 when a ``WandbLogger`` is attached, logs the same curves, the confusion matrix and a table of sample pairs
-with their scores to W&B. ``PairsThroughput`` measures training pairs per second.
+with their scores to W&B. ``PairsThroughput`` measures training pairs per second. ``ProgressBar`` is
+Lightning's bar, redrawn at most twice a second.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import lightning as L
 import numpy as np
+from lightning.pytorch.callbacks import TQDMProgressBar
 
 from irisgan import plots
 
@@ -167,4 +169,24 @@ class PairsThroughput(L.Callback):
             pl_module.log("train/pairs_per_s", self.last, on_epoch=True, rank_zero_only=True)
 
 
-__all__ = ["ClassifierReport", "PairsThroughput"]
+class ProgressBar(TQDMProgressBar):
+    """Lightning's TQDM bar, redrawn during training at most every ``min_interval_s`` seconds.
+
+    Each redraw shows the step's logged loss, which reads it back from the device and so waits for every
+    step queued on a GPU. A CPU step takes longer than the interval, so there every step is still shown.
+    """
+
+    def __init__(self, refresh_rate: int = 1, min_interval_s: float = 0.5, **kwargs: Any) -> None:
+        super().__init__(refresh_rate=refresh_rate, **kwargs)
+        self.min_interval_s = min_interval_s
+        self._last_draw = float("-inf")
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        now = time.monotonic()
+        if now - self._last_draw < self.min_interval_s and batch_idx + 1 != self.total_train_batches:
+            return
+        self._last_draw = now
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+
+__all__ = ["ClassifierReport", "PairsThroughput", "ProgressBar"]

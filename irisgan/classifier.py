@@ -8,17 +8,22 @@ module does the float conversion and normalisation, so they run on the accelerat
 
 from __future__ import annotations
 
+import inspect
+import logging
 import math
 from typing import Any
 
 import lightning as L
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 
 from irisgan.checkpoints import CLASSIFIER, stamp_kind
 from irisgan.metrics import THRESHOLD_METHODS, curve_metrics, curve_report, scalar_metrics
 from irisgan.models.ran import RANConfig, ResidualAttentionNet
 from irisgan.optim import configure_optimization
+from irisgan.runtime import resolve_auto
+
+log = logging.getLogger(__name__)
 
 
 class RANClassifier(L.LightningModule):
@@ -34,6 +39,9 @@ class RANClassifier(L.LightningModule):
             ``total_steps: null`` (OneCycleLR) is filled with the run's number of optimizer steps.
         threshold_method: ``gmean`` (the paper's) or ``youden``.
         channels_last: NHWC memory layout (faster convolutions on CPU and tensor cores).
+        compile: ``torch.compile`` the network for training steps: true, false or ``auto`` (on CUDA only).
+            Validation and test run the eager network, at their large batch size.
+        compile_mode: ``torch.compile``'s mode; ``reduce-overhead`` replays each step as CUDA graphs.
     """
 
     def __init__(
@@ -45,6 +53,8 @@ class RANClassifier(L.LightningModule):
         threshold_method: str = "gmean",
         channels_last: bool = True,
         sample_table_size: int = 32,
+        compile: bool | str = False,
+        compile_mode: str | None = "reduce-overhead",
     ) -> None:
         super().__init__()
         if threshold_method not in THRESHOLD_METHODS:
@@ -66,6 +76,12 @@ class RANClassifier(L.LightningModule):
         # Filled at the end of each validation/test epoch for the report callbacks (numpy arrays).
         self.curves: dict[str, dict[str, Any]] = {}
         self._test_samples: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        # Scores of the current validation/test epoch, kept on the device: the metrics see them once, at the
+        # epoch's end, so that no step waits for a value read back from the GPU.
+        self._scores: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {"val": [], "test": []}
+        self._nonfinite: torch.Tensor | None = None  # any non-finite training loss since the last check
+        self._train_net: tuple[torch.nn.Module, torch.nn.Module] | None = None  # (net, its compiled form)
+        self._compiled_once = False
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
 
@@ -114,37 +130,94 @@ class RANClassifier(L.LightningModule):
         return logits, parts, torch.sigmoid(logits), labels.long()
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        _, parts, _, _ = self._shared_step(batch)
+        images, labels = batch
+        logits = self._train_forward(self.preprocess(images)).float()
+        parts = self.criterion(logits, labels)
         loss = parts["loss"]
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"non-finite training loss ({loss.item()}) at epoch {self.current_epoch}, step {self.global_step} "
-                f"({ {k: float(v) for k, v in parts.items()} }); lower model.optimizer.lr or check the input data"
-            )
-        bs = len(batch[1])
+        self._check_finite(loss, parts, batch_idx)
+        bs = len(labels)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=bs)
         for name, value in parts.items():
             if name != "loss":
                 self.log(f"train/{name}", value, on_step=False, on_epoch=True, batch_size=bs)
         return loss
 
+    def training_net(self) -> torch.nn.Module:
+        """The network that training steps call: ``net``, or its ``torch.compile`` form (model.compile)."""
+        if self._train_net is None or self._train_net[0] is not self.net:
+            net = self.net
+            if resolve_auto(self.hparams.get("compile", False), self.device, "model.compile"):
+                mode = self.hparams.get("compile_mode")
+                # dynamic=False: one static graph per batch shape (two: full batches and the epoch's last),
+                # which CUDA graphs need.
+                net = torch.compile(self.net, mode=mode, dynamic=False)
+                log.info("training steps run the network through torch.compile (mode=%s)", mode)
+            # A plain tuple, outside the module tree: the checkpoint keeps net.* keys only, no _orig_mod copy.
+            self._train_net = (self.net, net)
+        if self._train_net[1] is not self.net and self.device.type == "cuda":
+            torch.compiler.cudagraph_mark_step_begin()  # the previous step's graph outputs may be reused
+        return self._train_net[1]
+
+    def _train_forward(self, x: torch.Tensor) -> torch.Tensor:
+        net = self.training_net()
+        if net is self.net or self._compiled_once:
+            return net(x)
+        try:  # the first compiled call compiles: a failure there leaves training on the eager network
+            out = net(x)
+        except Exception as err:  # noqa: BLE001 - any compiler failure; the eager network still trains
+            log.warning(
+                "model.compile: torch.compile failed at the first training step (%s: %s); training continues "
+                "on the eager network (model.compile=false skips the attempt)",
+                type(err).__name__,
+                str(err).splitlines()[0][:300] if str(err) else "",
+            )
+            self._train_net = (self.net, self.net)
+            out = self.net(x)
+        self._compiled_once = True
+        return out
+
+    def _check_finite(self, loss: torch.Tensor, parts: dict[str, torch.Tensor], batch_idx: int) -> None:
+        """Stop on a non-finite loss. Reading a flag back from a GPU waits for every queued step, so there
+        the flag collects on the device and is read every ``log_every_n_steps`` steps (when Lightning reads
+        the logged values anyway) and at the epoch's end; on the CPU it is read at every step."""
+        bad = ~torch.isfinite(loss.detach())
+        self._nonfinite = bad if self._nonfinite is None else self._nonfinite | bad
+        every = 1 if loss.device.type == "cpu" else max(1, self.trainer.log_every_n_steps)
+        if (batch_idx + 1) % every and batch_idx + 1 != self.trainer.num_training_batches:
+            return
+        flagged, self._nonfinite = bool(self._nonfinite), None
+        if flagged:
+            where = "" if every == 1 else f" (or within the {every} steps before it)"
+            raise FloatingPointError(
+                f"non-finite training loss ({loss.item()}) at epoch {self.current_epoch}, step "
+                f"{self.global_step}{where} ({ {k: float(v) for k, v in parts.items()} }); lower "
+                "model.optimizer.lr or check the input data"
+            )
+
     def validation_step(self, batch, batch_idx: int) -> None:
         _, parts, probs, labels = self._shared_step(batch)
         bs = len(labels)
         self.log("val/loss", parts["loss"], on_epoch=True, prog_bar=True, batch_size=bs, sync_dist=True)
-        self.val_metrics.update(probs, labels)
-        self.val_curves.update(probs, labels)
+        self._scores["val"].append((probs.detach(), labels))
 
     def test_step(self, batch, batch_idx: int) -> None:
         images, _ = batch
         _, parts, probs, labels = self._shared_step(batch)
         self.log("test/loss", parts["loss"], on_epoch=True, batch_size=len(labels), sync_dist=True)
-        self.test_metrics.update(probs, labels)
-        self.test_curves.update(probs, labels)
+        self._scores["test"].append((probs.detach(), labels))
         if sum(len(s[0]) for s in self._test_samples) < self.hparams.sample_table_size:
             self._test_samples.append((images.cpu(), labels.cpu(), probs.detach().cpu()))
 
+    def _update_metrics(self, stage: str, *collections) -> None:
+        """Feed the epoch's scores to the metrics, once (their argument checks read values back)."""
+        scores, self._scores[stage] = self._scores[stage], []
+        if scores:
+            probs, labels = (torch.cat(x) for x in zip(*scores, strict=True))
+            for metrics in collections:
+                metrics.update(probs, labels)
+
     def on_validation_epoch_end(self) -> None:
+        self._update_metrics("val", self.val_metrics, self.val_curves)
         self.log_dict(self.val_metrics.compute(), prog_bar=False)
         self.val_metrics.reset()
         if self.trainer.sanity_checking:
@@ -155,6 +228,7 @@ class RANClassifier(L.LightningModule):
         self._log_operating_point("val", report)
 
     def on_test_epoch_end(self) -> None:
+        self._update_metrics("test", self.test_metrics, self.test_curves)
         self.log_dict(self.test_metrics.compute())
         self.test_metrics.reset()
         report = self._curve_report(self.test_curves, threshold=float(self.threshold))
@@ -182,13 +256,31 @@ class RANClassifier(L.LightningModule):
     def configure_optimizers(self):
         return configure_optimization(
             self.parameters(),
-            self.hparams.optimizer,
+            self._optimizer_config(),
             self.hparams.scheduler,
             lambda: self.trainer.estimated_stepping_batches,
         )
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         stamp_kind(checkpoint, CLASSIFIER)
+
+    def _optimizer_config(self) -> dict:
+        """The optimizer config with its ``fused`` switch (true, false, auto) resolved for this device.
+
+        A fused optimizer updates all parameters in a few CUDA kernels instead of a few per parameter
+        tensor. It is passed on CUDA only, and only to optimizers that take it: on the CPU the key is dropped,
+        so the CPU keeps PyTorch's default implementation."""
+        if not self.hparams.optimizer:
+            return None  # configure_optimization says what is missing
+        cfg = dict(self.hparams.optimizer)
+        fused = cfg.pop("fused", None)
+        if resolve_auto(fused, self.device, "model.optimizer.fused"):
+            takes_it = "fused" in inspect.signature(get_class(cfg["_target_"])).parameters
+            if self.device.type == "cuda" and takes_it:
+                cfg["fused"] = True
+            else:
+                log.info("model.optimizer.fused dropped: it needs CUDA and an optimizer that takes it")
+        return cfg
 
     def on_train_epoch_start(self) -> None:
         lr = self.trainer.optimizers[0].param_groups[0]["lr"]

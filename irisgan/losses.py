@@ -24,14 +24,17 @@ def bce_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 def wmw_auc_loss(
     logits: torch.Tensor, targets: torch.Tensor, gamma: float = 0.5, p: float = 2.0
 ) -> torch.Tensor:
-    """Mean over (positive, negative) pairs of ``max(0, gamma - (s_pos - s_neg)) ** p``."""
+    """Mean over (positive, negative) pairs of ``max(0, gamma - (s_pos - s_neg)) ** p``.
+
+    Computed over all N x N pairs with a 0/1 weight per pair rather than by selecting the positives and
+    negatives: a boolean selection has a data-dependent size, which makes a GPU step wait for the host.
+    """
     scores = torch.sigmoid(logits.float())
-    pos = scores[targets > 0.5]
-    neg = scores[targets <= 0.5]
-    if pos.numel() == 0 or neg.numel() == 0:
-        return scores.sum() * 0.0  # keeps the graph (and DDP's gradient bookkeeping) intact
-    margins = gamma - (pos[:, None] - neg[None, :])
-    return margins.clamp_min(0).pow(p).mean()
+    pos = (targets > 0.5).to(scores.dtype)
+    weight = pos[:, None] * (1.0 - pos)[None, :]  # 1 for (GAN i, real j)
+    margins = (gamma - (scores[:, None] - scores[None, :])).clamp_min(0).pow(p)
+    # No (GAN, real) pair in the batch: the sum is 0 and so is the term (the graph stays intact for DDP).
+    return (margins * weight).sum() / weight.sum().clamp_min(1.0)
 
 
 class BCELoss(nn.Module):

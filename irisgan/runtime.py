@@ -53,3 +53,16 @@ def configure(malloc: bool = True, num_threads: int | None = None, matmul_precis
     if num_threads:
         torch.set_num_threads(int(num_threads))
     torch.set_float32_matmul_precision(matmul_precision)
+
+
+def resolve_auto(value: bool | str | None, device: torch.device | str, name: str) -> bool:
+    """A GPU speed switch: ``true``, ``false``, or ``auto`` (on where the device is a CUDA GPU).
+
+    The GPU-only paths (device-resident batches, CUDA-graph compilation, fused optimizers) are ``auto`` in
+    the configs, so that ``trainer=gpu`` turns them on and the CPU path stays as it is.
+    """
+    if isinstance(value, str) and value.lower() == "auto":
+        return torch.device(device).type == "cuda"
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    raise ValueError(f"{name} must be true, false or auto, got {value!r}")

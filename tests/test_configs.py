@@ -28,6 +28,7 @@ def test_default_is_the_ran_stage_with_bce_auc():
         "lr": 0.001,
         "momentum": 0.9,
         "weight_decay": 0.0,
+        "fused": "auto",
     }
 
 

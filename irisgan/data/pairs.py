@@ -19,8 +19,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from irisgan.data.augment import PairAugment, PseudoFakes
+from irisgan.data.device_batches import DeviceBatches
 from irisgan.data.pairs_format import PAIR_SIZE, read_pairs_csv
 from irisgan.degrade import RandomDegradation
+from irisgan.runtime import resolve_auto
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +193,7 @@ class IrisPairsDataModule(L.LightningDataModule):
         pseudo_fakes: dict | None = None,
         balance_classes: bool = False,
         size: int = PAIR_SIZE,
+        device_resident: bool | str = False,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -296,20 +299,52 @@ class IrisPairsDataModule(L.LightningDataModule):
             )
 
     # -- loaders --------------------------------------------------------------------------------------------
-    def _loader(self, ds: IrisPairsDataset, shuffle: bool) -> DataLoader:
+    def _loader(self, ds: IrisPairsDataset, shuffle: bool) -> DataLoader | DeviceBatches:
         hp = self.hparams
+        batch_size = hp.batch_size if shuffle else (hp.eval_batch_size or hp.batch_size)
+        device = self._resident_device(ds)
+        if device is not None:
+            trainer = self.trainer
+            return DeviceBatches(
+                ds.images,
+                ds.labels,
+                batch_size,
+                shuffle,
+                device=device,
+                seed=hp.split_seed,  # the run's seed by default (data.split_seed: ${seed})
+                num_replicas=trainer.world_size if trainer is not None else 1,
+                rank=trainer.global_rank if trainer is not None else 0,
+            )
         return DataLoader(
             ds,
-            batch_size=hp.batch_size if shuffle else (hp.eval_batch_size or hp.batch_size),
+            batch_size=batch_size,
             shuffle=shuffle,
             num_workers=hp.num_workers,
             pin_memory=hp.pin_memory,
             persistent_workers=hp.num_workers > 0,
         )
 
-    def train_dataloader(self) -> DataLoader:
+    def _resident_device(self, ds: IrisPairsDataset) -> torch.device | None:
+        """The device to keep ``ds`` on (data.device_resident), or None for a host DataLoader."""
+        trainer = self.trainer
+        device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+        setting = self.hparams.get("device_resident", False)
+        if not resolve_auto(setting, device, "data.device_resident"):
+            return None
+        if getattr(ds, "augment", None) is not None:  # per-item numpy degradations need per-item access
+            if setting is True:
+                raise ValueError(
+                    "data.device_resident=true cannot run the per-item degradations of data.degrade.p > 0: "
+                    "set data.device_resident=false (or auto) to train through a DataLoader, or data.degrade.p=0"
+                )
+            log.info("data.degrade.p > 0: the training pairs go through a DataLoader, not device-resident")
+            return None
+        return device
+
+    def train_dataloader(self) -> DataLoader | DeviceBatches:
         if self.hparams.balance_classes:
             # Each class drawn equally often: a minority class is not drowned by the majority's gradient.
+            # A weighted draw with replacement goes through a host DataLoader, also on a GPU.
             labels = self.train_set.labels.long()
             weights = (1.0 / torch.bincount(labels, minlength=2).clamp_min(1).float())[labels]
             sampler = torch.utils.data.WeightedRandomSampler(
@@ -325,10 +360,10 @@ class IrisPairsDataModule(L.LightningDataModule):
             )
         return self._loader(self.train_set, shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader | DeviceBatches:
         return self._loader(self.val_set, shuffle=False)
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> DataLoader | DeviceBatches:
         return self._loader(self.test_set, shuffle=False)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
