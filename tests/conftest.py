@@ -9,21 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from irisgan.bench import TINY_NET  # noqa: F401 - one tiny RAN for the tests and the bench's --tiny-net
+
 ROOT = Path(__file__).resolve().parents[1]
 FACES = ROOT.parent / "shared" / "data" / "faces"
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
-
-TINY_NET = {
-    "stem_channels": 4,
-    "stage_channels": [8, 8, 8],
-    "attention_modules": [1, 1, 1],
-    "mask_depths": [1, 1, 0],
-    "head_channels": 16,
-    "head_blocks": 1,
-}
-
 
 # Synthetic data sets are deterministic and cached: one cache for the whole test session.
 DATA_CACHE = Path(tempfile.gettempdir()) / "irisgan-test-data"
