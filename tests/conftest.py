@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from irisgan.bench import TINY_NET  # noqa: F401 - one tiny RAN for the tests and the bench's --tiny-net
+from irisgan.bench_workers import TINY_NET  # noqa: F401 - one tiny RAN for the tests and the bench's --tiny-net
 
 ROOT = Path(__file__).resolve().parents[1]
 FACES = ROOT.parent / "shared" / "data" / "faces"

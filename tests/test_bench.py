@@ -59,7 +59,7 @@ def test_inference_worker_times_fp32_and_a_single_bf16_probe(tmp_path):
 
 
 def test_bench_times_the_model_make_train_trains():
-    from irisgan.bench import trained_model
+    from irisgan.bench_workers import trained_model
     from irisgan.config import compose_config
 
     model = trained_model()
