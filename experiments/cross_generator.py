@@ -111,44 +111,24 @@ def evaluate_fold(folder: Path) -> None:
 
 def plot_family_rocs(variant: str, loss: str, ratio: str, seed: int, path: Path) -> Path | None:
     """One ROC per held-out family, each from the fold that never saw it (its fakes vs the held-out reals)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
     from irisgan.data.pairs_format import read_pairs_csv
+    from irisgan.plots import plot_rocs
 
-    fig, ax = plt.subplots(figsize=(5.5, 5))
-    drawn = 0
+    curves = []
     for family in FAMILIES:
-        folder = RUNS / run_name(variant, loss, ratio, seed, family)
-        scores_file = folder / "evaluate" / "scores_ran.npy"
-        if not scores_file.is_file():
+        evaluated = RUNS / run_name(variant, loss, ratio, seed, family) / "evaluate"
+        if not (evaluated / "scores_ran.npy").is_file():
             continue
-        m = json.loads((folder / "evaluate" / "metrics.json").read_text())
-        labels = np.array([int(r["label"]) for r in read_pairs_csv(m["csv"])])
-        scores = np.load(scores_file)
-        order = np.argsort(-scores, kind="stable")
-        y = labels[order]
-        tpr = np.concatenate([[0], np.cumsum(y) / max(1, y.sum())])
-        fpr = np.concatenate([[0], np.cumsum(1 - y) / max(1, (1 - y).sum())])
-        ax.plot(
-            fpr, tpr, lw=1.8, label=f"{family} (n={int(y.sum())}): AUC {m['methods']['ran']['auroc']:.3f}"
-        )
-        drawn += 1
-    if not drawn:
-        plt.close(fig)
+        m = json.loads((evaluated / "metrics.json").read_text())
+        csv_path = Path(m["csv"]) if Path(m["csv"]).is_absolute() else ROOT / m["csv"]  # runs start in ROOT
+        labels = np.array([int(r["label"]) for r in read_pairs_csv(csv_path)])
+        curves.append((family, np.load(evaluated / "scores_ran.npy"), labels))
+    if not curves:
         return None
-    ax.plot([0, 1], [0, 1], "--", color="grey", lw=1)
-    ax.set(xlabel="false positive rate (held-out real photos)", ylabel="true positive rate (GAN caught)",
-           title=f"Unseen GAN families ({variant}, {loss}, {ratio})", xlim=(0, 1), ylim=(0, 1.01))  # fmt: skip
-    ax.legend(loc="lower right", fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    title = f"Unseen GAN families ({variant}, {loss}, {ratio})"
+    return plot_rocs(curves, path, title, "false positive rate (held-out real photos)")
 
 
 def aggregate(out_name: str = "cross_generator") -> Path:

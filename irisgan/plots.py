@@ -158,30 +158,39 @@ def plot_robustness(rows: list[dict[str, Any]], methods: list[str], path: Path) 
     return _save(fig, path)
 
 
-def plot_roc_per_group(
-    scores: np.ndarray, labels: np.ndarray, groups: list[str], path: Path, title: str = ""
+def plot_rocs(
+    curves: list[tuple[str, np.ndarray, np.ndarray]], path: Path, title: str = "", xlabel: str = ""
 ) -> Path:
-    """One ROC per GAN group (its pairs against every real pair): a weak generator stands out."""
+    """ROC curves on one figure, one per ``(name, scores, labels)``, each labelled with its AUC."""
     import torch
     from torchmetrics.functional.classification import binary_roc
 
-    real = labels == 0
     fig, ax = plt.subplots(figsize=(5.5, 5))
-    for name in sorted({g for g, y in zip(groups, labels, strict=True) if y == 1}):
-        sel = np.array([g == name for g in groups]) & (labels == 1)
-        keep = sel | real
-        fpr, tpr, _ = binary_roc(torch.as_tensor(scores[keep]), torch.as_tensor(labels[keep]).long())
+    for name, scores, labels in curves:
+        fpr, tpr, _ = binary_roc(torch.as_tensor(scores), torch.as_tensor(labels).long())
         fpr, tpr = fpr.numpy(), tpr.numpy()
-        ax.plot(
-            fpr, tpr, lw=1.8, label=f"{name} (n={int(sel.sum())}): AUC {float(np.trapezoid(tpr, fpr)):.3f}"
-        )
+        n_fake = int(np.sum(labels == 1))
+        ax.plot(fpr, tpr, lw=1.8, label=f"{name} (n={n_fake}): AUC {float(np.trapezoid(tpr, fpr)):.3f}")
     ax.plot([0, 1], [0, 1], "--", color="grey", lw=1)
     ax.set(
-        xlabel=f"false positive rate ({int(real.sum())} real pairs)",
+        xlabel=xlabel or "false positive rate (real called GAN)",
         ylabel="true positive rate (GAN caught)",
-        title=title or "ROC per GAN source",
+        title=title or "ROC",
         xlim=(0, 1),
         ylim=(0, 1.01),
     )
     ax.legend(loc="lower right", fontsize=7)
     return _save(fig, path)
+
+
+def plot_roc_per_group(
+    scores: np.ndarray, labels: np.ndarray, groups: list[str], path: Path, title: str = ""
+) -> Path:
+    """One ROC per GAN group (its pairs against every real pair): a weak generator stands out."""
+    real = labels == 0
+    curves = []
+    for name in sorted({g for g, y in zip(groups, labels, strict=True) if y == 1}):
+        keep = (np.array([g == name for g in groups]) & (labels == 1)) | real
+        curves.append((name, scores[keep], labels[keep]))
+    xlabel = f"false positive rate ({int(real.sum())} real pairs)"
+    return plot_rocs(curves, path, title or "ROC per GAN source", xlabel)
