@@ -38,7 +38,7 @@ from omegaconf import OmegaConf, open_dict
 from irisgan.data.pairs import IrisPairsDataModule
 from irisgan.data.pairs_format import write_bytes_atomic, write_pairs_csv
 from irisgan.faces import IMAGE_SUFFIXES
-from irisgan.photos import expand
+from irisgan.photos import expand, parse_label
 
 log = logging.getLogger(__name__)
 
@@ -72,16 +72,13 @@ def read_face_csv(csv_path: Path) -> list[dict]:
             )
         for line, row in enumerate(reader, start=2):
             where = f"{csv_path}, line {line}"
-            label = str(row.get("label") or "").strip().lower()
-            if label not in ("0", "1", "real", "fake"):
-                raise ValueError(f"{where}: label {row.get('label')!r} is not 0/real or 1/fake")
+            value = parse_label((row.get("label") or "").strip(), where)
             rel = (row.get("path") or "").strip()
             if not rel:
                 raise ValueError(f"{where}: empty path")
             photo = (csv_path.parent / rel).resolve()
             if not photo.is_file():
                 raise FileNotFoundError(f"{where}: photo {rel!r} not found (looked at {photo})")
-            value = 1 if label in ("1", "fake") else 0
             generator = (row.get("generator") or "").strip() or ("fake" if value else "real")
             rows.append(
                 {
