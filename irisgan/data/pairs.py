@@ -299,10 +299,14 @@ class IrisPairsDataModule(L.LightningDataModule):
             )
 
     # -- loaders --------------------------------------------------------------------------------------------
-    def _loader(self, ds: IrisPairsDataset, shuffle: bool) -> DataLoader | DeviceBatches:
+    def _loader(
+        self, ds: IrisPairsDataset, shuffle: bool, sampler: torch.utils.data.Sampler | None = None
+    ) -> DataLoader | DeviceBatches:
+        """Batches of ``ds``: device-resident where ``data.device_resident`` says so; a ``sampler`` (a
+        weighted draw with replacement) always goes through a host DataLoader."""
         hp = self.hparams
         batch_size = hp.batch_size if shuffle else (hp.eval_batch_size or hp.batch_size)
-        device = self._resident_device(ds)
+        device = self._resident_device(ds) if sampler is None else None
         if device is not None:
             trainer = self.trainer
             return DeviceBatches(
@@ -318,7 +322,8 @@ class IrisPairsDataModule(L.LightningDataModule):
         return DataLoader(
             ds,
             batch_size=batch_size,
-            shuffle=shuffle,
+            shuffle=shuffle and sampler is None,
+            sampler=sampler,
             num_workers=hp.num_workers,
             pin_memory=hp.pin_memory,
             persistent_workers=hp.num_workers > 0,
@@ -344,20 +349,12 @@ class IrisPairsDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader | DeviceBatches:
         if self.hparams.balance_classes:
             # Each class drawn equally often: a minority class is not drowned by the majority's gradient.
-            # A weighted draw with replacement goes through a host DataLoader, also on a GPU.
             labels = self.train_set.labels.long()
             weights = (1.0 / torch.bincount(labels, minlength=2).clamp_min(1).float())[labels]
             sampler = torch.utils.data.WeightedRandomSampler(
                 weights, num_samples=len(labels), replacement=True
             )
-            return DataLoader(
-                self.train_set,
-                batch_size=self.hparams.batch_size,
-                sampler=sampler,
-                num_workers=self.hparams.num_workers,
-                pin_memory=self.hparams.pin_memory,
-                persistent_workers=self.hparams.num_workers > 0,
-            )
+            return self._loader(self.train_set, shuffle=True, sampler=sampler)
         return self._loader(self.train_set, shuffle=True)
 
     def val_dataloader(self) -> DataLoader | DeviceBatches:
