@@ -51,7 +51,12 @@ VARIANTS = {
     "augment": ["data.pseudo_fakes.rate=0"],
     "pseudo_fakes": ["data.pseudo_fakes.rate=0.3"],  # + pseudo-fakes in 30% of the real pairs
 }
-RATIOS = {"balanced": [], "1:4": ["data.train_fake_to_real=0.25"]}
+# 1:4 keeps the natural class mix in the batches: the paper's question is how each loss copes with imbalance,
+# which balanced sampling would take away.
+RATIOS = {"balanced": [], "1:4": ["data.train_fake_to_real=0.25", "data.balance_classes=false"]}
+# Every run uses the same split: seeds vary initialisation, augmentation and batch order, so runs of one fold
+# are scored on the same photos and can be compared pair-wise and averaged as an ensemble.
+SPLIT_SEED = 0
 
 
 def run_name(variant: str, loss: str, ratio: str, seed: int, family: str) -> str:
@@ -72,7 +77,7 @@ def train_command(
     return [
         sys.executable, "-m", "irisgan.train",
         "experiment=faces", f"data.csv={csv_path}", "data.split=by_generator", f"data.holdout=[{holdout}]",
-        f"loss={loss}", f"seed={seed}", "logger=csv", "~callbacks.progress_bar", "~callbacks.report",
+        f"loss={loss}", f"seed={seed}", f"data.split_seed={SPLIT_SEED}", "logger=csv", "~callbacks.progress_bar", "~callbacks.report",
         f"runtime.num_threads={threads}", f"hydra.run.dir={RUNS / run_name(variant, loss, ratio, seed, family)}",
         *VARIANTS[variant], *RATIOS[ratio], *extra,
     ]  # fmt: skip

@@ -60,3 +60,24 @@ def load_checkpoint(path: str | Path, kind: str) -> dict:
             f"{path} is {what}, not a {kind} checkpoint; this needs one from `{TRAINED_BY[kind]}`"
         )
     return checkpoint
+
+
+def init_network(model, path: str | Path) -> int:
+    """Start ``model.net`` from the network of a classifier checkpoint or exported weights (fine-tuning).
+
+    Only the network's weights are taken: normalisation statistics and the threshold come from the new run's
+    data. Returns the number of tensors loaded; a network of another shape is refused with the names.
+    """
+    state = load_checkpoint(path, CLASSIFIER)["state_dict"]
+    net_state = {k[len("net.") :]: v for k, v in state.items() if k.startswith("net.")}
+    own = model.net.state_dict()
+    mismatched = sorted(
+        k for k in own if k not in net_state or tuple(net_state[k].shape) != tuple(own[k].shape)
+    )
+    if mismatched:
+        raise CheckpointError(
+            f"init_weights={path}: its network does not match model.net ({len(mismatched)} tensors differ, "
+            f"e.g. {mismatched[:3]}); pretrain with the same model= choice"
+        )
+    model.net.load_state_dict(net_state)
+    return len(net_state)

@@ -42,6 +42,9 @@ class RANClassifier(L.LightningModule):
         compile: ``torch.compile`` the network for training steps: true, false or ``auto`` (on CUDA only).
             Validation and test run the eager network, at their large batch size.
         compile_mode: ``torch.compile``'s mode; ``reduce-overhead`` replays each step as CUDA graphs.
+        flip_tta: score a pair as the mean P(GAN) of the pair and its mirror image (training flips pairs, so
+            both views are in-distribution). Validation, and so the stored threshold, uses the same scores
+            as test and inference.
     """
 
     def __init__(
@@ -55,6 +58,7 @@ class RANClassifier(L.LightningModule):
         sample_table_size: int = 32,
         compile: bool | str = False,
         compile_mode: str | None = "reduce-overhead",
+        flip_tta: bool = False,
     ) -> None:
         super().__init__()
         if threshold_method not in THRESHOLD_METHODS:
@@ -98,12 +102,19 @@ class RANClassifier(L.LightningModule):
         """Logits, shape (N,)."""
         return self.net(self.preprocess(images))
 
+    def _probs(self, images: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """P(GAN) from the logits of ``images``, averaged with the mirror image's when ``flip_tta`` is on."""
+        probs = torch.sigmoid(logits.float())
+        if self.hparams.get("flip_tta", False):
+            probs = 0.5 * (probs + torch.sigmoid(self(images.flip(-1)).float()))
+        return probs
+
     @torch.no_grad()
     def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
         """P(GAN), float32, under ``inference_dtype`` autocast when one is set."""
         dtype = self.inference_dtype
         with torch.autocast(images.device.type, dtype=dtype, enabled=dtype is not None):
-            return torch.sigmoid(self(images).float())
+            return self._probs(images, self(images))
 
     def predict_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
         images = batch[0] if isinstance(batch, (tuple, list)) else batch
@@ -127,7 +138,7 @@ class RANClassifier(L.LightningModule):
             )
         logits = self(images).float()
         parts = self.criterion(logits, labels)
-        return logits, parts, torch.sigmoid(logits), labels.long()
+        return logits, parts, self._probs(images, logits), labels.long()
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         images, labels = batch

@@ -171,7 +171,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
     precision, compile = str(cfg.get("precision", "32")), bool(cfg.get("compile", False))
-    model = load_classifier(cfg.ckpt, device, precision, compile)
+    model = load_classifier(cfg.ckpt, device, precision, compile, cfg.get("flip_tta"))
     threshold = float(model.threshold)
     images, labels, info = load_test_set(cfg, out)
     if len(np.unique(labels)) < 2:

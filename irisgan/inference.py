@@ -51,7 +51,7 @@ def export_weights(ckpt_path: str | Path, out_path: str | Path, meta: dict | Non
     weights = {
         "state_dict": state,
         "hyper_parameters": {
-            k: hparams[k] for k in ("net", "threshold_method", "channels_last") if k in hparams
+            k: hparams[k] for k in ("net", "threshold_method", "channels_last", "flip_tta") if k in hparams
         },
         "meta": meta or {},
     }
@@ -63,13 +63,19 @@ def export_weights(ckpt_path: str | Path, out_path: str | Path, meta: dict | Non
 
 
 def load_classifier(
-    path: str | Path | None, device: str | torch.device = "cpu", precision: str = "32", compile: bool = False
+    path: str | Path | None,
+    device: str | torch.device = "cpu",
+    precision: str = "32",
+    compile: bool = False,
+    flip_tta: bool | None = None,
 ) -> RANClassifier:
     """A ``RANClassifier`` in eval mode with its stored threshold and normalisation.
 
     ``precision="bf16"`` scores under bf16 autocast (fast on GPUs and CPUs with bf16 instructions, emulated
     and about 10x slower on AVX2-only CPUs); ``compile=True`` wraps the network in ``torch.compile`` (the
     first batch of each shape pays the compilation). See ``python -m irisgan.bench --compile``.
+    ``flip_tta`` None keeps the checkpoint's setting, under which its threshold was chosen; True or False
+    overrides it (the AUC stays comparable, the threshold was chosen for the other scores).
 
     The checkpoint is read with ``weights_only=True`` (no arbitrary pickled code), and only irisgan's own
     classes are built from it: its loss and optimizer entries are not instantiated.
@@ -80,6 +86,7 @@ def load_classifier(
         net=hparams.get("net"),
         threshold_method=hparams.get("threshold_method", "gmean"),
         channels_last=hparams.get("channels_last", True),
+        flip_tta=hparams.get("flip_tta", False) if flip_tta is None else bool(flip_tta),
     )
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith(("val_", "test_"))]

@@ -53,7 +53,9 @@ class Predictor:
         if compile and self.explain:
             log.warning("compile=true is ignored with explain=true (the attention maps are read eagerly)")
             compile = False
-        self.model = load_classifier(cfg.ckpt, self.device, str(cfg.get("precision", "32")), compile)
+        self.model = load_classifier(
+            cfg.ckpt, self.device, str(cfg.get("precision", "32")), compile, cfg.get("flip_tta")
+        )
         self.threshold = float(self.model.threshold)
         self.landmarker = build_landmarker(cfg.face)
         self.extractor = build_pair_extractor(cfg)

@@ -67,6 +67,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule = build_plain(cfg.data)
     extra = {"loss": OmegaConf.to_container(cfg.loss, resolve=True)} if cfg.get("loss") else {}
     model = build_plain(cfg.model, **extra)
+    if cfg.get("init_weights"):
+        if not hasattr(model, "net") or cfg.stage_name != "ran":
+            raise ValueError(f"init_weights= applies to stage=ran only, not stage={cfg.stage_name}")
+        from irisgan.checkpoints import init_network
+
+        log.info(
+            "network initialised from %s (%d tensors)",
+            cfg.init_weights,
+            init_network(model, cfg.init_weights),
+        )
     callbacks = build_each(cfg.get("callbacks"))
     loggers = build_each(cfg.get("logger"))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)

@@ -36,3 +36,29 @@ def test_unstamped_files(tmp_path):
         load_checkpoint(other, "classifier")
     with pytest.raises(ValueError, match="unknown"):
         stamp_kind({}, "detector")
+
+
+def test_init_network_takes_the_network_only_and_refuses_another_shape(tmp_path):
+    from irisgan.checkpoints import init_network
+    from irisgan.classifier import RANClassifier
+    from tests.conftest import TINY_NET
+
+    torch.manual_seed(0)
+    source = RANClassifier(net=TINY_NET)
+    source.mean.fill_(0.1)
+    source.threshold.fill_(0.9)
+    checkpoint = {"state_dict": source.state_dict(), "hyper_parameters": {"net": TINY_NET}}
+    stamp_kind(checkpoint, "classifier")
+    torch.save(checkpoint, tmp_path / "pre.ckpt")
+
+    torch.manual_seed(1)
+    target = RANClassifier(net=TINY_NET)
+    assert init_network(target, tmp_path / "pre.ckpt") == len(source.net.state_dict())
+    for key, value in source.net.state_dict().items():
+        assert torch.equal(target.net.state_dict()[key], value), key
+    # normalisation and threshold are the new run's, not the pretrained one's
+    assert float(target.threshold) == 0.5 and torch.all(target.mean == 0.5)
+
+    wider = RANClassifier(net={**TINY_NET, "head_channels": TINY_NET["head_channels"] * 2})
+    with pytest.raises(CheckpointError, match="does not match model.net"):
+        init_network(wider, tmp_path / "pre.ckpt")

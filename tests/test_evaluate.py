@@ -221,3 +221,24 @@ def test_report_lists_the_extraction_statuses_not_the_whole_summary():
     text = _report_markdown(results, [])
     assert "- real: 2 photos: ok 2" in text and "- fake: 2 photos: ok 1, no_face 1" in text
     assert "notes.txt" not in text and "this_run" not in text
+
+
+def test_flip_tta_scores_a_pair_and_its_mirror_alike_and_travels_with_the_weights(tmp_path, smoke_run):
+    import irisgan.inference as inference
+
+    x = torch.from_numpy(np.random.default_rng(1).integers(0, 255, (6, 3, 96, 96), dtype=np.uint8))
+    plain = load_classifier(smoke_run / "checkpoints" / "best.ckpt")
+    tta = load_classifier(smoke_run / "checkpoints" / "best.ckpt", flip_tta=True)
+    expected = 0.5 * (score_pairs(plain, x) + score_pairs(plain, x.flip(-1)))
+    np.testing.assert_allclose(score_pairs(tta, x), expected, atol=1e-6)
+    np.testing.assert_allclose(score_pairs(tta, x.flip(-1)), score_pairs(tta, x), atol=1e-6)
+    assert not np.allclose(score_pairs(plain, x), expected, atol=1e-6)  # the mirror really is another view
+
+    # A model trained with flip_tta keeps it in its exported weights; flip_tta=false overrides it.
+    ckpt = torch.load(smoke_run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
+    ckpt["hyper_parameters"]["flip_tta"] = True
+    torch.save(ckpt, tmp_path / "tta.ckpt")
+    inference.export_weights(tmp_path / "tta.ckpt", tmp_path / "tta.pt")
+    np.testing.assert_allclose(score_pairs(load_classifier(tmp_path / "tta.pt"), x), expected, atol=1e-6)
+    off = load_classifier(tmp_path / "tta.pt", flip_tta=False)
+    np.testing.assert_allclose(score_pairs(off, x), score_pairs(plain, x), atol=1e-6)

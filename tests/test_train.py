@@ -85,6 +85,8 @@ def test_unknown_loss_and_missing_checkpoint_are_clear_errors(tmp_path):
     assert proc.returncode != 0 and "bce_auc" in proc.stderr
     proc = run_cli("irisgan.train", *SMOKE, "ckpt_path=nope.ckpt", cwd=tmp_path, check=False)
     assert proc.returncode != 0 and "nope.ckpt does not exist" in proc.stderr
+    proc = run_cli("irisgan.train", *SMOKE, "init_weights=nope.pt", cwd=tmp_path, check=False)
+    assert proc.returncode != 0 and "classifier checkpoint not found: nope.pt" in proc.stderr
 
 
 def test_non_finite_loss_stops_training_with_a_message(tmp_path):
