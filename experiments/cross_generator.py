@@ -9,7 +9,9 @@ the other families and 75% of the real photos (``experiment=faces``, ``data.spli
 test set is that family's photos against the held-out 25% of the real photos (the same real photos in every
 fold). The table gives the test AUC per held-out family and the mean, for each variant (what the recipe
 keeps or leaves out), loss (``bce`` / ``bce_auc``) and training ratio (balanced, or 1:4 GAN to real as in
-the paper's Table 2).
+the paper's Table 2). Below it: paired comparisons on matched runs (BCE+AUC vs BCE, each variant vs
+``augment``) with bootstrap intervals, and the gain from flip test-time augmentation and from averaging
+the seeds' runs (every fold is also scored with ``flip_tta=true``).
 
 Runs are real ``python -m irisgan.train`` commands, ``--jobs`` at a time with ``--threads`` each; a finished
 run (its ``metrics.json``) is never run again, so an interrupted study resumes where it stopped. Results:
@@ -30,6 +32,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
+from study_stats import auroc, ensemble_auroc, paired_difference
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CSV = ROOT.parent / "shared" / "data" / "faces_train" / "sources.csv"
 RUNS = ROOT / "outputs" / "experiments" / "cross_generator"
@@ -44,12 +49,22 @@ FAMILIES = {
     "stylegan3-r-ffhq": ["stylegan3-r-ffhq"],
     "celebahq-gans": ["stylegan-celebahq", "msg-stylegan-celebahq", "progan-celebahq"],
 }
+# Synthetic-pair pretraining for the `pretrain` variant: the quarter-width RAN on 6,000 synthetic pairs at
+# difficulty 0.5 (about 20 min at one thread), exported as weights.
+PRETRAINED = RUNS.parent / "pretrain_synthetic" / "ran_small.pt"
+PRETRAIN_COMMAND = [
+    "stage=ran", "model=ran_small", "loss=bce_auc", "data.synthetic.n_pairs=6000", "data.synthetic.difficulty=0.5",
+    "trainer.max_epochs=5", "logger=csv", "~callbacks.progress_bar", f"hydra.run.dir={PRETRAINED.parent}",
+    f"export={PRETRAINED}",
+]  # fmt: skip
 VARIANTS = {
     # what a plain detector does: no augmentation but flips, natural class mix, no pseudo-fakes
     "plain": ["data.augment=null", "data.pseudo_fakes.rate=0", "data.balance_classes=false"],
     # + balanced batches and both-eyes-alike augmentation: experiment=faces as it stands
     "augment": ["data.pseudo_fakes.rate=0"],
     "pseudo_fakes": ["data.pseudo_fakes.rate=0.3"],  # + pseudo-fakes in 30% of the real pairs
+    # augment, the network first trained on synthetic pairs (PRETRAIN_COMMAND, run once when missing)
+    "pretrain": ["data.pseudo_fakes.rate=0", f"init_weights={PRETRAINED}"],
 }
 # 1:4 keeps the natural class mix in the batches: the paper's question is how each loss copes with imbalance,
 # which balanced sampling would take away.
@@ -86,6 +101,7 @@ def train_command(
 def run_one(cmd: list[str], folder: Path) -> dict | None:
     metrics = folder / "metrics.json"
     if metrics.is_file():
+        evaluate_fold(folder)  # an evaluation added to the study since the run finished
         return json.loads(metrics.read_text())
     folder.mkdir(parents=True, exist_ok=True)
     started = time.time()
@@ -100,45 +116,127 @@ def run_one(cmd: list[str], folder: Path) -> dict | None:
     return json.loads(metrics.read_text())
 
 
+# evaluate's output folders: scores as the run was trained, and with flip test-time augmentation forced on
+EVALUATIONS = {"evaluate": [], "evaluate_flip": ["flip_tta=true"]}
+
+
 def evaluate_fold(folder: Path) -> None:
-    """Score the fold's test set with its best checkpoint (``evaluate``): the scores behind the ROC figure."""
+    """Score the fold's test set with its best checkpoint (``evaluate``), as trained and with flip TTA."""
     m = json.loads((folder / "metrics.json").read_text())
     test_csv, ckpt = (m.get("data_csvs") or {}).get("test"), m.get("best_checkpoint")
-    if not test_csv or not ckpt or (folder / "evaluate" / "metrics.json").is_file():
-        return
-    cmd = [
-        sys.executable, "-m", "irisgan.evaluate", f"ckpt={ckpt}", f"pairs_csv={test_csv}", "baseline=false",
-        "wandb=false", "bootstrap=200", f"hydra.run.dir={folder / 'evaluate'}",
-    ]  # fmt: skip
-    with open(folder / "evaluate.log", "w") as log:
-        subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    for name, extra in EVALUATIONS.items():
+        if not test_csv or not ckpt or (folder / name / "metrics.json").is_file():
+            continue
+        cmd = [
+            sys.executable, "-m", "irisgan.evaluate", f"ckpt={ckpt}", f"pairs_csv={test_csv}", "baseline=false",
+            "wandb=false", "bootstrap=200", f"hydra.run.dir={folder / name}", *extra,
+        ]  # fmt: skip
+        with open(folder / f"{name}.log", "w") as log:
+            subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
 
 
-def plot_family_rocs(variant: str, loss: str, ratio: str, seed: int, path: Path) -> Path | None:
-    """One ROC per held-out family, each from the fold that never saw it (its fakes vs the held-out reals)."""
-    import numpy as np
-
+def fold_scores(folder: Path, evaluation: str = "evaluate") -> tuple[np.ndarray, np.ndarray] | None:
+    """P(GAN) and labels of a fold's test pairs, as ``evaluate`` scored them (None before it has)."""
     from irisgan.data.pairs_format import read_pairs_csv
+
+    evaluated = folder / evaluation
+    if not (evaluated / "scores_ran.npy").is_file():
+        return None
+    m = json.loads((evaluated / "metrics.json").read_text())
+    csv_path = Path(m["csv"]) if Path(m["csv"]).is_absolute() else ROOT / m["csv"]  # runs start in ROOT
+    labels = np.array([int(r["label"]) for r in read_pairs_csv(csv_path)])
+    return np.load(evaluated / "scores_ran.npy"), labels
+
+
+def plot_family_rocs(runs: Path, key: tuple[str, str, str], seed: int, path: Path) -> Path | None:
+    """One ROC per held-out family, each from the fold that never saw it (its fakes vs the held-out reals)."""
     from irisgan.plots import plot_rocs
 
     curves = []
     for family in FAMILIES:
-        evaluated = RUNS / run_name(variant, loss, ratio, seed, family) / "evaluate"
-        if not (evaluated / "scores_ran.npy").is_file():
-            continue
-        m = json.loads((evaluated / "metrics.json").read_text())
-        csv_path = Path(m["csv"]) if Path(m["csv"]).is_absolute() else ROOT / m["csv"]  # runs start in ROOT
-        labels = np.array([int(r["label"]) for r in read_pairs_csv(csv_path)])
-        curves.append((family, np.load(evaluated / "scores_ran.npy"), labels))
+        scored = fold_scores(runs / run_name(*key, seed, family))
+        if scored is not None:
+            curves.append((family, *scored))
     if not curves:
         return None
-    title = f"Unseen GAN families ({variant}, {loss}, {ratio})"
+    title = f"Unseen GAN families ({', '.join(key)})"
     return plot_rocs(curves, path, title, "false positive rate (held-out real photos)")
 
 
-def aggregate(out_name: str = "cross_generator") -> Path:
+def tta_and_ensemble_lines(runs: Path, rows: list[dict]) -> list[str]:
+    """Mean AUC over the families: one run, with flip TTA, and the mean score of all seeds of a fold."""
+    lines = [
+        "",
+        "## Flip test-time augmentation and seed ensembles",
+        "",
+        "Mean test AUC over the held-out families, from `evaluate`'s scores of each fold: single runs (mean over",
+        "seeds), with flip TTA (`flip_tta=true`: the mean P(GAN) of a pair and its mirror), and an ensemble that",
+        "averages the P(GAN) of every seed's run of the fold (the seeds share the split, so the same test pairs).",
+        "",
+        "| variant | loss | ratio | seeds | single | flip TTA | seed ensemble | ensemble + flip TTA |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    keys = sorted({(r["variant"], r["loss"], r["ratio"]) for r in rows})
+    for key in keys:
+        seeds = sorted({r["seed"] for r in rows if (r["variant"], r["loss"], r["ratio"]) == key})
+        cells = []
+        for evaluation in EVALUATIONS:
+            single, ensemble = [], []
+            for family in FAMILIES:
+                scored = [fold_scores(runs / run_name(*key, s, family), evaluation) for s in seeds]
+                scored = [x for x in scored if x is not None]
+                if len(scored) < len(seeds):
+                    break
+                single.append(statistics.mean(auroc(*x) for x in scored))
+                ensemble.append(ensemble_auroc([x[0] for x in scored], scored[0][1]))
+            complete = len(single) == len(FAMILIES)
+            cells.append((statistics.mean(single) if complete else None,
+                          statistics.mean(ensemble) if complete and len(seeds) > 1 else None))  # fmt: skip
+        fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+        (s_plain, e_plain), (s_flip, e_flip) = cells
+        lines.append(
+            f"| {key[0]} | {key[1]} | {key[2]} | {len(seeds)} | {fmt(s_plain)} | {fmt(s_flip)} | {fmt(e_plain)} "
+            f"| {fmt(e_flip)} |"
+        )
+    return lines
+
+
+def comparison_lines(rows: list[dict]) -> list[str]:
+    """Paired differences on matched runs (family and seed): BCE+AUC vs BCE, and each variant vs augment."""
+    auc = {(r["variant"], r["loss"], r["ratio"], r["seed"], r["family"]): r["test_auc"] for r in rows}
+    keys = {k[:3] for k in auc}
+    pairs = []
+    for variant, loss, ratio in sorted(keys):
+        if loss == "bce_auc" and (variant, "bce", ratio) in keys:
+            pairs.append(((variant, "bce_auc", ratio), (variant, "bce", ratio)))
+        if variant != "augment" and ("augment", loss, ratio) in keys:
+            pairs.append(((variant, loss, ratio), ("augment", loss, ratio)))
+    lines = [
+        "",
+        "## Paired comparisons",
+        "",
+        "A minus B on matched runs (same held-out family and seed, so the same test photos): mean difference in",
+        "test AUC, its 95% bootstrap interval over the matched runs, and how often A won. The folds share the",
+        "held-out real photos, so the interval is, if anything, too narrow.",
+        "",
+        "| A | B | matched runs | mean A - B | 95% interval | A wins | verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for a, b in pairs:
+        diffs = [auc[(*a, *k[3:])] - auc[k] for k in auc if k[:3] == b and (*a, *k[3:]) in auc]
+        if not diffs:
+            continue
+        st = paired_difference(diffs)
+        lines.append(
+            f"| {', '.join(a)} | {', '.join(b)} | {st['n']} | {st['mean']:+.3f} | [{st['lo']:+.3f}, {st['hi']:+.3f}] "
+            f"| {st['a_wins']}/{st['n']} | {st['verdict']} |"
+        )
+    return lines
+
+
+def aggregate(runs: Path = RUNS, results: Path = RESULTS, out_name: str = "cross_generator") -> Path:
     rows = []
-    for metrics_file in sorted(RUNS.glob("*/metrics.json")):
+    for metrics_file in sorted(runs.glob("*/metrics.json")):
         variant, loss, ratio, seed, family = metrics_file.parent.name.split("__")
         m = json.loads(metrics_file.read_text())
         rows.append(
@@ -147,9 +245,9 @@ def aggregate(out_name: str = "cross_generator") -> Path:
              "val_auc": m.get("val/auroc"), "epochs": m.get("epochs_run"), "wall_s": m.get("wall_time_s")}
         )  # fmt: skip
     if not rows:
-        raise SystemExit(f"no finished runs under {RUNS}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    with open(RESULTS / f"{out_name}.csv", "w", newline="") as f:
+        raise SystemExit(f"no finished runs under {runs}")
+    results.mkdir(parents=True, exist_ok=True)
+    with open(results / f"{out_name}.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
@@ -197,13 +295,11 @@ def aggregate(out_name: str = "cross_generator") -> Path:
             f"| {key[0]} | {key[1]} | {key[2]} | {seeds} | " + " | ".join(cells)
             + f" | {mean_cell} | {worst} | {statistics.mean(vals[key]):.3f} |"
         )  # fmt: skip
+    lines += comparison_lines(rows) + tta_and_ensemble_lines(runs, rows)
     for key in keyed:
-        plot_family_rocs(
-            *key,
-            seed=min(r["seed"] for r in rows),
-            path=RESULTS / f"{out_name}_roc_{'_'.join(key).replace(':', 'to')}.png",
-        )
-    path = RESULTS / f"{out_name}.md"
+        seed = min(r["seed"] for r in rows if (r["variant"], r["loss"], r["ratio"]) == key)
+        plot_family_rocs(runs, key, seed, results / f"{out_name}_roc_{'_'.join(key).replace(':', 'to')}.png")
+    path = results / f"{out_name}.md"
     path.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return path
@@ -243,6 +339,16 @@ def main() -> None:
              RUNS / run_name(v, loss, r, s, f))
             for v, loss, r, s, f in grid
         ]  # fmt: skip
+        if any("pretrain" == job[1].name.split("__")[0] for job in jobs) and not PRETRAINED.is_file():
+            print(f"pretraining on synthetic pairs into {PRETRAINED}", flush=True)
+            cmd = [
+                sys.executable,
+                "-m",
+                "irisgan.train",
+                *PRETRAIN_COMMAND,
+                f"runtime.num_threads={args.jobs}",
+            ]
+            subprocess.run(cmd, cwd=ROOT, check=True, env={**os.environ, "WANDB_MODE": "disabled"})
         # Extract (or find cached) the pairs once before parallel runs would race for the same cache.
         if jobs:
             run_one(jobs[0][0], jobs[0][1])

@@ -91,3 +91,22 @@ def test_extraction_yield_table_counts_statuses_per_generator(tmp_path):
     assert "| **all real** | real | 3 | 2 | 66.7% | 2 | 1 | 0 | 0 |" in table
     by_source = extraction_yield.yield_table(out, photos / "sources.csv", column="source")
     assert "| `repo, folder` | real | 3 | 2 | 66.7% |" in by_source
+
+
+def test_paired_difference_and_ensemble_statistics():
+    import numpy as np
+    from study_stats import auroc, ensemble_auroc, paired_difference
+
+    better = paired_difference([0.02, 0.03, 0.01, 0.04, 0.02])
+    assert better["verdict"] == "A better" and better["a_wins"] == 5 and better["lo"] > 0
+    assert paired_difference([0.05, -0.04, 0.01, -0.02])["verdict"].startswith("not resolved")
+    assert paired_difference([-0.02, -0.03, -0.01])["verdict"] == "B better"
+    assert paired_difference([0.5, 0.5])["verdict"].startswith("not resolved (fewer than 3")
+
+    labels = np.array([0, 0, 1, 1])
+    assert auroc(np.array([0.1, 0.2, 0.8, 0.9]), labels) == 1.0
+    # two runs that each misrank one pair; their mean ranks every pair right
+    runs = [np.array([0.1, 0.6, 0.5, 0.9]), np.array([0.6, 0.1, 0.9, 0.5])]
+    assert auroc(runs[0], labels) == 0.75 and ensemble_auroc(runs, labels) == 1.0
+    with pytest.raises(ValueError, match="different test sets"):
+        ensemble_auroc([runs[0], runs[1][:3]], labels)
