@@ -19,7 +19,7 @@ from hydra.utils import get_class, instantiate
 
 from irisgan.checkpoints import CLASSIFIER, stamp_kind
 from irisgan.metrics import THRESHOLD_METHODS, curve_metrics, curve_report, scalar_metrics
-from irisgan.models.ran import RANConfig, ResidualAttentionNet
+from irisgan.models.ran import NetEnsemble, RANConfig, ResidualAttentionNet
 from irisgan.optim import configure_optimization
 from irisgan.runtime import resolve_auto
 
@@ -45,6 +45,8 @@ class RANClassifier(L.LightningModule):
         flip_tta: score a pair as the mean P(GAN) of the pair and its mirror image (training flips pairs, so
             both views are in-distribution). Validation, and so the stored threshold, uses the same scores
             as test and inference.
+        members: how many RANs ``net`` holds; more than one is an ensemble built from trained runs by
+            ``python -m irisgan.ensemble`` (the mean of their logits).
     """
 
     def __init__(
@@ -59,6 +61,7 @@ class RANClassifier(L.LightningModule):
         compile: bool | str = False,
         compile_mode: str | None = "reduce-overhead",
         flip_tta: bool = False,
+        members: int = 1,
     ) -> None:
         super().__init__()
         if threshold_method not in THRESHOLD_METHODS:
@@ -66,7 +69,9 @@ class RANClassifier(L.LightningModule):
                 f"model.threshold_method {threshold_method!r} unknown; valid choices: {list(THRESHOLD_METHODS)}"
             )
         self.save_hyperparameters()
-        self.net = ResidualAttentionNet(RANConfig(**(net or {})))
+        config = RANConfig(**(net or {}))
+        # members > 1: an ensemble of trained runs (irisgan.ensemble builds it); trained as one network never.
+        self.net = ResidualAttentionNet(config) if members == 1 else NetEnsemble(config, members)
         self.criterion = instantiate(loss) if loss else None
         self.register_buffer("mean", torch.full((3,), 0.5))
         self.register_buffer("std", torch.full((3,), 0.25))
@@ -114,7 +119,11 @@ class RANClassifier(L.LightningModule):
         """P(GAN), float32, under ``inference_dtype`` autocast when one is set."""
         dtype = self.inference_dtype
         with torch.autocast(images.device.type, dtype=dtype, enabled=dtype is not None):
-            return self._probs(images, self(images))
+            if not self.hparams.get("flip_tta", False):
+                return torch.sigmoid(self(images).float())
+            # The mirror first: explanations read the attention masks of the last pass, the unflipped one.
+            mirrored = torch.sigmoid(self(images.flip(-1)).float())
+            return 0.5 * (torch.sigmoid(self(images).float()) + mirrored)
 
     def predict_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
         images = batch[0] if isinstance(batch, (tuple, list)) else batch

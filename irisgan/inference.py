@@ -17,10 +17,13 @@ __all__ = [
     "export_weights",
     "load_classifier",
     "resolve_checkpoint",
+    "save_weights",
     "score_pairs",
 ]
 
 INFERENCE_PRECISIONS = ("32", "bf16")
+# What a weights-only file keeps of a classifier's hyper-parameters: what rebuilds it for inference.
+EXPORTED_HPARAMS = ("net", "threshold_method", "channels_last", "flip_tta", "members")
 # The detector that ships inside the package (``make model``; see the README): used when no ckpt= is given.
 SHIPPED_WEIGHTS = Path(__file__).resolve().parent / "weights" / "ran_faces.pt"
 
@@ -43,16 +46,17 @@ def export_weights(ckpt_path: str | Path, out_path: str | Path, meta: dict | Non
     No optimizer state, no metric state: what ``predict`` needs, a few MB, loadable with ``weights_only``.
     ``meta`` (training data, command, metrics) travels along as plain values.
     """
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    return save_weights(ckpt["state_dict"], ckpt.get("hyper_parameters") or {}, out_path, meta)
+
+
+def save_weights(state: dict, hparams: dict, out_path: str | Path, meta: dict | None = None) -> Path:
+    """Write a classifier's inference state (no metric or loss state) as a stamped weights-only file."""
     from irisgan.data.pairs_format import write_bytes_atomic
 
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    hparams = ckpt.get("hyper_parameters") or {}
-    state = {k: v for k, v in ckpt["state_dict"].items() if not k.startswith(("val_", "test_", "criterion."))}
     weights = {
-        "state_dict": state,
-        "hyper_parameters": {
-            k: hparams[k] for k in ("net", "threshold_method", "channels_last", "flip_tta") if k in hparams
-        },
+        "state_dict": {k: v for k, v in state.items() if not k.startswith(("val_", "test_", "criterion."))},
+        "hyper_parameters": {k: hparams[k] for k in EXPORTED_HPARAMS if k in hparams},
         "meta": meta or {},
     }
     stamp_kind(weights, CLASSIFIER)
@@ -87,6 +91,7 @@ def load_classifier(
         threshold_method=hparams.get("threshold_method", "gmean"),
         channels_last=hparams.get("channels_last", True),
         flip_tta=hparams.get("flip_tta", False) if flip_tta is None else bool(flip_tta),
+        members=hparams.get("members", 1),
     )
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith(("val_", "test_"))]

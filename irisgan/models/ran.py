@@ -208,6 +208,26 @@ class ResidualAttentionNet(nn.Module):
         return [m for m in self.modules() if isinstance(m, AttentionModule)]
 
 
+class NetEnsemble(nn.Module):
+    """Several RANs of one configuration scoring the same pair: the mean of their logits.
+
+    Runs trained on the same data with different seeds disagree most where each is unsure, on generators
+    none of them saw; their mean is a steadier score. Explanations show the first member's attention.
+    """
+
+    def __init__(self, config: RANConfig | dict | None, members: int) -> None:
+        super().__init__()
+        if members < 2:
+            raise ValueError(f"an ensemble needs 2 or more members, got {members}")
+        self.members = nn.ModuleList(ResidualAttentionNet(config) for _ in range(members))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(x) for m in self.members]).mean(dim=0)
+
+    def attention_modules(self) -> list[AttentionModule]:
+        return self.members[0].attention_modules()
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 

@@ -1,0 +1,135 @@
+"""Several trained runs as one detector: ``python -m irisgan.ensemble RUN RUN [...] --out PATH``.
+
+Each RUN is a ``python -m irisgan.train stage=ran`` run folder (its ``metrics.json`` names the best checkpoint
+and the split CSVs) or a checkpoint file. The members must share the network shape and the normalisation,
+which means the same training split (``data.split_seed``); seeds may differ. The ensemble scores a pair with
+the mean of its members' logits (with flip TTA when the members were trained with it), and its threshold is
+chosen like training's, on the validation pairs, from the ensemble's own scores. The result is a
+weights-only file that ``predict`` and ``evaluate`` load like any other (``make model`` ships one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import torch
+
+from irisgan.checkpoints import CLASSIFIER, CheckpointError, load_checkpoint
+from irisgan.classifier import RANClassifier
+from irisgan.data.pairs import load_pairs
+from irisgan.inference import load_classifier, save_weights, score_pairs
+from irisgan.metrics import report_from_scores
+
+log = logging.getLogger("irisgan.ensemble")
+
+
+def resolve_run(path: str | Path) -> tuple[Path, Path | None]:
+    """(best checkpoint, validation CSV or None) of a run folder, or (path, None) for a checkpoint file."""
+    path = Path(path)
+    if path.is_file():
+        return path, None
+    metrics = path / "metrics.json"
+    if not metrics.is_file():
+        raise FileNotFoundError(f"{path}: neither a checkpoint nor a finished training run (no metrics.json)")
+    m = json.loads(metrics.read_text())
+    if not m.get("best_checkpoint"):
+        raise FileNotFoundError(f"{metrics} names no best checkpoint: did the run train?")
+    val = (m.get("data_csvs") or {}).get("val")
+    return Path(m["best_checkpoint"]), Path(val) if val else None
+
+
+def combine(ckpts: list[Path]) -> RANClassifier:
+    """One ``RANClassifier`` holding every checkpoint's network (threshold still to be chosen)."""
+    if len(ckpts) < 2:
+        raise ValueError(f"an ensemble needs 2 or more runs, got {len(ckpts)}")
+    loaded = [load_checkpoint(p, CLASSIFIER) for p in ckpts]
+    hparams = [c.get("hyper_parameters") or {} for c in loaded]
+    for key in ("net", "flip_tta", "channels_last"):
+        values = {json.dumps(h.get(key), sort_keys=True) for h in hparams}
+        if len(values) > 1:
+            raise CheckpointError(f"the runs differ in model.{key} ({sorted(values)}): train them alike")
+    if hparams[0].get("members", 1) != 1 or any(h.get("members", 1) != 1 for h in hparams):
+        raise CheckpointError("one of the runs is an ensemble already: combine the single runs")
+    first = loaded[0]["state_dict"]
+    for path, ckpt in zip(ckpts[1:], loaded[1:], strict=True):
+        for buffer in ("mean", "std"):
+            if not torch.allclose(ckpt["state_dict"][buffer], first[buffer], atol=1e-5):
+                raise CheckpointError(
+                    f"{path} was normalised with other statistics than {ckpts[0]}: its training split differs "
+                    "(train the members with the same data.split_seed)"
+                )
+    h = hparams[0]
+    model = RANClassifier(
+        net=h.get("net"),
+        threshold_method=h.get("threshold_method", "gmean"),
+        channels_last=h.get("channels_last", True),
+        flip_tta=h.get("flip_tta", False),
+        members=len(ckpts),
+    )
+    state = {"mean": first["mean"], "std": first["std"], "threshold": first["threshold"]}
+    for i, ckpt in enumerate(loaded):
+        state.update(
+            {f"net.members.{i}.{k[4:]}": v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
+        )
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.startswith(("val_", "test_"))]
+    if missing or unexpected:
+        raise CheckpointError(
+            f"the runs' weights do not fill the ensemble (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
+    return model.eval()
+
+
+def build_ensemble(runs: list[str | Path], out: str | Path, val_csv: str | Path | None = None) -> dict:
+    """Combine the runs, choose the threshold on the validation pairs, write ``out``; returns the metrics."""
+    resolved = [resolve_run(r) for r in runs]
+    vals = {str(v) for _, v in resolved if v is not None}
+    if val_csv is None:
+        if len(vals) != 1:
+            raise ValueError(
+                f"the runs name {len(vals)} validation sets ({sorted(vals)}); pass --val-csv, and train the "
+                "members with the same data.split_seed"
+            )
+        val_csv = vals.pop()
+    model = combine([c for c, _ in resolved])
+    images, labels, _ = load_pairs(val_csv)
+    probs = torch.from_numpy(score_pairs(model, images))
+    scalars, report = report_from_scores(probs, labels, None, model.hparams.threshold_method)
+    model.threshold.fill_(report["threshold"])
+    member_aucs = [
+        report_from_scores(torch.from_numpy(score_pairs(load_classifier(ckpt), images)), labels)[0]["auroc"]
+        for ckpt, _ in resolved
+    ]
+    metrics = {
+        "val/auroc": scalars["auroc"],
+        "val/threshold": report["threshold"],
+        "val/member_auroc": member_aucs,
+        "val_csv": str(val_csv),
+        "members": [str(c) for c, _ in resolved],
+    }
+    save_weights(model.state_dict(), dict(model.hparams), out, {"ensemble": metrics})
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("runs", nargs="+", help="training run folders (or checkpoint files)")
+    parser.add_argument("--out", required=True, type=Path, help="weights file to write")
+    parser.add_argument("--val-csv", type=Path, help="validation pairs CSV (default: the runs' own)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")
+    metrics = build_ensemble(args.runs, args.out, args.val_csv)
+    log.info(
+        "%d runs -> %s: val AUROC %.4f (members %s), threshold %.4f",
+        len(metrics["members"]), args.out, metrics["val/auroc"],
+        ", ".join(f"{a:.4f}" for a in metrics["val/member_auroc"]), metrics["val/threshold"],
+    )  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""Several runs as one detector: the mean of the members' logits, a threshold chosen on validation."""
+
+import numpy as np
+import pytest
+import torch
+
+from irisgan.checkpoints import CheckpointError
+from irisgan.ensemble import build_ensemble
+from irisgan.inference import load_classifier, score_pairs
+from tests.conftest import DATA_CACHE
+
+# The smoke run's synthetic pairs are split in memory (no validation CSV): its test set stands in.
+VAL_CSV = DATA_CACHE / "synthetic_pairs" / "synthetic_pairs-v3-test-n48-fake0.5-difficulty0.0-seed0" / "pairs.csv"
+
+
+def test_ensemble_scores_the_mean_logit_and_loads_like_any_weights(tmp_path, smoke_run):
+    best, last = smoke_run / "checkpoints" / "best.ckpt", smoke_run / "checkpoints" / "last.ckpt"
+    metrics = build_ensemble([smoke_run, last], tmp_path / "ens.pt", val_csv=VAL_CSV)
+    assert metrics["val_csv"] == str(VAL_CSV) and len(metrics["val/member_auroc"]) == 2
+    assert 0.0 <= metrics["val/threshold"] <= 1.0
+
+    ensemble = load_classifier(tmp_path / "ens.pt")
+    assert float(ensemble.threshold) == pytest.approx(metrics["val/threshold"])
+    x = torch.from_numpy(np.random.default_rng(2).integers(0, 255, (5, 3, 96, 96), dtype=np.uint8))
+    with torch.no_grad():
+        logits = [load_classifier(p)(x) for p in (best, last)]
+    expected = torch.sigmoid((logits[0] + logits[1]) / 2).numpy()
+    np.testing.assert_allclose(score_pairs(ensemble, x), expected, atol=1e-5)
+    # one run twice is that run
+    build_ensemble([best, best], tmp_path / "twice.pt", val_csv=VAL_CSV)
+    np.testing.assert_allclose(
+        score_pairs(load_classifier(tmp_path / "twice.pt"), x), score_pairs(load_classifier(best), x), atol=1e-5
+    )
+
+
+def test_members_of_other_splits_or_one_run_are_refused(tmp_path, smoke_run):
+    best = smoke_run / "checkpoints" / "best.ckpt"
+    ckpt = torch.load(best, map_location="cpu", weights_only=True)
+    ckpt["state_dict"]["mean"] = ckpt["state_dict"]["mean"] + 0.1
+    torch.save(ckpt, tmp_path / "other_split.ckpt")
+    with pytest.raises(CheckpointError, match="same data.split_seed"):
+        build_ensemble([smoke_run, tmp_path / "other_split.ckpt"], tmp_path / "x.pt", val_csv=VAL_CSV)
+    with pytest.raises(ValueError, match="2 or more"):
+        build_ensemble([smoke_run], tmp_path / "x.pt", val_csv=VAL_CSV)
+    with pytest.raises(FileNotFoundError, match="no metrics.json"):
+        build_ensemble([smoke_run, tmp_path], tmp_path / "x.pt")
+    with pytest.raises(ValueError, match="validation sets"):
+        build_ensemble([best, best], tmp_path / "x.pt")  # files alone name no validation pairs
