@@ -168,3 +168,17 @@ def test_train_data_faces_end_to_end_and_export(tmp_path, face_csv):
 
     model = load_classifier(tmp_path / "run" / "weights.pt")
     assert float(model.threshold) == pytest.approx(metrics["val/threshold"], abs=1e-6)
+
+
+@needs_faces
+def test_runs_started_together_extract_once(tmp_path, face_csv):
+    # A sweep's or the study's runs build the same cache at once: one extracts, the others wait and reuse it.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        built = list(pool.map(lambda _: _dm(tmp_path, csv=str(face_csv)).build_splits(), range(2)))
+    assert built[0] == built[1]
+    (key_dir,) = (d for d in (tmp_path / "cache").iterdir() if d.is_dir())
+    photos = [json.loads(line)["path"] for line in (key_dir / "manifest.jsonl").read_text().splitlines()]
+    assert len(photos) == len(set(photos)) == 12
+    assert json.loads((key_dir / "summary.json").read_text())["this_run"]["processed"] == 0  # the second run

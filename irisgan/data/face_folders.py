@@ -269,7 +269,19 @@ class FaceFoldersDataModule(IrisPairsDataModule):
         return out / "splits" / hashlib.sha1(json.dumps(what, sort_keys=True).encode()).hexdigest()[:10]
 
     def build_splits(self) -> dict[str, Path]:
-        """Extract (or reuse the cache), split, and write ``train.csv``, ``val.csv``, ``test.csv``."""
+        """Extract (or reuse the cache), split, and write ``train.csv``, ``val.csv``, ``test.csv``.
+
+        Runs that start together (a sweep, the study, ``make model``) share the cache: a lock file lets one
+        extract while the others wait, then find every photo done.
+        """
+        from filelock import FileLock
+
+        cache = self._extract_config()[1]
+        cache.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(cache / ".lock")):
+            return self._build_splits_locked()
+
+    def _build_splits_locked(self) -> dict[str, Path]:
         out, rows = self.extract()
         parts = self.split_rows(rows)
         folder = self._split_folder(out)
