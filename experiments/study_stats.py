@@ -9,14 +9,17 @@ from __future__ import annotations
 import statistics
 
 import numpy as np
-import torch
-from torchmetrics.functional.classification import binary_auroc
 
 
 def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
-    return float(
-        binary_auroc(torch.as_tensor(np.asarray(scores, np.float32)), torch.as_tensor(labels).long())
-    )
+    """Mann-Whitney AUC of any real-valued score (ties count half): P(score of a 1 > score of a 0)."""
+    s, y = np.asarray(scores, np.float64), np.asarray(labels).astype(bool)
+    n1, n0 = int(y.sum()), int((~y).sum())
+    if n1 == 0 or n0 == 0:
+        raise ValueError("AUC needs both labels")
+    _, inverse, counts = np.unique(s, return_inverse=True, return_counts=True)
+    ranks = (np.cumsum(counts) - (counts - 1) / 2.0)[inverse]  # average rank of each tie group, from 1
+    return float((ranks[y].sum() - n1 * (n1 + 1) / 2.0) / (n1 * n0))
 
 
 def ensemble_auroc(runs: list[np.ndarray], labels: np.ndarray) -> float:

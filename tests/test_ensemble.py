@@ -10,7 +10,9 @@ from irisgan.inference import load_classifier, score_pairs
 from tests.conftest import DATA_CACHE
 
 # The smoke run's synthetic pairs are split in memory (no validation CSV): its test set stands in.
-VAL_CSV = DATA_CACHE / "synthetic_pairs" / "synthetic_pairs-v3-test-n48-fake0.5-difficulty0.0-seed0" / "pairs.csv"
+VAL_CSV = (
+    DATA_CACHE / "synthetic_pairs" / "synthetic_pairs-v3-test-n48-fake0.5-difficulty0.0-seed0" / "pairs.csv"
+)
 
 
 def test_ensemble_scores_the_mean_logit_and_loads_like_any_weights(tmp_path, smoke_run):
@@ -29,7 +31,9 @@ def test_ensemble_scores_the_mean_logit_and_loads_like_any_weights(tmp_path, smo
     # one run twice is that run
     build_ensemble([best, best], tmp_path / "twice.pt", val_csv=VAL_CSV)
     np.testing.assert_allclose(
-        score_pairs(load_classifier(tmp_path / "twice.pt"), x), score_pairs(load_classifier(best), x), atol=1e-5
+        score_pairs(load_classifier(tmp_path / "twice.pt"), x),
+        score_pairs(load_classifier(best), x),
+        atol=1e-5,
     )
 
 

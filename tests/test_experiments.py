@@ -105,8 +105,24 @@ def test_paired_difference_and_ensemble_statistics():
 
     labels = np.array([0, 0, 1, 1])
     assert auroc(np.array([0.1, 0.2, 0.8, 0.9]), labels) == 1.0
+    assert auroc(np.array([512.0, 1024.0, 1024.0, 2048.0]), labels) == 0.875  # any scale; ties count half
     # two runs that each misrank one pair; their mean ranks every pair right
     runs = [np.array([0.1, 0.6, 0.5, 0.9]), np.array([0.6, 0.1, 0.9, 0.5])]
     assert auroc(runs[0], labels) == 0.75 and ensemble_auroc(runs, labels) == 1.0
     with pytest.raises(ValueError, match="different test sets"):
         ensemble_auroc([runs[0], runs[1][:3]], labels)
+
+
+def test_shortcut_table_scores_each_group_against_the_other_class():
+    import shortcuts
+
+    rows = [
+        {"label": 0, "group": "ffhq", "size": 1.0},
+        {"label": 0, "group": "ffhq", "size": 2.0},
+        {"label": 1, "group": "gan-a", "size": 3.0},  # bigger than every real photo: a perfect shortcut
+        {"label": 1, "group": "gan-b", "size": 1.5},  # between them: 0.5
+    ]
+    lines = shortcuts.table(rows)
+    assert lines[2] == "| all | 4 | 0.75 |"
+    assert "| GAN: gan-a | 1 | 1.00 |" in lines and "| GAN: gan-b | 1 | 0.50 |" in lines
+    assert "| real: ffhq | 2 | 0.75 |" in lines
