@@ -41,8 +41,17 @@ extract: $(STAMP) ## face photos to iris pairs: make extract ARGS="faces=DIR out
 	$(PY) -m irisgan.extract $(ARGS)
 
 FACES_TRAIN ?= ../shared/data/faces_train/sources.csv
+# make model: one experiment=faces run per seed on one split, MODEL_JOBS at a time, then irisgan.ensemble
+# combines them (one seed: that run alone) and chooses the threshold on the validation pairs.
+MODEL_SEEDS ?= 0 1 2 3
+MODEL_JOBS ?= 2
+MODEL_STAMP := $(shell date +%Y-%m-%d_%H-%M-%S)
+MODEL_DIR ?= outputs/model/$(MODEL_STAMP)
 model: $(STAMP) ## train the shipped detector on real face photos (FACES_TRAIN=CSV) into irisgan/weights/ran_faces.pt
-	$(PY) -m irisgan.train experiment=faces data.csv=$(FACES_TRAIN) logger=csv export=$(CURDIR)/irisgan/weights/ran_faces.pt $(ARGS)
+	printf '%s\n' $(MODEL_SEEDS) | xargs -P $(MODEL_JOBS) -I{} $(PY) -m irisgan.train experiment=faces \
+	  data.csv=$(FACES_TRAIN) seed={} data.split_seed=0 logger=csv runtime.num_threads=1 \
+	  '~callbacks.progress_bar' hydra.run.dir=$(MODEL_DIR)/seed{} $(ARGS)
+	$(PY) -m irisgan.ensemble $(addprefix $(MODEL_DIR)/seed,$(MODEL_SEEDS)) --out $(CURDIR)/irisgan/weights/ran_faces.pt
 
 cross-generator: $(STAMP) ## leave-one-generator-out study on FACES_TRAIN: experiments/results/cross_generator.md
 	$(PY) experiments/cross_generator.py --csv $(FACES_TRAIN) $(ARGS)

@@ -42,9 +42,12 @@ def resolve_run(path: str | Path) -> tuple[Path, Path | None]:
 
 
 def combine(ckpts: list[Path]) -> RANClassifier:
-    """One ``RANClassifier`` holding every checkpoint's network (threshold still to be chosen)."""
-    if len(ckpts) < 2:
-        raise ValueError(f"an ensemble needs 2 or more runs, got {len(ckpts)}")
+    """One ``RANClassifier`` holding every checkpoint's network (threshold still to be chosen).
+
+    One checkpoint gives a plain classifier: ``make model`` with a single seed goes the same way.
+    """
+    if not ckpts:
+        raise ValueError("no runs to combine")
     loaded = [load_checkpoint(p, CLASSIFIER) for p in ckpts]
     hparams = [c.get("hyper_parameters") or {} for c in loaded]
     for key in ("net", "flip_tta", "channels_last"):
@@ -72,7 +75,11 @@ def combine(ckpts: list[Path]) -> RANClassifier:
     state = {"mean": first["mean"], "std": first["std"], "threshold": first["threshold"]}
     for i, ckpt in enumerate(loaded):
         state.update(
-            {f"net.members.{i}.{k[4:]}": v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
+            {
+                (f"net.members.{i}." if len(ckpts) > 1 else "net.") + k[4:]: v
+                for k, v in ckpt["state_dict"].items()
+                if k.startswith("net.")
+            }
         )
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith(("val_", "test_"))]
@@ -110,8 +117,32 @@ def build_ensemble(runs: list[str | Path], out: str | Path, val_csv: str | Path 
         "val_csv": str(val_csv),
         "members": [str(c) for c, _ in resolved],
     }
-    save_weights(model.state_dict(), dict(model.hparams), out, {"ensemble": metrics})
+    save_weights(
+        model.state_dict(), dict(model.hparams), out, {"ensemble": metrics, "runs": run_records(runs)}
+    )
     return metrics
+
+
+def run_records(runs: list[str | Path]) -> list[dict]:
+    """What each member's run was: its command-line overrides, metrics and training time (plain values)."""
+    records = []
+    for run in map(Path, runs):
+        if not run.is_dir():
+            records.append({"checkpoint": str(run)})
+            continue
+        m = json.loads((run / "metrics.json").read_text())
+        overrides = run / ".hydra" / "overrides.yaml"
+        records.append(
+            {
+                "run": str(run),
+                "overrides": overrides.read_text().splitlines() if overrides.is_file() else [],
+                "metrics": {
+                    k: v for k, v in m.items() if k.startswith(("val/", "test/")) and isinstance(v, float)
+                },
+                "wall_time_s": m.get("wall_time_s"),
+            }
+        )
+    return records
 
 
 def main(argv: list[str] | None = None) -> None:

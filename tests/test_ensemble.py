@@ -28,6 +28,11 @@ def test_ensemble_scores_the_mean_logit_and_loads_like_any_weights(tmp_path, smo
         logits = [load_classifier(p)(x) for p in (best, last)]
     expected = torch.sigmoid((logits[0] + logits[1]) / 2).numpy()
     np.testing.assert_allclose(score_pairs(ensemble, x), expected, atol=1e-5)
+    # one run alone is that run, its threshold chosen on the given pairs
+    build_ensemble([best], tmp_path / "one.pt", val_csv=VAL_CSV)
+    one = load_classifier(tmp_path / "one.pt")
+    assert one.hparams.members == 1
+    np.testing.assert_allclose(score_pairs(one, x), score_pairs(load_classifier(best), x), atol=1e-6)
     # one run twice is that run
     build_ensemble([best, best], tmp_path / "twice.pt", val_csv=VAL_CSV)
     np.testing.assert_allclose(
@@ -44,8 +49,8 @@ def test_members_of_other_splits_or_one_run_are_refused(tmp_path, smoke_run):
     torch.save(ckpt, tmp_path / "other_split.ckpt")
     with pytest.raises(CheckpointError, match="same data.split_seed"):
         build_ensemble([smoke_run, tmp_path / "other_split.ckpt"], tmp_path / "x.pt", val_csv=VAL_CSV)
-    with pytest.raises(ValueError, match="2 or more"):
-        build_ensemble([smoke_run], tmp_path / "x.pt", val_csv=VAL_CSV)
+    with pytest.raises(ValueError, match="no runs"):
+        build_ensemble([], tmp_path / "x.pt", val_csv=VAL_CSV)
     with pytest.raises(FileNotFoundError, match="no metrics.json"):
         build_ensemble([smoke_run, tmp_path], tmp_path / "x.pt")
     with pytest.raises(ValueError, match="validation sets"):
