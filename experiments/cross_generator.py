@@ -65,6 +65,8 @@ VARIANTS = {
     "pseudo_fakes": ["data.pseudo_fakes.rate=0.3"],  # + pseudo-fakes in 30% of the real pairs
     # augment, the network first trained on synthetic pairs (PRETRAIN_COMMAND, run once when missing)
     "pretrain": ["data.pseudo_fakes.rate=0", f"init_weights={PRETRAINED}"],
+    # augment, twice the epochs and more patience (validation AUC was still rising at epoch 12)
+    "longer": ["data.pseudo_fakes.rate=0", "trainer.max_epochs=24", "callbacks.early_stopping.patience=6"],
 }
 # 1:4 keeps the natural class mix in the batches: the paper's question is how each loss copes with imbalance,
 # which balanced sampling would take away.
@@ -87,13 +89,14 @@ def train_command(
     family: str,
     threads: int,
     extra: list[str],
+    runs: Path = RUNS,
 ) -> list[str]:
     holdout = ",".join(FAMILIES[family])
     return [
         sys.executable, "-m", "irisgan.train",
         "experiment=faces", f"data.csv={csv_path}", "data.split=by_generator", f"data.holdout=[{holdout}]",
         f"loss={loss}", f"seed={seed}", f"data.split_seed={SPLIT_SEED}", "logger=csv", "~callbacks.progress_bar", "~callbacks.report",
-        f"runtime.num_threads={threads}", f"hydra.run.dir={RUNS / run_name(variant, loss, ratio, seed, family)}",
+        f"runtime.num_threads={threads}", f"hydra.run.dir={runs / run_name(variant, loss, ratio, seed, family)}",
         *VARIANTS[variant], *RATIOS[ratio], *extra,
     ]  # fmt: skip
 
@@ -124,6 +127,8 @@ def evaluate_fold(folder: Path) -> None:
     """Score the fold's test set with its best checkpoint (``evaluate``), as trained and with flip TTA."""
     m = json.loads((folder / "metrics.json").read_text())
     test_csv, ckpt = (m.get("data_csvs") or {}).get("test"), m.get("best_checkpoint")
+    if ckpt and not Path(ckpt).is_file():  # a run folder moved since it trained
+        ckpt = str(folder / "checkpoints" / Path(ckpt).name)
     for name, extra in EVALUATIONS.items():
         if not test_csv or not ckpt or (folder / name / "metrics.json").is_file():
             continue
@@ -135,8 +140,8 @@ def evaluate_fold(folder: Path) -> None:
             subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
 
 
-def fold_scores(folder: Path, evaluation: str = "evaluate") -> tuple[np.ndarray, np.ndarray] | None:
-    """P(GAN) and labels of a fold's test pairs, as ``evaluate`` scored them (None before it has)."""
+def fold_scores(folder: Path, evaluation: str = "evaluate") -> tuple[np.ndarray, np.ndarray, str] | None:
+    """P(GAN), labels and CSV of a fold's test pairs, as ``evaluate`` scored them (None before it has)."""
     from irisgan.data.pairs_format import read_pairs_csv
 
     evaluated = folder / evaluation
@@ -145,7 +150,7 @@ def fold_scores(folder: Path, evaluation: str = "evaluate") -> tuple[np.ndarray,
     m = json.loads((evaluated / "metrics.json").read_text())
     csv_path = Path(m["csv"]) if Path(m["csv"]).is_absolute() else ROOT / m["csv"]  # runs start in ROOT
     labels = np.array([int(r["label"]) for r in read_pairs_csv(csv_path)])
-    return np.load(evaluated / "scores_ran.npy"), labels
+    return np.load(evaluated / "scores_ran.npy"), labels, str(csv_path)
 
 
 def plot_family_rocs(runs: Path, key: tuple[str, str, str], seed: int, path: Path) -> Path | None:
@@ -156,7 +161,7 @@ def plot_family_rocs(runs: Path, key: tuple[str, str, str], seed: int, path: Pat
     for family in FAMILIES:
         scored = fold_scores(runs / run_name(*key, seed, family))
         if scored is not None:
-            curves.append((family, *scored))
+            curves.append((family, *scored[:2]))
     if not curves:
         return None
     title = f"Unseen GAN families ({', '.join(key)})"
@@ -187,7 +192,9 @@ def tta_and_ensemble_lines(runs: Path, rows: list[dict]) -> list[str]:
                 scored = [x for x in scored if x is not None]
                 if len(scored) < len(seeds):
                     break
-                single.append(statistics.mean(auroc(*x) for x in scored))
+                if len({x[2] for x in scored}) > 1:
+                    raise SystemExit(f"{key} {family}: the seeds' runs were tested on different CSVs")
+                single.append(statistics.mean(auroc(*x[:2]) for x in scored))
                 ensemble.append(ensemble_auroc([x[0] for x in scored], scored[0][1]))
             complete = len(single) == len(FAMILIES)
             cells.append((statistics.mean(single) if complete else None,
@@ -320,6 +327,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="training runs at a time")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
     parser.add_argument("--aggregate-only", action="store_true")
+    parser.add_argument("--runs", type=Path, default=RUNS, help="folder of the run folders")
+    parser.add_argument("--name", default="cross_generator", help="results file name: results/NAME.md")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
     args = parser.parse_args()
     if not args.aggregate_only:
@@ -335,8 +344,8 @@ def main() -> None:
             split(args.families),
         )  # fmt: skip
         jobs = [
-            (train_command(args.csv.resolve(), v, loss, r, s, f, args.threads, args.overrides),
-             RUNS / run_name(v, loss, r, s, f))
+            (train_command(args.csv.resolve(), v, loss, r, s, f, args.threads, args.overrides, args.runs),
+             args.runs / run_name(v, loss, r, s, f))
             for v, loss, r, s, f in grid
         ]  # fmt: skip
         if any("pretrain" == job[1].name.split("__")[0] for job in jobs) and not PRETRAINED.is_file():
@@ -349,12 +358,10 @@ def main() -> None:
                 f"runtime.num_threads={args.jobs}",
             ]
             subprocess.run(cmd, cwd=ROOT, check=True, env={**os.environ, "WANDB_MODE": "disabled"})
-        # Extract (or find cached) the pairs once before parallel runs would race for the same cache.
-        if jobs:
-            run_one(jobs[0][0], jobs[0][1])
+        # Runs that start together share the extraction cache: the first extracts, the others wait for it.
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            list(pool.map(lambda job: run_one(*job), jobs[1:]))
-    aggregate()
+            list(pool.map(lambda job: run_one(*job), jobs))
+    aggregate(args.runs, RESULTS, args.name)
 
 
 if __name__ == "__main__":
