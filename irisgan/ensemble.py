@@ -54,7 +54,7 @@ def combine(ckpts: list[Path]) -> RANClassifier:
         values = {json.dumps(h.get(key), sort_keys=True) for h in hparams}
         if len(values) > 1:
             raise CheckpointError(f"the runs differ in model.{key} ({sorted(values)}): train them alike")
-    if hparams[0].get("members", 1) != 1 or any(h.get("members", 1) != 1 for h in hparams):
+    if any(h.get("members", 1) != 1 for h in hparams):
         raise CheckpointError("one of the runs is an ensemble already: combine the single runs")
     first = loaded[0]["state_dict"]
     for path, ckpt in zip(ckpts[1:], loaded[1:], strict=True):
