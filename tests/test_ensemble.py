@@ -55,3 +55,21 @@ def test_members_of_other_splits_or_one_run_are_refused(tmp_path, smoke_run):
         build_ensemble([smoke_run, tmp_path], tmp_path / "x.pt")
     with pytest.raises(ValueError, match="validation sets"):
         build_ensemble([best, best], tmp_path / "x.pt")  # files alone name no validation pairs
+
+
+def test_an_ensemble_explains_with_its_first_members_attention():
+    from irisgan.models.ran import NetEnsemble
+    from tests.conftest import TINY_NET
+
+    net = NetEnsemble(TINY_NET, members=3).eval()
+    modules = net.attention_modules()
+    assert modules and all(any(m is n for n in net.members[0].modules()) for m in modules)
+    for m in modules:
+        m.record_masks = True
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        out = net(x)
+        assert torch.allclose(out, torch.stack([m(x) for m in net.members]).mean(0), atol=1e-6)
+    assert all(m.last_mask is not None and m.last_mask.shape[0] == 2 for m in modules)
+    with pytest.raises(ValueError, match="2 or more"):
+        NetEnsemble(TINY_NET, members=1)
