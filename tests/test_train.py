@@ -14,9 +14,18 @@ SMOKE = ["experiment=smoke", "hydra.run.dir=run"]
 def test_smoke_run_writes_checkpoints_metrics_plots(tmp_path, smoke_run, loss):
     if loss == "bce_auc":  # the default loss: the shared session run
         run = smoke_run
-    else:
-        run_cli("irisgan.train", "stage=ran", f"loss={loss}", *SMOKE, cwd=tmp_path)
+    else:  # also: flip TTA from validation (the threshold) to the exported weights
+        run_cli(
+            "irisgan.train", "stage=ran", f"loss={loss}", "model.flip_tta=true", "export=run/w.pt", *SMOKE,
+            cwd=tmp_path,
+        )  # fmt: skip
         run = tmp_path / "run"
+        from irisgan.inference import load_classifier
+
+        exported = load_classifier(run / "w.pt")
+        assert exported.hparams.flip_tta
+        x = torch.randint(0, 255, (4, 3, 96, 96), dtype=torch.uint8)
+        assert torch.allclose(exported.predict_proba(x), exported.predict_proba(x.flip(-1)), atol=1e-6)
     metrics = json.loads((run / "metrics.json").read_text())
     for key in (
         "val/auroc",
