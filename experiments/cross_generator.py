@@ -71,6 +71,8 @@ VARIANTS = {
 # 1:4 keeps the natural class mix in the batches: the paper's question is how each loss copes with imbalance,
 # which balanced sampling would take away.
 RATIOS = {"balanced": [], "1:4": ["data.train_fake_to_real=0.25", "data.balance_classes=false"]}
+# Runs train without flip TTA (experiment=faces has it on) so that every variant is compared as trained;
+# each fold is then scored with and without it (EVALUATIONS).
 # Every run uses the same split: seeds vary initialisation, augmentation and batch order, so runs of one fold
 # are scored on the same photos and can be compared pair-wise and averaged as an ensemble.
 SPLIT_SEED = 0
@@ -97,7 +99,7 @@ def train_command(
         "experiment=faces", f"data.csv={csv_path}", "data.split=by_generator", f"data.holdout=[{holdout}]",
         f"loss={loss}", f"seed={seed}", f"data.split_seed={SPLIT_SEED}", "logger=csv", "~callbacks.progress_bar", "~callbacks.report",
         f"runtime.num_threads={threads}", f"hydra.run.dir={runs / run_name(variant, loss, ratio, seed, family)}",
-        *VARIANTS[variant], *RATIOS[ratio], *extra,
+        "model.flip_tta=false", *VARIANTS[variant], *RATIOS[ratio], *extra,
     ]  # fmt: skip
 
 
