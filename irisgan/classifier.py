@@ -107,23 +107,23 @@ class RANClassifier(L.LightningModule):
         """Logits, shape (N,)."""
         return self.net(self.preprocess(images))
 
-    def _probs(self, images: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        """P(GAN) from the logits of ``images``, averaged with the mirror image's when ``flip_tta`` is on."""
-        probs = torch.sigmoid(logits.float())
-        if self.hparams.get("flip_tta", False):
-            probs = 0.5 * (probs + torch.sigmoid(self(images.flip(-1)).float()))
-        return probs
+    def _probs(self, images: torch.Tensor, logits: torch.Tensor | None = None) -> torch.Tensor:
+        """P(GAN) of ``images`` (from ``logits`` when given), averaged with the mirror image's under ``flip_tta``.
+
+        The mirror goes first: explanations read the attention masks of the last pass, the unflipped one.
+        """
+        mirrored = (
+            torch.sigmoid(self(images.flip(-1)).float()) if self.hparams.get("flip_tta", False) else None
+        )
+        probs = torch.sigmoid((self(images) if logits is None else logits).float())
+        return probs if mirrored is None else 0.5 * (probs + mirrored)
 
     @torch.no_grad()
     def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
         """P(GAN), float32, under ``inference_dtype`` autocast when one is set."""
         dtype = self.inference_dtype
         with torch.autocast(images.device.type, dtype=dtype, enabled=dtype is not None):
-            if not self.hparams.get("flip_tta", False):
-                return torch.sigmoid(self(images).float())
-            # The mirror first: explanations read the attention masks of the last pass, the unflipped one.
-            mirrored = torch.sigmoid(self(images.flip(-1)).float())
-            return 0.5 * (torch.sigmoid(self(images).float()) + mirrored)
+            return self._probs(images)
 
     def predict_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
         images = batch[0] if isinstance(batch, (tuple, list)) else batch

@@ -233,6 +233,15 @@ def test_flip_tta_scores_a_pair_and_its_mirror_alike_and_travels_with_the_weight
     np.testing.assert_allclose(score_pairs(tta, x), expected, atol=1e-6)
     np.testing.assert_allclose(score_pairs(tta, x.flip(-1)), score_pairs(tta, x), atol=1e-6)
     assert not np.allclose(score_pairs(plain, x), expected, atol=1e-6)  # the mirror really is another view
+    # explanations read the attention of the last pass: it must be the unflipped pair's
+    modules = tta.net.attention_modules()
+    for m in modules:
+        m.record_masks = True
+    tta.predict_proba(x)
+    masks = [m.last_mask.clone() for m in modules]
+    with torch.no_grad():
+        tta(x)
+    assert all(torch.equal(a, m.last_mask) for a, m in zip(masks, modules, strict=True))
 
     # A model trained with flip_tta keeps it in its exported weights; flip_tta=false overrides it.
     ckpt = torch.load(smoke_run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
