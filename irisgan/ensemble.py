@@ -20,7 +20,7 @@ import torch
 from irisgan.checkpoints import CLASSIFIER, CheckpointError, load_checkpoint
 from irisgan.classifier import RANClassifier
 from irisgan.data.pairs import load_pairs
-from irisgan.inference import load_classifier, save_weights, score_pairs
+from irisgan.inference import build_classifier, load_classifier, save_weights, score_pairs
 from irisgan.metrics import report_from_scores
 
 log = logging.getLogger("irisgan.ensemble")
@@ -64,14 +64,7 @@ def combine(ckpts: list[Path]) -> RANClassifier:
                     f"{path} was normalised with other statistics than {ckpts[0]}: its training split differs "
                     "(train the members with the same data.split_seed)"
                 )
-    h = hparams[0]
-    model = RANClassifier(
-        net=h.get("net"),
-        threshold_method=h.get("threshold_method", "gmean"),
-        channels_last=h.get("channels_last", True),
-        flip_tta=h.get("flip_tta", False),
-        members=len(ckpts),
-    )
+    model = build_classifier(hparams[0], members=len(ckpts))
     state = {"mean": first["mean"], "std": first["std"], "threshold": first["threshold"]}
     for i, ckpt in enumerate(loaded):
         state.update(

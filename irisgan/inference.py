@@ -12,6 +12,7 @@ from irisgan.checkpoints import CLASSIFIER, CheckpointError, load_checkpoint, st
 from irisgan.classifier import RANClassifier
 
 __all__ = [
+    "build_classifier",
     "CheckpointError",
     "configure_inference",
     "export_weights",
@@ -66,6 +67,18 @@ def save_weights(state: dict, hparams: dict, out_path: str | Path, meta: dict | 
     return Path(out_path)
 
 
+def build_classifier(hparams: dict, **overrides) -> RANClassifier:
+    """An untrained ``RANClassifier`` of the shape and inference settings stored in ``hparams``."""
+    stored = {
+        "net": hparams.get("net"),
+        "threshold_method": hparams.get("threshold_method", "gmean"),
+        "channels_last": hparams.get("channels_last", True),
+        "flip_tta": hparams.get("flip_tta", False),
+        "members": hparams.get("members", 1),
+    }
+    return RANClassifier(**{**stored, **overrides})
+
+
 def load_classifier(
     path: str | Path | None,
     device: str | torch.device = "cpu",
@@ -86,13 +99,7 @@ def load_classifier(
     """
     ckpt = load_checkpoint(resolve_checkpoint(path), CLASSIFIER)
     state, hparams = ckpt["state_dict"], ckpt.get("hyper_parameters") or {}
-    model = RANClassifier(
-        net=hparams.get("net"),
-        threshold_method=hparams.get("threshold_method", "gmean"),
-        channels_last=hparams.get("channels_last", True),
-        flip_tta=hparams.get("flip_tta", False) if flip_tta is None else bool(flip_tta),
-        members=hparams.get("members", 1),
-    )
+    model = build_classifier(hparams, **({} if flip_tta is None else {"flip_tta": bool(flip_tta)}))
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith(("val_", "test_"))]
     if missing:
