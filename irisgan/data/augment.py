@@ -65,6 +65,8 @@ class PairAugment:
         jpeg: (probability, lowest quality); CPU tensors only (skipped on other devices).
         eye_shift: largest shift of each iris crop, as a fraction of the half's side.
         eye_scale: largest relative zoom of each iris crop.
+        grayscale: probability that a pair loses its colour (a grey photo must not read as real).
+        colour_cast: largest per-channel gain change, a white-balance shift of the whole pair (studio light).
     """
 
     p: float = 0.8
@@ -74,6 +76,8 @@ class PairAugment:
     jpeg: tuple[float, float] = (0.3, 50.0)
     eye_shift: float = 0.06
     eye_scale: float = 0.08
+    grayscale: float = 0.0
+    colour_cast: float = 0.0
 
     def __call__(self, x: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
         n, dev = len(x), x.device
@@ -83,6 +87,7 @@ class PairAugment:
         y = x.clone()
         idx = active.nonzero().flatten()
         y[idx] = self._photometric(y[idx], gen)
+        y[idx] = self._colour(y[idx], gen)
         y[idx] = self._per_eye_geometry(y[idx], gen)
         y[idx] = self._downscale(y[idx], gen)
         y[idx] = self._noise(y[idx], gen)
@@ -102,6 +107,19 @@ class PairAugment:
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
         x = (x - mean) * contrast + mean
         return (x * brightness).clamp(0.0, 1.0) ** gamma
+
+    def _colour(self, x: torch.Tensor, gen) -> torch.Tensor:
+        n, dev = len(x), x.device
+        if self.colour_cast > 0:
+            gains = 1.0 + _uniform(n * 3, -self.colour_cast, self.colour_cast, dev, gen).view(n, 3, 1, 1)
+            x = (x * gains).clamp(0.0, 1.0)
+        if self.grayscale > 0:
+            grey = torch.rand(n, device=dev, generator=gen) < self.grayscale
+            if grey.any():
+                # ITU-R BT.601 luma, as OpenCV's and PIL's grayscale conversions use
+                weights = torch.tensor([0.299, 0.587, 0.114], device=dev).view(1, 3, 1, 1)
+                x[grey] = (x[grey] * weights).sum(dim=1, keepdim=True).expand(-1, 3, -1, -1)
+        return x
 
     def _per_eye_geometry(self, x: torch.Tensor, gen) -> torch.Tensor:
         if self.eye_shift <= 0 and self.eye_scale <= 0:

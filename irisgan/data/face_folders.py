@@ -19,8 +19,10 @@ Splits (``split``):
   test set is the validation set unless ``test_fraction`` > 0 sets one apart first.
 * ``by_generator``: the photos of the generators in ``holdout`` (GAN or real labels) are the test set,
   with ``test_real_fraction`` of the other real photos (stratified by generator) when ``holdout`` names
-  no real source; the rest is split into train and validation. The test AUC is then the detector's score
-  on a generator it never saw.
+  no real source, or with ``test_fake_fraction`` of the GAN photos (stratified by generator) when it names
+  only real sources; the rest is split into train and validation. The test AUC is then the detector's score
+  on a generator it never saw, or, for a held-out real source, how well it tells a source it never saw
+  from GAN photos it never trained on (and its false-positive rate at the stored threshold).
 """
 
 from __future__ import annotations
@@ -145,6 +147,7 @@ class FaceFoldersDataModule(IrisPairsDataModule):
         split: str = "random",
         holdout: list[str] | str | None = None,
         test_real_fraction: float = 0.25,
+        test_fake_fraction: float = 0.25,
         test_fraction: float = 0.0,
         **pairs_kwargs,
     ) -> None:
@@ -159,7 +162,12 @@ class FaceFoldersDataModule(IrisPairsDataModule):
             raise ValueError(
                 "data.split=by_generator needs data.holdout=NAME (or a list): the generators to test on"
             )
-        for name, value in (("test_real_fraction", test_real_fraction), ("test_fraction", test_fraction)):
+        fractions = {
+            "test_real_fraction": test_real_fraction,
+            "test_fake_fraction": test_fake_fraction,
+            "test_fraction": test_fraction,
+        }
+        for name, value in fractions.items():
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"data.{name} must be in [0, 1), got {value}")
         pairs_kwargs.pop("synthetic", None)
@@ -170,6 +178,7 @@ class FaceFoldersDataModule(IrisPairsDataModule):
         self.extract_overrides = list(extract_overrides or [])
         self.split, self.holdout = split, holdout
         self.test_real_fraction, self.test_fraction = float(test_real_fraction), float(test_fraction)
+        self.test_fake_fraction = float(test_fake_fraction)
         self._split_csvs: dict[str, Path] | None = None
 
     # -- extraction (cached) ----------------------------------------------------------------------------------
@@ -245,11 +254,13 @@ class FaceFoldersDataModule(IrisPairsDataModule):
                 raise ValueError(f"data.holdout: no photos of {unknown}; generators here: {sorted(known)}")
             test = [i for i in ok if rows[i]["generator"] in self.holdout]
             rest = [i for i in ok if rows[i]["generator"] not in self.holdout]
-            if not any(rows[i]["label"] == 0 for i in test):
-                reals = [i for i in rest if rows[i]["label"] == 0]
-                _, held = _group_split(groups, reals, self.test_real_fraction, seed)
-                test = sorted(test + held)
-                rest = sorted(set(rest) - set(held))
+            # The test set needs both classes: the missing one comes from a stratified share of the others.
+            for label, fraction in ((0, self.test_real_fraction), (1, self.test_fake_fraction)):
+                if not any(rows[i]["label"] == label for i in test):
+                    same = [i for i in rest if rows[i]["label"] == label]
+                    _, held = _group_split(groups, same, fraction, seed)
+                    test = sorted(test + held)
+                    rest = sorted(set(rest) - set(held))
         elif self.test_fraction > 0:
             rest, test = _group_split(groups, ok, self.test_fraction, seed)
         else:
@@ -265,6 +276,7 @@ class FaceFoldersDataModule(IrisPairsDataModule):
             "holdout": self.holdout,
             "seed": int(self.hparams.split_seed),
             "fractions": [self.hparams.val_fraction, self.test_real_fraction, self.test_fraction],
+            "test_fake_fraction": self.test_fake_fraction,
         }
         return out / "splits" / hashlib.sha1(json.dumps(what, sort_keys=True).encode()).hexdigest()[:10]
 
