@@ -125,6 +125,23 @@ class RANClassifier(L.LightningModule):
         with torch.autocast(images.device.type, dtype=dtype, enabled=dtype is not None):
             return self._probs(images)
 
+    @torch.no_grad()
+    def member_probs(self, images: torch.Tensor) -> torch.Tensor:
+        """P(GAN) of each ensemble member, shape (members, N) (one row for a single network).
+
+        Each member's score is what ``predict_proba`` would give with that member alone (with the mirror under
+        ``flip_tta``); their spread says how far runs trained alike disagree on a photo.
+        """
+        if not isinstance(self.net, NetEnsemble):
+            return self.predict_proba(images)[None]
+        dtype = self.inference_dtype
+        with torch.autocast(images.device.type, dtype=dtype, enabled=dtype is not None):
+            x = self.preprocess(images)
+            views = [x, x.flip(-1)] if self.hparams.get("flip_tta", False) else [x]
+            return torch.stack(
+                [torch.stack([torch.sigmoid(m(v).float()) for v in views]).mean(0) for m in self.net.members]
+            )
+
     def predict_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
         images = batch[0] if isinstance(batch, (tuple, list)) else batch
         probs = self.predict_proba(images)

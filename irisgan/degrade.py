@@ -2,11 +2,16 @@
 
 The same functions serve both, as in CNNDetection (Wang et al. 2020), which trains with blur and JPEG to
 survive them at test time. They act on RGB uint8 images (an iris pair or a whole photo).
+
+Photo-level degradations (``PHOTO_DEGRADATIONS``, ``write_degraded_photo``) change the photo file a user
+would have, before the whole pipeline runs on it: a re-encode, a smaller copy (``shrink``: down-scaled, not
+scaled back up), a grayscale copy (saved as a one-channel file), a colour cast (white balance).
 """
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -23,18 +28,35 @@ DEGRADATIONS: dict[str, tuple[str, float]] = {
     "resize0.25": ("resize", 0.25),
     "noise5": ("noise", 5.0),
     "noise10": ("noise", 10.0),
+    "shrink0.5": ("shrink", 0.5),
+    "shrink0.25": ("shrink", 0.25),
+    "grayscale": ("grayscale", 0.0),
+    "cast0.15": ("cast", 0.15),
 }
-KINDS = ("jpeg", "blur", "resize", "noise")
+KINDS = ("jpeg", "blur", "resize", "noise")  # what training-time augmentation draws from
+PHOTO_KINDS = (*KINDS, "shrink", "grayscale", "cast")
+# What `evaluate photo_robustness=true` runs through the whole pipeline by default.
+PHOTO_DEGRADATIONS = (
+    "clean",
+    "jpeg90",
+    "jpeg70",
+    "jpeg50",
+    "shrink0.5",
+    "shrink0.25",
+    "grayscale",
+    "cast0.15",
+)
 
 
 def parse(name: str) -> tuple[str, float]:
     """``jpeg70`` -> ("jpeg", 70.0); names outside the table work too (``blur1.5``, ``resize0.3``)."""
     if name in DEGRADATIONS:
         return DEGRADATIONS[name]
-    m = re.fullmatch(r"(jpeg|blur|resize|noise)([0-9.]+)", name)
+    m = re.fullmatch(r"(jpeg|blur|resize|noise|shrink|cast)([0-9.]+)", name)
     if not m:
         raise ValueError(
-            f"unknown degradation {name!r}; use one of {list(DEGRADATIONS)} or KIND+VALUE with KIND in {KINDS}"
+            f"unknown degradation {name!r}; use one of {list(DEGRADATIONS)} or KIND+VALUE with KIND in "
+            f"{[k for k in PHOTO_KINDS if k != 'grayscale']}"
         )
     return m.group(1), float(m.group(2))
 
@@ -62,7 +84,16 @@ def apply(image: np.ndarray, kind: str, value: float, rng: np.random.Generator |
         rng = rng or np.random.default_rng()
         noisy = image.astype(np.float32) + rng.normal(0.0, value, image.shape).astype(np.float32)
         return np.clip(noisy, 0, 255).round().astype(np.uint8)
-    raise ValueError(f"unknown degradation kind {kind!r}; valid: {KINDS}")
+    if kind == "shrink":
+        h, w = image.shape[:2]
+        size = (max(1, round(w * value)), max(1, round(h * value)))
+        return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    if kind == "grayscale":  # BT.601 luma in all three channels, as a grayscale file decodes
+        return np.repeat(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+    if kind == "cast":  # a warm white balance: red up, blue down by ``value``
+        gains = np.array([1.0 + value, 1.0, 1.0 - value], np.float32)
+        return np.clip(image.astype(np.float32) * gains, 0, 255).round().astype(np.uint8)
+    raise ValueError(f"unknown degradation kind {kind!r}; valid: {PHOTO_KINDS}")
 
 
 def degrade(image: np.ndarray, name: str, rng: np.random.Generator | None = None) -> np.ndarray:
@@ -77,6 +108,38 @@ def degrade_batch(images: np.ndarray, name: str, seed: int = 0) -> np.ndarray:
     for i, img in enumerate(images):
         out[i] = degrade(np.ascontiguousarray(img.transpose(1, 2, 0)), name, rng).transpose(2, 0, 1)
     return out
+
+
+def write_degraded_photo(source: str | Path, name: str, out_stem: Path, seed: int = 0) -> Path:
+    """Write ``source`` degraded by ``name`` as a new photo file ``out_stem`` + suffix; returns its path.
+
+    ``clean`` copies the file's bytes; ``jpegQ`` re-encodes the photo as JPEG at quality Q; ``grayscale`` writes
+    a one-channel PNG; the others a lossless PNG, so that only the named change reaches the pipeline.
+    """
+    from irisgan.data.pairs_format import write_bytes_atomic
+    from irisgan.faces import read_image
+
+    source = Path(source)
+    kind, value = parse(name)
+    if kind == "none":
+        path = out_stem.with_suffix(source.suffix.lower())
+        write_bytes_atomic(path, source.read_bytes())
+        return path
+    rgb = read_image(source)
+    if kind == "jpeg":
+        path, params, image = out_stem.with_suffix(".jpg"), [cv2.IMWRITE_JPEG_QUALITY, int(value)], rgb
+    else:
+        path, params = out_stem.with_suffix(".png"), []
+        image = apply(rgb, kind, value, np.random.default_rng(seed))
+    if kind == "grayscale":
+        image = image[..., 0]
+    elif image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(path.suffix, image, params)
+    if not ok:
+        raise RuntimeError(f"{source}: encoding the {name} copy failed")
+    write_bytes_atomic(path, buf.tobytes())
+    return path
 
 
 class RandomDegradation:

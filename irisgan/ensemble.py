@@ -4,7 +4,10 @@ Each RUN is a ``python -m irisgan.train stage=ran`` run folder (its ``metrics.js
 and the split CSVs) or a checkpoint file. The members must share the network shape and the normalisation,
 which means the same training split (``data.split_seed``); seeds may differ. The ensemble scores a pair with
 the mean of its members' logits (with flip TTA when the members were trained with it), and its threshold is
-chosen like training's, on the validation pairs, from the ensemble's own scores. The result is a
+chosen like training's, on the validation pairs, from the ensemble's own scores. So is the rule that makes a
+decision **uncertain** (``irisgan.inference.DecisionRule``): the band around the threshold outside which each
+confident call is right at least ``--precision`` of the time on those pairs, and the members' spread that
+``--spread-quantile`` of them stay under. The result is a
 weights-only file that ``predict`` and ``evaluate`` load like any other (``make model`` ships one).
 """
 
@@ -15,13 +18,14 @@ import json
 import logging
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from irisgan.checkpoints import CLASSIFIER, CheckpointError, load_checkpoint
 from irisgan.classifier import RANClassifier
 from irisgan.data.pairs import load_pairs
-from irisgan.inference import build_classifier, load_classifier, save_weights, score_pairs
-from irisgan.metrics import report_from_scores
+from irisgan.inference import build_classifier, load_classifier, save_weights, score_members, score_pairs
+from irisgan.metrics import report_from_scores, uncertain_band
 
 log = logging.getLogger("irisgan.ensemble")
 
@@ -83,8 +87,14 @@ def combine(ckpts: list[Path]) -> RANClassifier:
     return model.eval()
 
 
-def build_ensemble(runs: list[str | Path], out: str | Path, val_csv: str | Path | None = None) -> dict:
-    """Combine the runs, choose the threshold on the validation pairs, write ``out``; returns the metrics."""
+def build_ensemble(
+    runs: list[str | Path],
+    out: str | Path,
+    val_csv: str | Path | None = None,
+    precision: float = 0.95,
+    spread_quantile: float = 0.95,
+) -> dict:
+    """Combine the runs, choose the threshold and the uncertain band on the validation pairs, write ``out``."""
     resolved = [resolve_run(r) for r in runs]
     vals = {str(v) for _, v in resolved if v is not None}
     if val_csv is None:
@@ -96,9 +106,27 @@ def build_ensemble(runs: list[str | Path], out: str | Path, val_csv: str | Path 
         val_csv = vals.pop()
     model = combine([c for c, _ in resolved])
     images, labels, _ = load_pairs(val_csv)
-    probs = torch.from_numpy(score_pairs(model, images))
-    scalars, report = report_from_scores(probs, labels, None, model.hparams.threshold_method)
+    probs, spread = score_members(model, images)
+    scalars, report = report_from_scores(
+        torch.from_numpy(probs), labels, None, model.hparams.threshold_method
+    )
     model.threshold.fill_(report["threshold"])
+    band = uncertain_band(probs, labels.numpy(), report["threshold"], precision)
+    decision = {
+        "band": list(band),
+        "precision": precision,
+        "max_spread": float(np.quantile(spread, spread_quantile)) if spread is not None else None,
+        "spread_quantile": spread_quantile if spread is not None else None,
+    }
+    inside = (probs >= band[0]) & (probs < band[1])
+    if spread is not None:
+        inside |= spread > decision["max_spread"]
+    outside = ~inside
+    called = (probs >= report["threshold"]).astype(int)
+    decision["val_uncertain_share"] = float(inside.mean())
+    decision["val_acc_outside"] = (
+        float((called[outside] == labels.numpy()[outside]).mean()) if outside.any() else None
+    )
     member_aucs = [
         report_from_scores(torch.from_numpy(score_pairs(load_classifier(ckpt), images)), labels)[0]["auroc"]
         for ckpt, _ in resolved
@@ -106,12 +134,16 @@ def build_ensemble(runs: list[str | Path], out: str | Path, val_csv: str | Path 
     metrics = {
         "val/auroc": scalars["auroc"],
         "val/threshold": report["threshold"],
+        "decision": decision,
         "val/member_auroc": member_aucs,
         "val_csv": str(val_csv),
         "members": [str(c) for c, _ in resolved],
     }
     save_weights(
-        model.state_dict(), dict(model.hparams), out, {"ensemble": metrics, "runs": run_records(runs)}
+        model.state_dict(),
+        {**dict(model.hparams), "decision": decision},
+        out,
+        {"ensemble": metrics, "runs": run_records(runs)},
     )
     return metrics
 
@@ -145,13 +177,31 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("runs", nargs="+", help="training run folders (or checkpoint files)")
     parser.add_argument("--out", required=True, type=Path, help="weights file to write")
     parser.add_argument("--val-csv", type=Path, help="validation pairs CSV (default: the runs' own)")
+    parser.add_argument(
+        "--precision",
+        type=float,
+        default=0.95,
+        help="how often a confident call is right on the validation pairs",
+    )
+    parser.add_argument(
+        "--spread-quantile",
+        type=float,
+        default=0.95,
+        help="share of validation pairs whose members agree enough",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")
-    metrics = build_ensemble(args.runs, args.out, args.val_csv)
+    metrics = build_ensemble(args.runs, args.out, args.val_csv, args.precision, args.spread_quantile)
     log.info(
         "%d runs -> %s: val AUROC %.4f (members %s), threshold %.4f",
         len(metrics["members"]), args.out, metrics["val/auroc"],
         ", ".join(f"{a:.4f}" for a in metrics["val/member_auroc"]), metrics["val/threshold"],
+    )  # fmt: skip
+    d = metrics["decision"]
+    log.info(
+        "uncertain band [%.3f, %.3f), members' spread up to %s: %.1f%% of the validation pairs uncertain, "
+        "accuracy %.3f outside", *d["band"], d["max_spread"], 100 * d["val_uncertain_share"],
+        d["val_acc_outside"] or float("nan"),
     )  # fmt: skip
 
 

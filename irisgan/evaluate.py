@@ -3,8 +3,14 @@
 Writes to the run folder: ``metrics.json`` (RAN and the training-free highlight baseline, at 0.5 and at the
 checkpoint's stored threshold, with bootstrap 95% intervals), ``report.md`` (the same as tables),
 ``plots/`` (ROC, PR, threshold, confusion per method, and both ROCs together), and with
-``robustness=true`` ``robustness.csv``/``robustness.md``/``plots/robustness.png`` (AUC per degradation).
-Photos that yield no pair are counted and reported by status, never dropped silently.
+``robustness=true`` ``robustness.csv``/``robustness.md``/``plots/robustness.png`` (AUC per degradation of the
+pairs). With ``faces=DIR photo_robustness=true`` each photo is also degraded as a file (a re-encode, a
+smaller copy, grayscale, a colour cast: ``photo_degradations``) and the copies go through the whole pipeline,
+extraction included: ``photo_robustness.csv``/``.md`` give the yield, the AUC and the decisions per
+degradation, and how many GAN photos called GAN as they were become a confident "real".
+``decisions`` in ``metrics.json`` counts real / GAN / uncertain (``irisgan.inference.DecisionRule``) and
+the accuracy of the confident calls. Photos that yield no pair are counted and reported by status, never
+dropped silently.
 """
 
 from __future__ import annotations
@@ -25,8 +31,15 @@ from irisgan.baseline import highlight_scores
 from irisgan.config import CONFIG_DIR
 from irisgan.data.pairs import load_pairs
 from irisgan.data.pairs_format import read_pairs_csv, write_bytes_atomic
-from irisgan.degrade import degrade_batch
-from irisgan.inference import load_classifier, resolve_checkpoint, score_pairs
+from irisgan.degrade import degrade_batch, write_degraded_photo
+from irisgan.inference import (
+    DecisionRule,
+    is_grayscale_pair,
+    load_classifier,
+    resolve_checkpoint,
+    score_members,
+    score_pairs,
+)
 from irisgan.manifest import format_statuses
 from irisgan.metrics import report_from_scores
 
@@ -119,20 +132,23 @@ def per_group_breakdown(
     return rows
 
 
+def extract_faces(cfg: DictConfig, faces: object, out: Path) -> tuple[Path, dict]:
+    """Face photos -> ``out/pairs.csv`` with the extractor (``extract_overrides`` apply); its summary."""
+    from hydra import compose
+
+    from irisgan.extract import run_extraction
+
+    overrides = [f"faces={faces}", f"out={out}", *cfg.extract_overrides]
+    summary = run_extraction(compose(config_name="extract", overrides=overrides)) or {}
+    return out / "pairs.csv", summary
+
+
 def load_test_set(cfg: DictConfig, out: Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """(uint8 pairs, labels, provenance). Face folders go through the extractor first."""
     info: dict[str, Any] = {}
     if cfg.faces:
-        from hydra import compose
-
-        from irisgan.extract import run_extraction
-
         extract_out = out / "extracted"
-        overrides = [f"faces={cfg.faces}", f"out={extract_out}", *cfg.extract_overrides]
-        extract_cfg = compose(config_name="extract", overrides=overrides)
-        summary = run_extraction(extract_cfg) or {}
-        info["extraction"] = summary
-        csv = extract_out / "pairs.csv"
+        csv, info["extraction"] = extract_faces(cfg, cfg.faces, extract_out)
         info["source"] = f"faces={cfg.faces} (extracted to {extract_out})"
     elif cfg.pairs_csv:
         csv = Path(cfg.pairs_csv)
@@ -158,6 +174,86 @@ def load_test_set(cfg: DictConfig, out: Path) -> tuple[np.ndarray, np.ndarray, d
     return images.numpy(), labels.numpy(), info
 
 
+def decide_all(
+    rule: DecisionRule, probs: np.ndarray, spread: np.ndarray | None, images: np.ndarray
+) -> list[str]:
+    """The decision of each (N, 3, H, W) uint8 pair, as ``predict`` makes it."""
+    return [
+        rule.decide(
+            float(p), None if spread is None else float(spread[i]), is_grayscale_pair(img.transpose(1, 2, 0))
+        )[0]
+        for i, (p, img) in enumerate(zip(probs, images, strict=True))
+    ]
+
+
+def decision_summary(decisions: list[str], labels: np.ndarray) -> dict[str, Any]:
+    """Shares of GAN / real / uncertain per class, and the accuracy of the confident calls."""
+    decisions, labels = np.asarray(decisions), np.asarray(labels).astype(int)
+    out: dict[str, Any] = {}
+    for label, name in ((1, "gan"), (0, "real")):
+        mine = decisions[labels == label]
+        for d in ("GAN", "real", "uncertain"):
+            out[f"{name}_called_{d.lower()}"] = float((mine == d).mean()) if len(mine) else None
+    confident = decisions != "uncertain"
+    out["uncertain_share"] = float((~confident).mean()) if len(decisions) else None
+    called = decisions[confident] == "GAN"
+    out["acc_outside_band"] = float((called == (labels[confident] == 1)).mean()) if confident.any() else None
+    return out
+
+
+def photo_robustness(cfg: DictConfig, model, rule: DecisionRule, out: Path) -> list[dict[str, Any]]:
+    """Each photo degraded as a file, then extracted and scored: one row per degradation.
+
+    ``gan_to_real``: the share of GAN photos called GAN as they were (``clean``) that this copy turns into a
+    confident "real": an evasion.
+    """
+    from irisgan.photos import list_inputs
+
+    photos, _ = list_inputs(cfg.faces, exclude=out)
+    names = list(cfg.photo_degradations)
+    if "clean" in names:  # the reference the flips are counted against goes first
+        names.remove("clean")
+    names.insert(0, "clean")
+    rows, clean_calls = [], {}
+    for name in names:
+        folder = out / "photo_robustness" / name
+        stems = {}
+        for i, photo in enumerate(photos):
+            stem = (
+                folder
+                / "photos"
+                / ("fake" if photo.label == 1 else "real")
+                / f"{i:05d}_{Path(photo.path).stem}"
+            )
+            stems[stem.name] = i
+            if not any(stem.parent.glob(stem.name + ".*")):  # a rerun reuses the copies written already
+                write_degraded_photo(photo.path, name, stem, seed=cfg.seed)
+        csv, summary = extract_faces(cfg, folder / "photos", folder / "extracted")
+        images, labels, _ = load_pairs(csv)
+        images, labels = images.numpy(), labels.numpy().astype(int)
+        index = [stems.get(Path(r["source"]).stem) for r in read_pairs_csv(csv)]
+        probs, spread = score_members(model, images, cfg.batch_size)
+        decisions = decide_all(rule, probs, spread, images)
+        calls = dict(zip(index, decisions, strict=True))
+        if name == "clean":
+            clean_calls = calls
+        row: dict[str, Any] = {"degradation": name, "photos": len(photos), "scored": len(labels)}
+        if len(np.unique(labels)) == 2:
+            row["auroc"] = float(binary_auroc(torch.as_tensor(probs), torch.as_tensor(labels)))
+        row["acc_at_thr"] = (
+            float(((probs >= rule.threshold) == (labels == 1)).mean()) if len(labels) else None
+        )
+        row["gan_mean_p"] = float(probs[labels == 1].mean()) if (labels == 1).any() else None
+        row.update(decision_summary(decisions, labels))
+        caught = [i for i, d in clean_calls.items() if d == "GAN" and photos[i].label == 1]
+        row["gan_caught_clean"] = len(caught)
+        row["gan_to_real"] = float(np.mean([calls.get(i) == "real" for i in caught])) if caught else None
+        row["statuses"] = summary.get("statuses") if isinstance(summary, dict) else None
+        rows.append(row)
+        log.info("photo robustness %s: %s", name, {k: v for k, v in row.items() if k != "statuses"})
+    return rows
+
+
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
@@ -177,6 +273,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if len(np.unique(labels)) < 2:
         log.warning("the test set holds one class only: AUROC and AP are undefined")
 
+    rule = DecisionRule.of(model)
     methods: dict[str, Any] = {"ran": lambda x: score_pairs(model, x, cfg.batch_size)}
     if cfg.baseline:
         methods["highlight_baseline"] = highlight_scores
@@ -208,6 +305,22 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         plots.plot_report(reports[name], out / "plots", name)
         np.save(out / f"scores_{name}.npy", scores)
     plots.plot_roc_comparison(reports, out / "plots" / "roc_comparison.png")
+    probs, spread = score_members(model, images, cfg.batch_size)
+    results["decision_rule"] = rule.record()
+    results["decisions"] = decision_summary(decide_all(rule, probs, spread, images), labels)
+
+    photo_rows = []
+    if cfg.photo_robustness:
+        if not cfg.faces:
+            raise ValueError("photo_robustness=true degrades face photos: pass faces=DIR (real/ and fake/)")
+        photo_rows = photo_robustness(cfg, model, rule, out)
+        results["photo_robustness"] = photo_rows
+        columns = [c for c in photo_rows[0] if c != "statuses"]
+        write_bytes_atomic(out / "photo_robustness.md", (_table(photo_rows, columns) + "\n").encode())
+        csv_text = "\n".join(",".join(str(r.get(c, "")) for c in columns) for r in photo_rows)
+        write_bytes_atomic(
+            out / "photo_robustness.csv", (",".join(columns) + "\n" + csv_text + "\n").encode()
+        )
 
     robustness_rows = []
     if cfg.robustness:
@@ -236,7 +349,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         plots.plot_robustness(robustness_rows, list(methods), out / "plots" / "robustness.png")
 
     write_bytes_atomic(out / "metrics.json", json.dumps(results, indent=2, default=float).encode())
-    report_md = _report_markdown(results, robustness_rows)
+    report_md = _report_markdown(results, robustness_rows, photo_rows)
     write_bytes_atomic(out / "report.md", report_md.encode())
     log.info("evaluation written to %s\n%s", out, report_md)
     if cfg.wandb:
@@ -244,7 +357,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     return results
 
 
-def _report_markdown(results: dict[str, Any], robustness_rows: list[dict]) -> str:
+def _report_markdown(results: dict[str, Any], robustness_rows: list[dict], photo_rows: list[dict]) -> str:
     rows = []
     for name, m in results["methods"].items():
         ci_auc, ci_acc = m.get("auroc_ci95", [np.nan] * 2), m.get("acc_ci95", [np.nan] * 2)
@@ -308,6 +421,32 @@ def _report_markdown(results: dict[str, Any], robustness_rows: list[dict]) -> st
                 _table(group_rows, ["method", "group", "class", "n", "auroc", "rate_at_thr"]),
                 "",
             ]
+    d, rule = results["decisions"], results["decision_rule"]
+    band = "no uncertain band stored (build one with irisgan.ensemble)"
+    if rule.get("band"):
+        band = f"uncertain band [{rule['band'][0]:.3f}, {rule['band'][1]:.3f})"
+    fmt = lambda v: "-" if v is None else f"{100 * v:.1f}%"  # noqa: E731
+    text += [
+        f"## Decisions ({band}; members' spread up to {rule.get('max_spread')})",
+        "",
+        f"- uncertain: {fmt(d['uncertain_share'])} of the pairs; accuracy of the confident calls: "
+        f"{fmt(d['acc_outside_band'])}",
+        f"- GAN pairs: {fmt(d['gan_called_gan'])} GAN, {fmt(d['gan_called_uncertain'])} uncertain, "
+        f"{fmt(d['gan_called_real'])} real",
+        f"- real pairs: {fmt(d['real_called_real'])} real, {fmt(d['real_called_uncertain'])} uncertain, "
+        f"{fmt(d['real_called_gan'])} GAN",
+        "",
+    ]
+    if photo_rows:
+        text += [
+            "## Photo-level degradations (each photo degraded as a file, then the whole pipeline)",
+            "",
+            "`gan_to_real`: share of the GAN photos called GAN as they were that the copy turns into a confident",
+            "real; `*_called_*`: shares of each class's scored photos.",
+            "",
+            _table(photo_rows, [c for c in photo_rows[0] if c != "statuses"]),
+            "",
+        ]
     if robustness_rows:
         text += [
             "## Robustness (AUC per degradation)",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,16 +16,19 @@ __all__ = [
     "build_classifier",
     "CheckpointError",
     "configure_inference",
+    "DecisionRule",
+    "is_grayscale_pair",
     "export_weights",
     "load_classifier",
     "resolve_checkpoint",
     "save_weights",
+    "score_members",
     "score_pairs",
 ]
 
 INFERENCE_PRECISIONS = ("32", "bf16")
 # What a weights-only file keeps of a classifier's hyper-parameters: what rebuilds it for inference.
-EXPORTED_HPARAMS = ("net", "threshold_method", "channels_last", "flip_tta", "members")
+EXPORTED_HPARAMS = ("net", "threshold_method", "channels_last", "flip_tta", "members", "decision")
 # The detector that ships inside the package (``make model``; see the README): used when no ckpt= is given.
 SHIPPED_WEIGHTS = Path(__file__).resolve().parent / "weights" / "ran_faces.pt"
 
@@ -107,6 +111,9 @@ def load_classifier(
             f"{path}: the RAN weights do not match the stored configuration (missing {missing[:5]})"
         )
     model = model.eval().to(device)
+    # The uncertain band and the members' largest agreed spread (irisgan.ensemble chooses them on validation
+    # pairs); a plain training checkpoint has none and decides at its threshold alone.
+    model.decision = hparams.get("decision")
     configure_inference(model, precision, compile)
     return model
 
@@ -138,3 +145,78 @@ def score_pairs(model: RANClassifier, images: np.ndarray | torch.Tensor, batch_s
             chunk = torch.cat([chunk, chunk.new_zeros((batch_size - n, *chunk.shape[1:]))])
         out.append(model.predict_proba(chunk.to(device)).float().cpu()[:n])
     return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+
+
+@torch.inference_mode()
+def score_members(
+    model: RANClassifier, images: np.ndarray | torch.Tensor, batch_size: int = 256
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """P(GAN) of (N, 3, 96, 96) uint8 pairs and the standard deviation of the members' P(GAN) (None for one net).
+
+    The score is the ensemble's (mean logit), as ``score_pairs`` gives it; the spread is that of the members'
+    own probabilities.
+    """
+    images = torch.as_tensor(images)
+    device = next(model.parameters()).device
+    probs, spreads = [], []
+    for i in range(0, len(images), batch_size):
+        chunk = images[i : i + batch_size].to(device)
+        members = model.member_probs(chunk).float().cpu()
+        spreads.append(members.std(dim=0, unbiased=False))
+        probs.append(model.predict_proba(chunk).float().cpu() if len(members) > 1 else members[0])
+    if not probs:
+        return np.zeros(0, np.float32), None
+    spread = torch.cat(spreads).numpy()
+    return torch.cat(probs).numpy(), spread if model.hparams.get("members", 1) > 1 else None
+
+
+# A pair whose mean (max - min) over the colour channels stays below this (0-255 units) carries no colour: a
+# grayscale photo (its three channels equal, give or take JPEG rounding). The 1,543 pairs of faces_train measure
+# 3.0 at the least (a dark photo), 9.7 at the 1st percentile and 29 at the median.
+GRAYSCALE_CHROMA = 2.0
+
+
+def is_grayscale_pair(pair: np.ndarray) -> bool:
+    """Whether an (H, W, 3) uint8 iris pair has lost its colour (a grayscale photo)."""
+    pair = np.asarray(pair, dtype=np.int16)
+    return float((pair.max(axis=-1) - pair.min(axis=-1)).mean()) < GRAYSCALE_CHROMA
+
+
+@dataclass(frozen=True)
+class DecisionRule:
+    """real / GAN / uncertain from a score: the threshold, the uncertain band and the members' spread.
+
+    A score inside ``band`` (``lo <= p < hi``) is uncertain, and so is one whose ensemble members disagree by
+    more than ``max_spread``. A grayscale pair lacks the colour cues the detector was trained on: it can still be
+    called GAN with confidence (from ``hi`` on), never real.
+    """
+
+    threshold: float
+    band: tuple[float, float] | None = None
+    max_spread: float | None = None
+
+    @classmethod
+    def of(cls, model: RANClassifier) -> DecisionRule:
+        stored = getattr(model, "decision", None) or {}
+        band = stored.get("band")
+        return cls(float(model.threshold), tuple(band) if band else None, stored.get("max_spread"))
+
+    def decide(
+        self, p_gan: float, spread: float | None = None, grayscale: bool = False
+    ) -> tuple[str, list[str]]:
+        """(decision, reasons): the reasons say why a decision is ``uncertain`` (empty otherwise)."""
+        lo, hi = self.band or (self.threshold, self.threshold)
+        reasons = []
+        if lo <= p_gan < hi:
+            reasons.append(f"score in the uncertain band [{lo:.3f}, {hi:.3f})")
+        if spread is not None and self.max_spread is not None and spread > self.max_spread:
+            reasons.append(f"ensemble members disagree (spread {spread:.3f} > {self.max_spread:.3f})")
+        if grayscale and p_gan < max(hi, self.threshold):
+            reasons.append("grayscale: colour cues unavailable")
+        if reasons:
+            return "uncertain", reasons
+        return ("GAN" if p_gan >= self.threshold else "real"), []
+
+    def record(self) -> dict:
+        return {"threshold": self.threshold, "band": list(self.band) if self.band else None,
+                "max_spread": self.max_spread}  # fmt: skip

@@ -153,3 +153,29 @@ def report_from_scores(
     scalars = {k: float(v) for k, v in scalar_metrics("")(probs, labels).items()}
     curves = curve_metrics()(probs, labels)
     return scalars, curve_report(curves["roc"], curves["pr"], curves["cm"], threshold, method)
+
+
+def uncertain_band(
+    probs: np.ndarray, labels: np.ndarray, threshold: float, precision: float = 0.95
+) -> tuple[float, float]:
+    """``(lo, hi)`` around ``threshold``: scores below ``lo`` are called real, from ``hi`` on GAN, between uncertain.
+
+    ``lo`` is the highest cut at or below the threshold under which at least ``precision`` of the pairs are real,
+    ``hi`` the lowest at or above it from which at least ``precision`` are GAN (0 and 1 where none reaches it),
+    so that on these pairs each confident call is right at least that often.
+    """
+    probs, labels = np.asarray(probs, dtype=np.float64), np.asarray(labels).astype(int)
+    if not 0.0 < precision <= 1.0:
+        raise ValueError(f"precision must be in (0, 1], got {precision}")
+    lo, hi = 0.0, 1.0
+    for cut in sorted(set(probs[probs <= threshold].tolist()) | {threshold}, reverse=True):
+        below = labels[probs < cut]
+        if len(below) and (below == 0).mean() >= precision:
+            lo = float(cut)
+            break
+    for cut in sorted(set(probs[probs >= threshold].tolist()) | {threshold}):
+        above = labels[probs >= cut]
+        if len(above) and (above == 1).mean() >= precision:
+            hi = float(cut)
+            break
+    return lo, hi

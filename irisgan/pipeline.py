@@ -88,7 +88,10 @@ class PhotoResult:
     overlay: str | None = None
     extracted_at: float | None = None
     p_gan: float | None = None  # predict only
-    decision: str | None = None
+    decision: str | None = None  # GAN, real or uncertain
+    reasons: list[str] | None = None  # why a decision is uncertain
+    member_spread: float | None = None  # standard deviation of the ensemble members' P(GAN)
+    grayscale: bool | None = None  # the pair carries no colour
 
     eye_crops: list[np.ndarray] | None = _transient()  # image-left eye first
     eye_points: list[np.ndarray] | None = _transient()  # each eye's landmarks in its crop's pixels

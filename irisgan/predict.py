@@ -1,10 +1,13 @@
 """Score face photos: ``python -m irisgan.predict ckpt=CKPT images=PATH [explain=true]``.
 
 Per photo: dlib face and landmarks, the two eye crops, the irises (training-free locator or the trained
-segmenter), the 96x96 pair, P(GAN) from the RAN and the decision at the checkpoint's stored threshold. A photo
-without a decision (unreadable, no face, no iris...) gets its status instead; every input gets one line in
-``predictions.jsonl`` (or ``.csv``). ``explain=true`` writes a PNG per photo: the face with eye and iris
-boxes, the pair, the RAN's soft-mask attention over the pair, the score and the decision.
+segmenter), the 96x96 pair, P(GAN) from the RAN and the decision: ``GAN`` or ``real`` at the checkpoint's
+stored threshold, or ``uncertain`` (with its reasons) when the score lies inside the uncertain band chosen on
+validation pairs, the ensemble's members disagree, or a grayscale photo would be called real
+(``irisgan.inference.DecisionRule``). A photo without a decision (unreadable, no face, no iris...) gets its
+status instead; every input gets one line in ``predictions.jsonl`` (or ``.csv``). ``explain=true`` writes a
+PNG per photo: the face with eye and iris boxes, the pair, the RAN's soft-mask attention over the pair, the
+score against the threshold and the band, the members' spread, and the decision.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from omegaconf import DictConfig
 from irisgan import runtime
 from irisgan.config import CONFIG_DIR
 from irisgan.data.pairs_format import write_bytes_atomic, write_image_atomic
-from irisgan.inference import load_classifier, score_pairs
+from irisgan.inference import DecisionRule, is_grayscale_pair, load_classifier, score_members
 from irisgan.overlays import draw_overlay
 from irisgan.photos import PhotoInput, fingerprint, list_unlabelled
 from irisgan.pipeline import (
@@ -57,6 +60,7 @@ class Predictor:
             cfg.ckpt, self.device, str(cfg.get("precision", "32")), compile, cfg.get("flip_tta")
         )
         self.threshold = float(self.model.threshold)
+        self.rule = DecisionRule.of(self.model)
         self.landmarker = build_landmarker(cfg.face)
         self.extractor = build_pair_extractor(cfg)
         self.extractor.locator.prepare(torch.device(self.device))
@@ -82,15 +86,20 @@ class Predictor:
             return
         pairs = np.stack([r.pair_image for r in scored]).transpose(0, 3, 1, 2).copy()
         size = int(self.cfg.batch_size)
-        # explain: the attention masks are those of the last forward pass, so score one batch at a time.
+        # explain: the attention masks are those of the last forward pass (the ensemble's score, after the
+        # members' own), so score one batch at a time.
         step = size if self.explain else len(scored)
         for start in range(0, len(scored), step):
             chunk = scored[start : start + step]
-            probs = score_pairs(self.model, pairs[start : start + step], size)
+            probs, spread = score_members(self.model, pairs[start : start + step], size)
             masks = self._attention(len(chunk)) if self.explain else None
             for i, (result, prob) in enumerate(zip(chunk, probs, strict=True)):
                 result.p_gan = float(prob)
-                result.decision = "GAN" if prob >= self.threshold else "real"
+                result.member_spread = None if spread is None else float(spread[i])
+                result.grayscale = is_grayscale_pair(result.pair_image)
+                result.decision, result.reasons = self.rule.decide(
+                    result.p_gan, result.member_spread, result.grayscale
+                )
                 if masks is not None:
                     result.attention = [m[i] for m in masks]
 
@@ -105,17 +114,25 @@ class Predictor:
         return maps
 
 
-def public_record(result: PhotoResult, threshold: float) -> dict:
-    keep = ("path", "status", "p_gan", "decision", "message", "face_box", "eye_boxes", "iris", "n_faces")
+def public_record(result: PhotoResult, rule: DecisionRule) -> dict:
+    keep = (
+        "path", "status", "p_gan", "decision", "reasons", "member_spread", "grayscale", "message", "face_box",
+        "eye_boxes", "iris", "n_faces",
+    )  # fmt: skip
     full = result.record()
     record = {k: full[k] for k in keep if k in full}
-    record.setdefault("p_gan", None)
-    record.setdefault("decision", None)
-    record["threshold"] = threshold
+    for key in ("p_gan", "decision", "reasons", "member_spread"):
+        record.setdefault(key, None)
+    record["threshold"] = rule.threshold
+    record["band"] = list(rule.band) if rule.band else None
+    record["max_spread"] = rule.max_spread
     return record
 
 
-def explanation_figure(result: PhotoResult, threshold: float) -> np.ndarray:
+DECISION_COLOURS = {"GAN": "crimson", "real": "seagreen", "uncertain": "darkorange"}
+
+
+def explanation_figure(result: PhotoResult, rule: DecisionRule) -> np.ndarray:
     """RGB figure: the extractor's overlay (face, landmarks, eyes, irises), the pair, attention maps."""
     import matplotlib
 
@@ -129,8 +146,11 @@ def explanation_figure(result: PhotoResult, threshold: float) -> np.ndarray:
     if result.overlay_image is not None:
         ax.imshow(draw_overlay(result))
     ax.set_axis_off()
+    threshold = rule.threshold
     if result.p_gan is not None:
         verdict = f"P(GAN) = {result.p_gan:.3f} -> {result.decision} (threshold {threshold:.3f})"
+        if result.reasons:
+            verdict += "\n" + "; ".join(result.reasons)
     else:
         verdict = f"no decision: {result.status}"
     ax.set_title(f"{Path(result.path).name}\n{verdict}", fontsize=9)
@@ -142,9 +162,15 @@ def explanation_figure(result: PhotoResult, threshold: float) -> np.ndarray:
         ax.set_axis_off()
         if result.p_gan is not None:
             ax = fig.add_subplot(grid[1, 2])
-            ax.barh([0], [result.p_gan], color="crimson" if result.decision == "GAN" else "seagreen")
+            if rule.band:
+                ax.axvspan(*rule.band, color="orange", alpha=0.25, label="uncertain band")
+            ax.barh([0], [result.p_gan], color=DECISION_COLOURS.get(result.decision, "grey"), height=0.5)
+            if result.member_spread is not None:  # the members' P(GAN): mean +- one standard deviation
+                ax.errorbar([result.p_gan], [0], xerr=[result.member_spread], color="black", capsize=4)
             ax.axvline(threshold, color="black", ls="--", lw=1)
-            ax.set(xlim=(0, 1), yticks=[], xlabel="P(GAN)", title=result.decision)
+            spread = "" if result.member_spread is None else f", members ±{result.member_spread:.3f}"
+            ax.set(xlim=(0, 1), yticks=[], xlabel="P(GAN)")
+            ax.set_title(f"{result.decision}{spread}", fontsize=8)
         # 3 stages x 2 attention modules: soft masks averaged over channels, over the pair
         slots = [(0, 3), (0, 4), (0, 5), (1, 3), (1, 4), (1, 5)]
         for k, (m, (r, c)) in enumerate(zip(maps, slots)):
@@ -170,12 +196,12 @@ def write_predictions(records: list[dict], out: Path, fmt: str) -> Path:
         buf = io.StringIO()
         writer = csv.DictWriter(
             buf,
-            ["path", "status", "p_gan", "decision", "threshold", "message"],
+            ["path", "status", "p_gan", "decision", "reasons", "member_spread", "threshold", "message"],
             extrasaction="ignore",
             lineterminator="\n",
         )
         writer.writeheader()
-        writer.writerows(records)
+        writer.writerows({**r, "reasons": "; ".join(r.get("reasons") or [])} for r in records)
         write_bytes_atomic(path, buf.getvalue().encode())
     else:
         raise ValueError(f"format={fmt!r} unknown; valid choices: ['jsonl', 'csv']")
@@ -195,26 +221,24 @@ def predict(cfg: DictConfig) -> list[dict]:
     predictor = Predictor(cfg)
     results = predictor(photos)
     seconds = time.perf_counter() - start
-    records = [public_record(r, predictor.threshold) for r in results]
+    records = [public_record(r, predictor.rule) for r in results]
     path = write_predictions(records, out, cfg.format)
     if cfg.explain:
         for result, rec in zip(results, records, strict=True):
             name = f"{Path(result.path).stem}.png"
-            write_image_atomic(out / "explain" / name, explanation_figure(result, predictor.threshold))
+            write_image_atomic(out / "explain" / name, explanation_figure(result, predictor.rule))
             rec["explanation"] = f"explain/{name}"
         write_predictions(records, out, cfg.format)
     decided = [r for r in records if r["decision"] is not None]
     log.info(
-        "%d photos, %d scored (%d called GAN), %d without a decision; %.2f s; predictions in %s",
-        len(records),
-        len(decided),
-        sum(r["decision"] == "GAN" for r in decided),
-        len(records) - len(decided),
-        seconds,
-        path,
-    )
+        "%d photos, %d scored (%d GAN, %d real, %d uncertain), %d without a decision; %.2f s; predictions in %s",
+        len(records), len(decided), *(sum(r["decision"] == d for r in decided) for d in ("GAN", "real", "uncertain")),
+        len(records) - len(decided), seconds, path,
+    )  # fmt: skip
     for r in records:
         verdict = f"P(GAN)={r['p_gan']:.3f} {r['decision']}" if r["decision"] else f"status={r['status']}"
+        if r.get("reasons"):
+            verdict += f" ({'; '.join(r['reasons'])})"
         print(f"{r['path']}: {verdict}")
     return records
 
