@@ -77,3 +77,19 @@ def test_pseudo_fake_rate_and_arguments():
         PseudoFakes(kinds=("sparkle",))
     with pytest.raises(ValueError, match="rate"):
         PseudoFakes(rate=1.5)
+
+
+def test_grayscale_and_colour_cast():
+    x = _pairs()
+    grey = PairAugment(p=1.0, jitter=0.0, downscale=(0, 0), noise=(0, 0), jpeg=(0, 0), eye_shift=0.0,
+                       eye_scale=0.0, grayscale=1.0)(x, torch.Generator().manual_seed(0))  # fmt: skip
+    assert torch.allclose(grey[:, 0], grey[:, 1]) and torch.allclose(grey[:, 1], grey[:, 2])
+    cast = PairAugment(p=1.0, jitter=0.0, downscale=(0, 0), noise=(0, 0), jpeg=(0, 0), eye_shift=0.0,
+                       eye_scale=0.0, colour_cast=0.2)(x, torch.Generator().manual_seed(0))  # fmt: skip
+    ratio = cast / x.clamp_min(1e-6)
+    # one gain per pair and channel: the same over both eyes, and different between channels
+    per_channel = ratio.flatten(2).median(dim=2).values
+    assert torch.allclose(ratio[..., :48].flatten(2).median(dim=2).values, per_channel, atol=1e-3)
+    assert (per_channel - 1).abs().max() <= 0.2 + 1e-4 and per_channel.std(dim=1).mean() > 0.01
+    assert torch.equal(PairAugment(p=1.0, grayscale=0.0, colour_cast=0.0)(x, torch.Generator().manual_seed(4)),
+                       PairAugment(p=1.0)(x, torch.Generator().manual_seed(4)))  # fmt: skip

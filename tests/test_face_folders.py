@@ -114,6 +114,30 @@ def test_split_rows_is_seeded_stratified_and_disjoint(tmp_path):
     assert n_real_test == round(30 * 0.25)
 
 
+def test_holding_out_a_real_source_tests_it_against_held_out_gan_photos():
+    rows = [
+        {"label": 0, "generator": "studio" if i < 10 else "ffhq", "status": "ok", "pair": f"r{i}"}
+        for i in range(40)
+    ] + [{"label": 1, "generator": f"g{i % 2}", "status": "ok", "pair": f"f{i}"} for i in range(40)]
+    dm = FaceFoldersDataModule(
+        csv="unused.csv", split="by_generator", holdout=["studio"], test_fake_fraction=0.25, split_seed=0
+    )
+    parts = dm.split_rows(rows)
+    test = [rows[i] for i in parts["test"]]
+    assert {r["generator"] for r in test if r["label"] == 0} == {"studio"}  # no other real photo
+    assert sum(r["label"] == 0 for r in test) == 10
+    fakes = [r for r in test if r["label"] == 1]
+    assert len(fakes) == 10 and {r["generator"] for r in fakes} == {"g0", "g1"}  # 25% of each family
+    trained = {rows[i]["pair"] for i in parts["train"] + parts["val"]}
+    assert not trained & {r["pair"] for r in test} and "studio" not in {
+        rows[i]["generator"] for i in parts["train"]
+    }
+    with pytest.raises(ValueError, match="test_fake_fraction"):
+        FaceFoldersDataModule(
+            csv="unused.csv", split="by_generator", holdout=["studio"], test_fake_fraction=1.0
+        )
+
+
 def test_bad_inputs_stop_with_a_message_that_names_the_file(tmp_path):
     good = tmp_path / "a.jpg"
     good.write_bytes(b"x")

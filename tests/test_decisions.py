@@ -1,0 +1,156 @@
+"""real / GAN / uncertain: the band chosen on validation pairs, the members' spread, grayscale photos."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from irisgan.degrade import PHOTO_DEGRADATIONS, write_degraded_photo
+from irisgan.ensemble import build_ensemble
+from irisgan.inference import DecisionRule, is_grayscale_pair, load_classifier, score_members, score_pairs
+from irisgan.metrics import uncertain_band
+from tests.conftest import FACES, run_cli
+from tests.test_ensemble import VAL_CSV
+
+
+def test_uncertain_band_makes_each_confident_call_right_often_enough():
+    # real pairs score 0.0-0.6, GAN pairs 0.4-1.0: the overlap 0.4-0.6 is where calls go wrong
+    rng = np.random.default_rng(0)
+    real, fake = rng.uniform(0.0, 0.6, 500), rng.uniform(0.4, 1.0, 500)
+    probs, labels = np.concatenate([real, fake]), np.r_[np.zeros(500), np.ones(500)]
+    lo, hi = uncertain_band(probs, labels, threshold=0.5, precision=0.95)
+    assert 0.3 < lo <= 0.5 <= hi < 0.7
+    assert (labels[probs < lo] == 0).mean() >= 0.95 and (labels[probs >= hi] == 1).mean() >= 0.95
+    # perfectly separated scores need no band; a stricter precision widens it
+    assert uncertain_band(np.r_[real * 0.5, 0.5 + fake * 0.5], labels, 0.4, 0.95) == (0.4, 0.4)
+    lo99, hi99 = uncertain_band(probs, labels, 0.5, 0.99)
+    assert lo99 <= lo and hi99 >= hi
+    with pytest.raises(ValueError, match="precision"):
+        uncertain_band(probs, labels, 0.5, 0.0)
+
+
+def test_decision_rule_band_spread_and_grayscale():
+    rule = DecisionRule(threshold=0.5, band=(0.3, 0.7), max_spread=0.1)
+    assert rule.decide(0.9) == ("GAN", [])
+    assert rule.decide(0.1) == ("real", [])
+    decision, reasons = rule.decide(0.55)
+    assert decision == "uncertain" and "uncertain band" in reasons[0]
+    decision, reasons = rule.decide(0.9, spread=0.2)
+    assert decision == "uncertain" and "disagree" in reasons[0]
+    # grayscale: never a confident real; a confident GAN call stands
+    assert rule.decide(0.1, grayscale=True) == ("uncertain", ["grayscale: colour cues unavailable"])
+    assert rule.decide(0.9, grayscale=True) == ("GAN", [])
+    # no band stored (a plain training checkpoint): the threshold alone, grayscale still never real
+    plain = DecisionRule(threshold=0.5)
+    assert plain.decide(0.49)[0] == "real" and plain.decide(0.5)[0] == "GAN"
+    assert plain.decide(0.49, grayscale=True)[0] == "uncertain"
+
+
+def test_grayscale_pairs_are_told_from_colour_ones():
+    colour = np.zeros((96, 96, 3), np.uint8)
+    colour[..., 0], colour[..., 1], colour[..., 2] = 150, 110, 90  # skin-like
+    grey = np.repeat(np.asarray(Image.fromarray(colour).convert("L"))[..., None], 3, axis=2)
+    assert not is_grayscale_pair(colour) and is_grayscale_pair(grey)
+
+
+def test_photo_degradations_write_the_file_a_user_would_have(tmp_path):
+    from skimage import data
+
+    source = tmp_path / "face.png"
+    Image.fromarray(data.astronaut()).save(source)  # 512 x 512 RGB
+    written = {
+        name: write_degraded_photo(source, name, tmp_path / "out" / name) for name in PHOTO_DEGRADATIONS
+    }
+    assert written["clean"].read_bytes() == source.read_bytes()
+    assert written["jpeg50"].suffix == ".jpg" and written["jpeg50"].stat().st_size < source.stat().st_size
+    with Image.open(written["grayscale"]) as im:
+        assert im.mode == "L" and im.size == (512, 512)
+    with Image.open(written["shrink0.25"]) as im:
+        assert im.size == (128, 128)
+    cast = np.asarray(Image.open(written["cast0.15"])).astype(float)
+    original = data.astronaut().astype(float)
+    assert cast[..., 0].mean() > original[..., 0].mean() and cast[..., 2].mean() < original[..., 2].mean()
+    with pytest.raises(ValueError, match="unknown degradation"):
+        write_degraded_photo(source, "sepia", tmp_path / "x")
+
+
+def test_ensemble_stores_a_band_and_a_spread_that_predict_reports(tmp_path, smoke_run):
+    best, last = smoke_run / "checkpoints" / "best.ckpt", smoke_run / "checkpoints" / "last.ckpt"
+    metrics = build_ensemble([best, last], tmp_path / "ens.pt", val_csv=VAL_CSV, precision=0.9)
+    d = metrics["decision"]
+    lo, hi = d["band"]
+    assert 0.0 <= lo <= metrics["val/threshold"] <= hi <= 1.0
+    assert d["max_spread"] is not None and 0.0 <= d["val_uncertain_share"] <= 1.0
+    model = load_classifier(tmp_path / "ens.pt")
+    assert model.decision["band"] == [lo, hi]
+    rule = DecisionRule.of(model)
+    assert rule.band == (lo, hi) and rule.max_spread == d["max_spread"]
+    x = torch.from_numpy(np.random.default_rng(1).integers(0, 255, (6, 3, 96, 96), dtype=np.uint8))
+    probs, spread = score_members(model, x)
+    np.testing.assert_allclose(probs, score_pairs(model, x), atol=1e-6)
+    members = [score_pairs(load_classifier(p), x) for p in (best, last)]
+    np.testing.assert_allclose(spread, np.std(members, axis=0), atol=1e-5)
+    # a single run has no members to disagree
+    assert score_members(load_classifier(best), x)[1] is None
+
+    from skimage import data
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(data.astronaut()).save(photos / "astronaut.png")
+    write_degraded_photo(photos / "astronaut.png", "grayscale", photos / "astronaut_grey")
+    run_cli(
+        "irisgan.predict", f"ckpt={tmp_path / 'ens.pt'}", f"images={photos}", "explain=true",
+        "hydra.run.dir=pred", cwd=tmp_path,
+    )  # fmt: skip
+    records = {
+        Path(r["path"]).stem: r for r in map(json.loads, (tmp_path / "pred" / "predictions.jsonl").open())
+    }
+    for r in records.values():
+        assert r["band"] == [lo, hi] and r["max_spread"] == pytest.approx(d["max_spread"])
+        assert r["member_spread"] is not None and r["decision"] in ("GAN", "real", "uncertain")
+        assert (r["decision"] == "uncertain") == bool(r["reasons"])
+    grey = records["astronaut_grey"]
+    assert grey["grayscale"] is True and not records["astronaut"]["grayscale"]
+    assert grey["decision"] != "real"
+
+
+@pytest.mark.skipif(not FACES.is_dir(), reason="sample face photos ../shared/data/faces not present")
+def test_a_grayscale_copy_of_a_gan_face_is_never_a_confident_real(tmp_path):
+    """The shipped detector, as a user runs it: grey copies of GAN faces are GAN or uncertain."""
+    fakes = sorted((FACES / "fake").iterdir())[:2]
+    photos = tmp_path / "photos"
+    for f in fakes:
+        write_degraded_photo(f, "grayscale", photos / f.stem)
+    run_cli("irisgan.predict", f"images={photos}", "hydra.run.dir=pred", cwd=tmp_path)
+    records = [json.loads(line) for line in (tmp_path / "pred" / "predictions.jsonl").open()]
+    scored = [r for r in records if r["p_gan"] is not None]
+    assert scored, records
+    for r in scored:
+        assert r["grayscale"] and r["decision"] in ("GAN", "uncertain"), r
+
+
+@pytest.mark.skipif(not FACES.is_dir(), reason="sample face photos ../shared/data/faces not present")
+def test_evaluate_runs_photo_degradations_through_the_whole_pipeline(tmp_path, smoke_run):
+    faces = tmp_path / "faces"
+    for cls in ("real", "fake"):
+        (faces / cls).mkdir(parents=True)
+        for f in sorted((FACES / cls).iterdir())[:2]:
+            (faces / cls / f.name).symlink_to(f)
+    run_cli(
+        "irisgan.evaluate", f"ckpt={smoke_run / 'checkpoints' / 'best.ckpt'}", f"faces={faces}",
+        "photo_robustness=true", "photo_degradations=[grayscale,jpeg50]", "bootstrap=0", "baseline=false",
+        "wandb=false", "hydra.run.dir=ev", cwd=tmp_path,
+    )  # fmt: skip
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    rows = {r["degradation"]: r for r in metrics["photo_robustness"]}
+    assert list(rows) == ["clean", "grayscale", "jpeg50"]  # clean first: the flips are counted against it
+    assert rows["clean"]["photos"] == 4 and rows["clean"]["scored"] >= 3
+    assert rows["grayscale"]["gan_called_real"] == 0.0  # grey photos are never called real
+    assert rows["clean"]["auroc"] == pytest.approx(metrics["methods"]["ran"]["auroc"], abs=1e-6)
+    assert set(metrics["decisions"]) >= {"uncertain_share", "acc_outside_band", "gan_called_real"}
+    report = (tmp_path / "ev" / "report.md").read_text()
+    assert "Photo-level degradations" in report and "## Decisions" in report
