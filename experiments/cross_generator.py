@@ -7,7 +7,10 @@
 For every GAN family of ``faces_train`` (``FAMILIES``) one training run holds the family out: it trains on
 the other families and 75% of the real photos (``experiment=faces``, ``data.split=by_generator``), and its
 test set is that family's photos against the held-out 25% of the real photos (the same real photos in every
-fold). The table gives the test AUC per held-out family and the mean, for each variant (what the recipe
+fold). The diffusion family (``DIFFUSION``) is a fold of its own, kept out of the GAN mean: trained on the
+GANs, tested on diffusion faces (and every GAN fold trains with diffusion faces). Each real source
+(``REAL_SOURCES``) is held out too: trained without it, it is tested against 25% of every generator family,
+held out from training, and the table gives its false-positive rate at the run's stored threshold. The table gives the test AUC per held-out family and the mean, for each variant (what the recipe
 keeps or leaves out), loss (``bce`` / ``bce_auc``) and training ratio (balanced, or 1:4 GAN to real as in
 the paper's Table 2). Below it: paired comparisons on matched runs (BCE+AUC vs BCE, each variant vs
 ``augment``) with bootstrap intervals, and the gain from flip test-time augmentation and from averaging
@@ -151,6 +154,62 @@ def evaluate_fold(folder: Path) -> None:
             subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
 
 
+def fold_generators(csv_path: str) -> list[str]:
+    """The generator (or real source) of each test pair, from the split's CSV."""
+    from irisgan.data.pairs_format import read_pairs_csv
+
+    return [r.get("generator") or "" for r in read_pairs_csv(Path(csv_path))]
+
+
+def fold_threshold(folder: Path, evaluation: str = "evaluate") -> float:
+    return float(
+        json.loads((folder / evaluation / "metrics.json").read_text())["methods"]["ran"]["threshold"]
+    )
+
+
+def real_source_lines(runs: Path, keys: list[tuple[str, str, str]], seeds: dict) -> list[str]:
+    """Per held-out real source: its false-positive rate at the run's stored threshold, its AUC against the
+    held-out GAN photos (25% of each GAN family, never trained on) and against the held-out diffusion faces."""
+    lines = [
+        "",
+        "## Held-out real sources",
+        "",
+        "Each fold trains without one real source and tests it against 25% of every GAN family, held out from",
+        "training. FPR: the share of the source's photos called GAN at the run's stored threshold (chosen on the",
+        "validation pairs, which hold none of the source). Scores as trained (no flip TTA); mean over seeds.",
+        "",
+        "| variant | loss | ratio | source | seeds | real pairs | FPR at threshold | AUC vs GAN | AUC vs diffusion |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    diffusion = {g for gs in DIFFUSION.values() for g in gs}
+    for key in keys:
+        for fold, sources in REAL_SOURCES.items():
+            fprs, gan_aucs, diff_aucs, n_real = [], [], [], 0
+            for seed in seeds.get(key, []):
+                folder = runs / run_name(*key, seed, fold)
+                scored = fold_scores(folder)
+                if scored is None:
+                    continue
+                scores, labels, csv_path = scored
+                gens = np.array(fold_generators(csv_path))
+                real = (labels == 0) & np.isin(gens, sources)
+                gan = (labels == 1) & ~np.isin(gens, list(diffusion))
+                diff = (labels == 1) & np.isin(gens, list(diffusion))
+                n_real = int(real.sum())
+                fprs.append(float((scores[real] >= fold_threshold(folder)).mean()))
+                gan_aucs.append(auroc(scores[real | gan], labels[real | gan]))
+                if diff.any():
+                    diff_aucs.append(auroc(scores[real | diff], labels[real | diff]))
+            if not fprs:
+                continue
+            fmt = lambda v: f"{statistics.mean(v):.3f}" if v else "-"  # noqa: E731
+            lines.append(
+                f"| {key[0]} | {key[1]} | {key[2]} | {', '.join(sources)} | {len(fprs)} | {n_real} "
+                f"| {fmt(fprs)} | {fmt(gan_aucs)} | {fmt(diff_aucs)} |"
+            )
+    return lines
+
+
 def fold_scores(folder: Path, evaluation: str = "evaluate") -> tuple[np.ndarray, np.ndarray, str] | None:
     """P(GAN), labels and CSV of a fold's test pairs, as ``evaluate`` scored them (None before it has)."""
     from irisgan.data.pairs_format import read_pairs_csv
@@ -169,13 +228,13 @@ def plot_family_rocs(runs: Path, key: tuple[str, str, str], seed: int, path: Pat
     from irisgan.plots import plot_rocs
 
     curves = []
-    for family in FAMILIES:
+    for family in {**FAMILIES, **DIFFUSION}:
         scored = fold_scores(runs / run_name(*key, seed, family))
         if scored is not None:
             curves.append((family, *scored[:2]))
     if not curves:
         return None
-    title = f"Unseen GAN families ({', '.join(key)})"
+    title = f"Unseen generator families ({', '.join(key)})"
     return plot_rocs(curves, path, title, "false positive rate (held-out real photos)")
 
 
@@ -271,17 +330,20 @@ def aggregate(runs: Path = RUNS, results: Path = RESULTS, out_name: str = "cross
         writer.writerows(rows)
 
     families = list(FAMILIES)
+    diffusion = list(DIFFUSION)
     lines = [
         "# Leave-one-generator-out on real photos (faces_train)",
         "",
         "Test AUC of each held-out GAN family against the held-out real photos (25% of each real source, the same",
         "in every fold); the model never saw that family. Mean over seeds where there are several (the number",
         "after ± is the standard deviation over seeds). Command: `python experiments/cross_generator.py`.",
+        "Mean and worst are over the GAN families; the diffusion family (trained on the GANs, tested on it) has",
+        "its own column. A variant's row may lack folds that were not run (`-`).",
         "",
         "| variant | loss | ratio | seeds | "
-        + " | ".join(families)
-        + " | mean | worst | val AUC (seen families) |",
-        "|---|---|---|---|" + "---|" * len(families) + "---|---|---|",
+        + " | ".join(families + diffusion)
+        + " | GAN mean | GAN worst | val AUC (seen families) |",
+        "|---|---|---|---|" + "---|" * len(families + diffusion) + "---|---|---|",
     ]
     keyed: dict[tuple, dict[str, list[float]]] = {}
     vals: dict[tuple, list[float]] = {}
@@ -292,28 +354,37 @@ def aggregate(runs: Path = RUNS, results: Path = RESULTS, out_name: str = "cross
     order = {v: i for i, v in enumerate(VARIANTS)}
     for key in sorted(keyed, key=lambda k: (k[2], order.get(k[0], 99), k[1])):
         per = keyed[key]
+        if not any(f in per for f in families + diffusion):
+            continue
         seeds = max(len(v) for v in per.values())
         cells, means = [], []
-        for fam in families:
+        for fam in families + diffusion:
             if fam not in per:
                 cells.append("-")
                 continue
             mean = statistics.mean(per[fam])
-            means.append(mean)
+            if fam in FAMILIES:
+                means.append(mean)
             sd = f" ± {statistics.stdev(per[fam]):.3f}" if len(per[fam]) > 1 else ""
             cells.append(f"{mean:.3f}{sd}")
         complete = len(means) == len(families)
         mean_cell = (
             f"{statistics.mean(means):.3f}"
             if complete
-            else f"({statistics.mean(means):.3f}, {len(means)} folds)"
+            else (f"({statistics.mean(means):.3f}, {len(means)} folds)" if means else "-")
         )
         worst = f"{min(means):.3f}" if complete else "-"
         lines.append(
             f"| {key[0]} | {key[1]} | {key[2]} | {seeds} | " + " | ".join(cells)
             + f" | {mean_cell} | {worst} | {statistics.mean(vals[key]):.3f} |"
         )  # fmt: skip
-    lines += comparison_lines(rows) + tta_and_ensemble_lines(runs, rows)
+    seeds: dict[tuple, list[int]] = {}
+    for r in rows:
+        seeds.setdefault((r["variant"], r["loss"], r["ratio"]), []).append(r["seed"])
+    seeds = {k: sorted(set(v)) for k, v in seeds.items()}
+    generator_rows = [r for r in rows if r["family"] not in REAL_SOURCES]
+    lines += real_source_lines(runs, sorted(keyed, key=lambda k: (k[2], order.get(k[0], 99), k[1])), seeds)
+    lines += comparison_lines(generator_rows) + tta_and_ensemble_lines(runs, generator_rows)
     for key in keyed:
         seed = min(r["seed"] for r in rows if (r["variant"], r["loss"], r["ratio"]) == key)
         plot_family_rocs(runs, key, seed, results / f"{out_name}_roc_{'_'.join(key).replace(':', 'to')}.png")
@@ -334,7 +405,11 @@ def main() -> None:
     parser.add_argument("--losses", default="bce_auc,bce")
     parser.add_argument("--ratios", default="balanced", help=f"from {list(RATIOS)}")
     parser.add_argument("--seeds", default="0")
-    parser.add_argument("--families", default=",".join(FAMILIES), help="held-out families to run")
+    parser.add_argument(
+        "--families",
+        default=",".join(FOLDS),
+        help=f"folds to run: GAN families, diffusion, real sources {list(FOLDS)}",
+    )
     parser.add_argument("--jobs", type=int, default=2, help="training runs at a time")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
     parser.add_argument("--aggregate-only", action="store_true")

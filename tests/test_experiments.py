@@ -126,3 +126,45 @@ def test_shortcut_table_scores_each_group_against_the_other_class():
     assert lines[2] == "| all | 4 | 0.75 |"
     assert "| GAN: gan-a | 1 | 1.00 |" in lines and "| GAN: gan-b | 1 | 0.50 |" in lines
     assert "| real: ffhq | 2 | 0.75 |" in lines
+
+
+def _fake_fold(runs, name, gens_labels, scores, threshold=0.5, auc=0.9):
+    """A finished study run: metrics.json and evaluate's scores over a test CSV with a generator column."""
+    import numpy as np
+
+    folder = runs / name
+    (folder / "evaluate").mkdir(parents=True)
+    csv_path = folder / "test.csv"
+    rows = [f"p{i}.png,{label},{gen}" for i, (gen, label) in enumerate(gens_labels)]
+    csv_path.write_text("path,label,generator\n" + "\n".join(rows) + "\n")
+    (folder / "metrics.json").write_text(json.dumps({"test/auroc": auc, "val/auroc": 0.95, "epochs_run": 3}))
+    np.save(folder / "evaluate" / "scores_ran.npy", np.asarray(scores, np.float32))
+    (folder / "evaluate" / "metrics.json").write_text(
+        json.dumps({"csv": str(csv_path), "methods": {"ran": {"threshold": threshold}}})
+    )
+
+
+def test_cross_generator_table_keeps_diffusion_apart_and_reports_held_out_real_sources(tmp_path):
+    import cross_generator as cg
+
+    runs = tmp_path / "runs"
+    for family in cg.FAMILIES:
+        _fake_fold(runs, cg.run_name("augment", "bce_auc", "balanced", 0, family), [("ffhq", 0), (family, 1)],
+                   [0.2, 0.8], auc=0.9)  # fmt: skip
+    _fake_fold(runs, cg.run_name("augment", "bce_auc", "balanced", 0, "stable-diffusion-2.1"),
+               [("ffhq", 0), ("stable-diffusion-2.1", 1)], [0.6, 0.4], auc=0.2)  # fmt: skip
+    # the held-out studio: 4 photos, one above the threshold; GAN photos score high, diffusion low
+    _fake_fold(
+        runs, cg.run_name("augment", "bce_auc", "balanced", 0, "real-london"),
+        [("london-face-lab", 0)] * 4 + [("boredhumans", 1)] * 2 + [("stable-diffusion-2.1", 1)] * 2,
+        [0.1, 0.2, 0.3, 0.7, 0.9, 0.8, 0.25, 0.05], threshold=0.5, auc=0.7,
+    )  # fmt: skip
+    text = cg.aggregate(runs, tmp_path / "results", "study").read_text()
+    header = next(line for line in text.splitlines() if line.startswith("| variant | loss | ratio | seeds |"))
+    assert "stable-diffusion-2.1 | GAN mean | GAN worst" in header
+    row = next(line for line in text.splitlines() if line.startswith("| augment | bce_auc | balanced | 1 |"))
+    assert "| 0.200 | 0.900 | 0.900 |" in row  # diffusion apart: the GAN mean and worst stay 0.900
+    assert "## Held-out real sources" in text
+    studio = next(line for line in text.splitlines() if "| london-face-lab |" in line)
+    # FPR 1/4 at 0.5; AUC vs GAN 1.0 (0.8, 0.9 above every real); vs diffusion (0.25 above 2 of 4, 0.05 none): 2/8
+    assert "| 4 | 0.250 | 1.000 | 0.250 |" in studio
