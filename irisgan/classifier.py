@@ -126,21 +126,21 @@ class RANClassifier(L.LightningModule):
             return self._probs(images)
 
     @torch.no_grad()
-    def member_probs(self, images: torch.Tensor) -> torch.Tensor:
-        """P(GAN) of each ensemble member, shape (members, N) (one row for a single network).
+    def member_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits of each view and ensemble member, shape (views, members, N).
 
-        Each member's score is what ``predict_proba`` would give with that member alone (with the mirror under
-        ``flip_tta``); their spread says how far runs trained alike disagree on a photo.
+        The views are the mirror and the pair under ``flip_tta`` (the mirror first, as in ``predict_proba``,
+        so the attention masks left behind are those of the unflipped pass), else the pair alone; a single
+        network is one member. ``sigmoid(logits.mean(1)).mean(0)`` is ``predict_proba``; the spread of
+        ``sigmoid(logits).mean(0)`` over the members says how far runs trained alike disagree.
         """
-        if not isinstance(self.net, NetEnsemble):
-            return self.predict_proba(images)[None]
         dtype = self.inference_dtype
         with torch.autocast(images.device.type, dtype=dtype, enabled=dtype is not None):
             x = self.preprocess(images)
-            views = [x, x.flip(-1)] if self.hparams.get("flip_tta", False) else [x]
-            return torch.stack(
-                [torch.stack([torch.sigmoid(m(v).float()) for v in views]).mean(0) for m in self.net.members]
-            )
+            views = [x.flip(-1), x] if self.hparams.get("flip_tta", False) else [x]
+            net = getattr(self.net, "_orig_mod", self.net)  # members run eagerly under compile=true
+            members = net.members if isinstance(net, NetEnsemble) else [self.net]
+            return torch.stack([torch.stack([m(v).float() for m in members]) for v in views])
 
     def predict_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
         images = batch[0] if isinstance(batch, (tuple, list)) else batch

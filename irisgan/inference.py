@@ -160,14 +160,13 @@ def score_members(
     device = next(model.parameters()).device
     probs, spreads = [], []
     for i in range(0, len(images), batch_size):
-        chunk = images[i : i + batch_size].to(device)
-        members = model.member_probs(chunk).float().cpu()
-        spreads.append(members.std(dim=0, unbiased=False))
-        probs.append(model.predict_proba(chunk).float().cpu() if len(members) > 1 else members[0])
+        logits = model.member_logits(images[i : i + batch_size].to(device)).cpu()
+        probs.append(torch.sigmoid(logits.mean(dim=1)).mean(dim=0))
+        spreads.append(torch.sigmoid(logits).mean(dim=0).std(dim=0, unbiased=False))
     if not probs:
         return np.zeros(0, np.float32), None
-    spread = torch.cat(spreads).numpy()
-    return torch.cat(probs).numpy(), spread if model.hparams.get("members", 1) > 1 else None
+    members = model.hparams.get("members", 1)
+    return torch.cat(probs).numpy(), torch.cat(spreads).numpy() if members > 1 else None
 
 
 # A pair whose mean (max - min) over the colour channels stays below this (0-255 units) carries no colour: a
