@@ -119,17 +119,19 @@ def write_degraded_photo(source: str | Path, name: str, out_stem: Path, seed: in
     from irisgan.data.pairs_format import write_bytes_atomic
     from irisgan.faces import read_image
 
-    source = Path(source)
+    source, out_stem = Path(source), Path(out_stem)
     kind, value = parse(name)
+    # the stem may hold dots of its own (``trunc-0.7_seed1``): the suffix is appended, never swapped in
+    suffixed = lambda suffix: out_stem.parent / (out_stem.name + suffix)  # noqa: E731
     if kind == "none":
-        path = out_stem.with_suffix(source.suffix.lower())
+        path = suffixed(source.suffix.lower())
         write_bytes_atomic(path, source.read_bytes())
         return path
     rgb = read_image(source)
     if kind == "jpeg":
-        path, params, image = out_stem.with_suffix(".jpg"), [cv2.IMWRITE_JPEG_QUALITY, int(value)], rgb
+        path, params, image = suffixed(".jpg"), [cv2.IMWRITE_JPEG_QUALITY, int(value)], rgb
     else:
-        path, params = out_stem.with_suffix(".png"), []
+        path, params = suffixed(".png"), []
         image = apply(rgb, kind, value, np.random.default_rng(seed))
     if kind == "grayscale":
         image = image[..., 0]

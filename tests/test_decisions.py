@@ -59,12 +59,14 @@ def test_grayscale_pairs_are_told_from_colour_ones():
 def test_photo_degradations_write_the_file_a_user_would_have(tmp_path):
     from skimage import data
 
-    source = tmp_path / "face.png"
+    source = tmp_path / "face_trunc-0.7.png"  # a dot in the stem stays in the copy's name
     Image.fromarray(data.astronaut()).save(source)  # 512 x 512 RGB
     written = {
-        name: write_degraded_photo(source, name, tmp_path / "out" / name) for name in PHOTO_DEGRADATIONS
+        name: write_degraded_photo(source, name, tmp_path / "out" / name / source.stem)
+        for name in PHOTO_DEGRADATIONS
     }
     assert written["clean"].read_bytes() == source.read_bytes()
+    assert {p.name for p in written.values()} == {"face_trunc-0.7.png", "face_trunc-0.7.jpg"}
     assert written["jpeg50"].suffix == ".jpg" and written["jpeg50"].stat().st_size < source.stat().st_size
     with Image.open(written["grayscale"]) as im:
         assert im.mode == "L" and im.size == (512, 512)
