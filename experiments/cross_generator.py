@@ -67,17 +67,25 @@ PRETRAIN_COMMAND = [
     "trainer.max_epochs=5", "logger=csv", "~callbacks.progress_bar", f"hydra.run.dir={PRETRAINED.parent}",
     f"export={PRETRAINED}",
 ]  # fmt: skip
+# experiment=faces as it stood before grey and colour-cast augmentation (the `colour` variant, now its default)
+NO_COLOUR = ["data.augment.grayscale=0", "data.augment.colour_cast=0"]
 VARIANTS = {
     # what a plain detector does: no augmentation but flips, natural class mix, no pseudo-fakes
     "plain": ["data.augment=null", "data.pseudo_fakes.rate=0", "data.balance_classes=false"],
-    # + balanced batches and both-eyes-alike augmentation: experiment=faces as it stands
-    "augment": ["data.pseudo_fakes.rate=0"],
-    "pseudo_fakes": ["data.pseudo_fakes.rate=0.3"],  # + pseudo-fakes in 30% of the real pairs
+    # + balanced batches and both-eyes-alike augmentation
+    "augment": ["data.pseudo_fakes.rate=0", *NO_COLOUR],
+    "pseudo_fakes": ["data.pseudo_fakes.rate=0.3", *NO_COLOUR],  # + pseudo-fakes in 30% of the real pairs
     # augment, the network first trained on synthetic pairs (PRETRAIN_COMMAND, run once when missing)
-    "pretrain": ["data.pseudo_fakes.rate=0", f"init_weights={PRETRAINED}"],
+    "pretrain": ["data.pseudo_fakes.rate=0", f"init_weights={PRETRAINED}", *NO_COLOUR],
     # augment, twice the epochs and more patience (validation AUC was still rising at epoch 12)
-    "longer": ["data.pseudo_fakes.rate=0", "trainer.max_epochs=24", "callbacks.early_stopping.patience=6"],
-    # augment, colour and capture invariance: grey pairs (a grey photo must not read as real) and white balance
+    "longer": [
+        "data.pseudo_fakes.rate=0",
+        "trainer.max_epochs=24",
+        "callbacks.early_stopping.patience=6",
+        *NO_COLOUR,
+    ],
+    # augment, colour and capture invariance: grey pairs (a grey photo must not read as real) and white balance;
+    # experiment=faces as it is now
     "colour": ["data.pseudo_fakes.rate=0", "data.augment.grayscale=0.2", "data.augment.colour_cast=0.1"],
 }
 # 1:4 keeps the natural class mix in the batches: the paper's question is how each loss copes with imbalance,
