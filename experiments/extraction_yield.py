@@ -22,8 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from irisgan.manifest import read_manifest  # noqa: E402
-from irisgan.pipeline import STATUSES  # noqa: E402
+from irisgan.extraction.manifest import read_manifest  # noqa: E402
+from irisgan.extraction.pipeline import STATUSES  # noqa: E402
 
 CLASS_NAMES = {0: "real", 1: "fake"}
 

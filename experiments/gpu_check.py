@@ -41,7 +41,7 @@ def run(cmd: list[str], log: Path, timeout: float) -> tuple[int, float]:
 
 
 def make_data(data_dir: Path, size: dict) -> dict:
-    from irisgan.data.synthetic_pairs import ensure_synthetic_pairs
+    from irisgan.synthetic.pairs import ensure_synthetic_pairs
 
     start = time.perf_counter()
     common = {"root": data_dir / "synthetic_pairs", "seed": 0, "workers": os.cpu_count() or 1}

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from study_stats import auroc  # noqa: E402
 
-from irisgan.manifest import read_manifest  # noqa: E402
+from irisgan.extraction.manifest import read_manifest  # noqa: E402
 
 RESULTS = ROOT / "experiments" / "results"
 

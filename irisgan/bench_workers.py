@@ -53,7 +53,7 @@ def sync(device: str) -> None:
 
 # --------------------------------------------------------------------------------------------- workers
 def synthetic_csv(n_pairs: int, data_dir: Path) -> Path:
-    from irisgan.data.synthetic_pairs import ensure_synthetic_pairs
+    from irisgan.synthetic.pairs import ensure_synthetic_pairs
 
     return ensure_synthetic_pairs(root=data_dir, n_pairs=n_pairs, seed=0, split="bench")
 

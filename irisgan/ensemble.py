@@ -22,10 +22,10 @@ import numpy as np
 import torch
 
 from irisgan.checkpoints import CLASSIFIER, CheckpointError, load_checkpoint
-from irisgan.classifier import RANClassifier
 from irisgan.data.pairs import load_pairs
 from irisgan.inference import build_classifier, load_classifier, save_weights, score_members, score_pairs
-from irisgan.metrics import report_from_scores, uncertain_band
+from irisgan.training.classifier import RANClassifier
+from irisgan.training.metrics import report_from_scores, uncertain_band
 
 log = logging.getLogger("irisgan.ensemble")
 

@@ -27,11 +27,11 @@ from omegaconf import DictConfig, OmegaConf
 from torchmetrics.functional.classification import binary_accuracy, binary_auroc
 
 from irisgan import plots, runtime
-from irisgan.baseline import highlight_scores
 from irisgan.config import CONFIG_DIR
+from irisgan.data.degrade import degrade_batch, write_degraded_photo
 from irisgan.data.pairs import load_pairs
 from irisgan.data.pairs_format import read_pairs_csv, write_bytes_atomic
-from irisgan.degrade import degrade_batch, write_degraded_photo
+from irisgan.extraction.manifest import format_statuses
 from irisgan.inference import (
     DecisionRule,
     is_grayscale_pair,
@@ -40,8 +40,8 @@ from irisgan.inference import (
     score_members,
     score_pairs,
 )
-from irisgan.manifest import format_statuses
-from irisgan.metrics import report_from_scores
+from irisgan.models.baseline import highlight_scores
+from irisgan.training.metrics import report_from_scores
 
 log = logging.getLogger("irisgan.evaluate")
 
@@ -154,7 +154,7 @@ def load_test_set(cfg: DictConfig, out: Path) -> tuple[np.ndarray, np.ndarray, d
         csv = Path(cfg.pairs_csv)
         info["source"] = f"pairs_csv={csv}"
     else:
-        from irisgan.data.synthetic_pairs import ensure_synthetic_pairs
+        from irisgan.synthetic.pairs import ensure_synthetic_pairs
 
         csv = ensure_synthetic_pairs(**OmegaConf.to_container(cfg.synthetic, resolve=True))
         info["source"] = f"synthetic test set {csv.parent.name}"
@@ -207,7 +207,7 @@ def photo_robustness(cfg: DictConfig, model, rule: DecisionRule, out: Path) -> l
     ``gan_to_real``: the share of GAN photos called GAN as they were (``clean``) that this copy turns into a
     confident "real": an evasion.
     """
-    from irisgan.photos import list_inputs
+    from irisgan.extraction.photos import list_inputs
 
     photos, _ = list_inputs(cfg.faces, exclude=out)
     names = list(cfg.photo_degradations)
@@ -460,7 +460,7 @@ def _report_markdown(results: dict[str, Any], robustness_rows: list[dict], photo
 def _log_wandb(cfg: DictConfig, out: Path, results: dict[str, Any], reports: dict[str, dict]) -> None:
     import wandb
 
-    from irisgan.callbacks import wandb_curves
+    from irisgan.training.callbacks import wandb_curves
 
     run = wandb.init(
         project=cfg.wandb_project,

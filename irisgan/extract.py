@@ -16,9 +16,9 @@ The run is resumable and idempotent: photos already in the manifest (same path a
 skipped; a pair file is written (atomically) before its manifest line, so an interrupted run loses at
 most the photos in flight and a rerun redoes exactly those.
 
-Where the parts live: the inputs in ``irisgan.photos``, photo -> eyes -> irises -> pair in
-``irisgan.pipeline``, the predict loop's DataModule and writer in ``irisgan.extract_loop``, the manifest
-and summary in ``irisgan.manifest``, the pictures in ``irisgan.overlays``.
+Where the parts live: the inputs in ``irisgan.extraction.photos``, photo -> eyes -> irises -> pair in
+``irisgan.extraction.pipeline``, the predict loop's DataModule and writer in ``irisgan.extraction.loop``, the manifest
+and summary in ``irisgan.extraction.manifest``, the pictures in ``irisgan.extraction.overlays``.
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from irisgan.config import CONFIG_DIR
-from irisgan.extract_loop import ExtractionWriter, FacePhotosDataModule
-from irisgan.manifest import finalize, format_summary
-from irisgan.photos import list_inputs
-from irisgan.pipeline import build_landmarker, build_pair_extractor
+from irisgan.extraction.loop import ExtractionWriter, FacePhotosDataModule
+from irisgan.extraction.manifest import finalize, format_summary
+from irisgan.extraction.photos import list_inputs
+from irisgan.extraction.pipeline import build_landmarker, build_pair_extractor
 
 
 def run_extraction(cfg: DictConfig) -> dict | None:

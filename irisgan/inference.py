@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from irisgan.checkpoints import CLASSIFIER, CheckpointError, load_checkpoint, stamp_kind
-from irisgan.classifier import RANClassifier
+from irisgan.training.classifier import RANClassifier
 
 __all__ = [
     "build_classifier",

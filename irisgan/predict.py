@@ -30,16 +30,16 @@ from omegaconf import DictConfig
 from irisgan import runtime
 from irisgan.config import CONFIG_DIR
 from irisgan.data.pairs_format import write_bytes_atomic, write_image_atomic
-from irisgan.inference import DecisionRule, is_grayscale_pair, load_classifier, score_members
-from irisgan.overlays import draw_overlay
-from irisgan.photos import PhotoInput, fingerprint, list_unlabelled
-from irisgan.pipeline import (
+from irisgan.extraction.overlays import draw_overlay
+from irisgan.extraction.photos import PhotoInput, fingerprint, list_unlabelled
+from irisgan.extraction.pipeline import (
     PhotoResult,
     build_dataset,
     build_landmarker,
     build_pair_extractor,
     run_in_process,
 )
+from irisgan.inference import DecisionRule, is_grayscale_pair, load_classifier, score_members
 
 log = logging.getLogger("irisgan.predict")
 

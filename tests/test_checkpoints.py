@@ -40,7 +40,7 @@ def test_unstamped_files(tmp_path):
 
 def test_init_network_takes_the_network_only_and_refuses_another_shape(tmp_path):
     from irisgan.checkpoints import init_network
-    from irisgan.classifier import RANClassifier
+    from irisgan.training.classifier import RANClassifier
     from tests.conftest import TINY_NET
 
     torch.manual_seed(0)

@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from irisgan.config import CONFIG_DIR, compose_config
 from irisgan.models.ran import RANConfig
-from irisgan.optim import WarmupCosineLR, configure_optimization
+from irisgan.training.optim import WarmupCosineLR, configure_optimization
 
 
 def cfg_of(*overrides: str):

@@ -8,10 +8,10 @@ import pytest
 import torch
 from PIL import Image
 
-from irisgan.degrade import PHOTO_DEGRADATIONS, write_degraded_photo
+from irisgan.data.degrade import PHOTO_DEGRADATIONS, write_degraded_photo
 from irisgan.ensemble import build_ensemble
 from irisgan.inference import DecisionRule, is_grayscale_pair, load_classifier, score_members, score_pairs
-from irisgan.metrics import uncertain_band
+from irisgan.training.metrics import uncertain_band
 from tests.conftest import FACES, run_cli
 from tests.test_ensemble import VAL_CSV
 

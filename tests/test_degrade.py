@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from irisgan.degrade import DEGRADATIONS, RandomDegradation, degrade, degrade_batch, parse
+from irisgan.data.degrade import DEGRADATIONS, RandomDegradation, degrade, degrade_batch, parse
 
 
 def test_every_named_degradation_keeps_shape_and_dtype():

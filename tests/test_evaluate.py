@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from irisgan.baseline import aligned_iou, highlight_score
 from irisgan.inference import CheckpointError, load_classifier, score_pairs
+from irisgan.models.baseline import aligned_iou, highlight_score
 from tests.conftest import run_cli
 
 

@@ -21,10 +21,10 @@ from skimage import data
 from irisgan.config import CONFIG_DIR
 from irisgan.data.pairs_format import read_pairs_csv
 from irisgan.extract import run_extraction
-from irisgan.faces import LEFT_EYE, FaceLandmarker
-from irisgan.manifest import read_manifest
-from irisgan.photos import list_inputs
-from irisgan.pipeline import IrisPairExtractor
+from irisgan.extraction.faces import LEFT_EYE, FaceLandmarker
+from irisgan.extraction.manifest import read_manifest
+from irisgan.extraction.photos import list_inputs
+from irisgan.extraction.pipeline import IrisPairExtractor
 
 ROOT = Path(__file__).resolve().parents[1]
 FACES = ROOT / ".." / "shared" / "data" / "faces"

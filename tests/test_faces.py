@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from irisgan.faces import (
+from irisgan.extraction.faces import (
     LEFT_EYE,
     RIGHT_EYE,
     FaceLandmarker,
@@ -24,7 +24,7 @@ from irisgan.faces import (
     face_models_dir,
     read_image,
 )
-from irisgan.iris_locator import HoughIrisLocator, SegmenterIrisLocator
+from irisgan.extraction.iris_locator import HoughIrisLocator, SegmenterIrisLocator
 
 # A Yonsei photo of a turned face in which HOG finds no face at any of the extractor's sizes.
 TURNED_FACE = (
@@ -241,9 +241,9 @@ def test_segmenter_locator_wraps_the_segmenter_api(monkeypatch):
                 for c in crops
             ]
 
-    module = types.ModuleType("irisgan.segmenter")
+    module = types.ModuleType("irisgan.training.segmenter")
     module.IrisSegmenter = IrisSegmenter
-    monkeypatch.setitem(sys.modules, "irisgan.segmenter", module)
+    monkeypatch.setitem(sys.modules, "irisgan.training.segmenter", module)
     locator = SegmenterIrisLocator(ckpt="seg.ckpt", score_threshold=0.7, batch_size=2)
     locator.prepare("cpu")
     crops = [np.ones((20, 20, 3), np.uint8)] * 2 + [np.zeros((20, 20, 3), np.uint8)]

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from irisgan.faces import LEFT_EYE, RIGHT_EYE, FaceLandmarker, eye_box, eye_width, read_image
-from irisgan.iris_quality import IrisQualityRule, measure_eye
+from irisgan.extraction.faces import LEFT_EYE, RIGHT_EYE, FaceLandmarker, eye_box, eye_width, read_image
+from irisgan.extraction.iris_quality import IrisQualityRule, measure_eye
 from tests.test_extract import extraction_config, manifest_lines
 from tests.test_faces import _synthetic_eye
 

@@ -3,7 +3,7 @@ import itertools
 import pytest
 import torch
 
-from irisgan.losses import BCEAUCLoss, BCELoss, build_loss, wmw_auc_loss
+from irisgan.training.losses import BCEAUCLoss, BCELoss, build_loss, wmw_auc_loss
 
 
 def brute_force_auc_term(logits, targets, gamma, p):

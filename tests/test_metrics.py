@@ -3,7 +3,7 @@ import pytest
 import torch
 from torchmetrics.classification import BinaryROC
 
-from irisgan.metrics import choose_threshold, operating_point, threshold_sweep, to_numpy
+from irisgan.training.metrics import choose_threshold, operating_point, threshold_sweep, to_numpy
 
 
 def roc_of(probs, labels):

@@ -10,11 +10,11 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from irisgan.coco_eval import coco_summary, make_coco_metric
 from irisgan.config import CONFIG_DIR
-from irisgan.data.synthetic_eyes import SyntheticEyesDataModule, SyntheticEyesParams, render_periocular
 from irisgan.models.maskrcnn import build_maskrcnn
-from irisgan.segmenter import IrisDetection, IrisSegmenter, SegmenterModule
+from irisgan.synthetic.eyes import SyntheticEyesDataModule, SyntheticEyesParams, render_periocular
+from irisgan.training.coco_eval import coco_summary, make_coco_metric
+from irisgan.training.segmenter import IrisDetection, IrisSegmenter, SegmenterModule
 
 # A Mask R-CNN small enough for a test to train a step in about a second.
 TINY_NETWORK = dict(
@@ -129,7 +129,7 @@ def _module(**kwargs) -> SegmenterModule:
         TINY_NETWORK,
         {"_target_": "torch.optim.SGD", "lr": 0.01, "momentum": 0.9},
         {
-            "_target_": "irisgan.optim.WarmupCosineLR",
+            "_target_": "irisgan.training.optim.WarmupCosineLR",
             "warmup_steps": 2,
             "total_steps": None,
             "interval": "step",
@@ -215,7 +215,7 @@ def test_stage_fast_dev_run(tmp_path: Path, choice: list[str]) -> None:
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides)
     assert cfg.monitor == "val/segm_ap" and cfg.optimized_metric == "val/segm_ap" and cfg.get("loss") is None
-    assert cfg.model._target_ == "irisgan.segmenter.SegmenterModule"
+    assert cfg.model._target_ == "irisgan.training.segmenter.SegmenterModule"
     metrics = train(cfg)
     assert "test/segm_ap" in metrics and "val/bbox_ap" in metrics
 
@@ -272,7 +272,7 @@ FACES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces"
 @pytest.mark.slow
 @pytest.mark.skipif(not FACES.is_dir(), reason="../shared/data/faces (the 20 test photos) is not here")
 def test_real_eye_demo_command(tiny_checkpoint: Path, tmp_path: Path) -> None:
-    from irisgan.segmenter import main
+    from irisgan.training.segmenter import main
 
     out = tmp_path / "real_eyes.png"
     summary = main([f"ckpt={tiny_checkpoint}", f"faces={FACES}", f"out={out}", "score_threshold=0.0"])

@@ -6,9 +6,9 @@ import json
 import pytest
 import torch
 
-from irisgan.callbacks import ProgressBar
-from irisgan.classifier import RANClassifier
 from irisgan.config import compose_config
+from irisgan.training.callbacks import ProgressBar
+from irisgan.training.classifier import RANClassifier
 from tests.conftest import TINY_NET, run_cli
 
 

@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from irisgan.data.pair_render import CUE_FAMILIES, TEXTURE_ARTIFACTS, render_pair
 from irisgan.data.pairs_format import read_pairs_csv
-from irisgan.data.synthetic_pairs import ensure_synthetic_pairs, pair_rng, save_contact_sheet
+from irisgan.synthetic.pair_render import CUE_FAMILIES, TEXTURE_ARTIFACTS, render_pair
+from irisgan.synthetic.pairs import ensure_synthetic_pairs, pair_rng, save_contact_sheet
 
 KNOWN_CUES = set(CUE_FAMILIES) - {"texture"} | set(TEXTURE_ARTIFACTS)
 
@@ -153,7 +153,7 @@ def test_parallel_rendering_gives_the_same_set(tmp_path):
 
 
 def test_low_difficulty_plants_more_cue_families():
-    from irisgan.data.pair_render import _apply_cues, _draw_face
+    from irisgan.synthetic.pair_render import _apply_cues, _draw_face
 
     def counts(difficulty):
         out = []

@@ -12,20 +12,20 @@ import pytest
 import torch
 from torchvision import tv_tensors
 
-from irisgan.data import synthetic_eyes
 from irisgan.data.pairs_format import write_image_atomic
-from irisgan.data.synthetic_eyes import (
-    CLASS_COLORS,
-    SyntheticEyesDataModule,
-    SyntheticEyesParams,
-    generate_synthetic_eyes,
-)
 from irisgan.data.ubipr import (
     UBIPRDataModule,
     UBIPRDataset,
     build_transforms,
     detection_collate,
     iris_instances,
+)
+from irisgan.synthetic import eyes as synthetic_eyes
+from irisgan.synthetic.eyes import (
+    CLASS_COLORS,
+    SyntheticEyesDataModule,
+    SyntheticEyesParams,
+    generate_synthetic_eyes,
 )
 
 IRIS = (0, 255, 0)

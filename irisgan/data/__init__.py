@@ -1,1 +1,2 @@
-"""Datasets, DataModules, on-disk formats and synthetic data generators."""
+"""Datasets, DataModules and on-disk formats: iris pairs (and their augmentation and degradations), face
+folders, UBIPR eye images; the synthetic generators they can draw from live in ``irisgan.synthetic``."""

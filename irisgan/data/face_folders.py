@@ -39,8 +39,8 @@ from omegaconf import OmegaConf, open_dict
 
 from irisgan.data.pairs import IrisPairsDataModule
 from irisgan.data.pairs_format import write_bytes_atomic, write_pairs_csv
-from irisgan.faces import IMAGE_SUFFIXES
-from irisgan.photos import expand, parse_label
+from irisgan.extraction.faces import IMAGE_SUFFIXES
+from irisgan.extraction.photos import expand, parse_label
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +196,7 @@ class FaceFoldersDataModule(IrisPairsDataModule):
     def extract(self) -> tuple[Path, list[dict]]:
         """Run (or resume) the extractor over every photo; returns the cache folder and one row per photo."""
         from irisgan.extract import run_extraction
-        from irisgan.manifest import read_manifest
+        from irisgan.extraction.manifest import read_manifest
 
         photos = read_face_csv(self.face_csv) if self.face_csv else read_face_folder(self.face_root)
         labels = Counter(r["label"] for r in photos)

@@ -19,9 +19,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from irisgan.data.augment import PairAugment, PseudoFakes
+from irisgan.data.degrade import RandomDegradation
 from irisgan.data.device_batches import DeviceBatches
 from irisgan.data.pairs_format import PAIR_SIZE, read_pairs_csv
-from irisgan.degrade import RandomDegradation
 from irisgan.runtime import resolve_auto
 
 log = logging.getLogger(__name__)
@@ -222,7 +222,7 @@ class IrisPairsDataModule(L.LightningDataModule):
             )
 
     def _synthetic_csv(self, split: str) -> Path:
-        from irisgan.data.synthetic_pairs import ensure_synthetic_pairs
+        from irisgan.synthetic.pairs import ensure_synthetic_pairs
 
         cfg = dict(self.hparams.synthetic)
         n = cfg.pop("n_test", 0) if split == "test" else cfg.get("n_pairs", 2400)

@@ -1,1 +1,2 @@
-"""Plain nn.Modules: the Residual Attention Network (ran.py) and the Mask R-CNN builder (maskrcnn.py)."""
+"""Models without training code: the Residual Attention Network (ran.py), the Mask R-CNN builder (maskrcnn.py)
+and the training-free corneal-highlight baseline scorer (baseline.py)."""

@@ -2,7 +2,7 @@
 writing each batch's pairs, overlays and manifest lines (``ExtractionWriter``).
 
 One code path for one CPU and for many GPUs or nodes: ``trainer.devices=N`` splits the pending photos
-across processes, each appending to its own manifest part (merged by ``irisgan.manifest.finalize``).
+across processes, each appending to its own manifest part (merged by ``irisgan.extraction.manifest.finalize``).
 """
 
 from __future__ import annotations
@@ -18,17 +18,17 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from irisgan.data.pairs_format import write_bytes_atomic, write_image_atomic
-from irisgan.faces import FaceLandmarker
-from irisgan.manifest import PENDING, ManifestWriter, read_manifest
-from irisgan.overlays import draw_overlay
-from irisgan.photos import PhotoInput, list_inputs
-from irisgan.pipeline import FacePhotoDataset, PhotoResult, photo_dataloader
+from irisgan.extraction.faces import FaceLandmarker
+from irisgan.extraction.manifest import PENDING, ManifestWriter, read_manifest
+from irisgan.extraction.overlays import draw_overlay
+from irisgan.extraction.photos import PhotoInput, list_inputs
+from irisgan.extraction.pipeline import FacePhotoDataset, PhotoResult, photo_dataloader
 
 
 class FacePhotosDataModule(L.LightningDataModule):
     """The photos still to do. ``prepare_data`` (once) lists inputs minus the manifest into
     ``pending.json``; every process then reads that same list, so all agree on the split.
-    ``photos``: the inputs, listed already (``irisgan.photos.list_inputs``); None lists ``faces``."""
+    ``photos``: the inputs, listed already (``irisgan.extraction.photos.list_inputs``); None lists ``faces``."""
 
     def __init__(
         self,

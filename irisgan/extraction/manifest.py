@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from irisgan.data.pairs_format import write_bytes_atomic, write_pairs_csv
-from irisgan.overlays import write_contact_sheet
-from irisgan.photos import CLASS_LABELS, CLASS_NAMES, NOT_AN_IMAGE, Ignored, PhotoInput
-from irisgan.pipeline import STAGES, STATUSES
+from irisgan.extraction.overlays import write_contact_sheet
+from irisgan.extraction.photos import CLASS_LABELS, CLASS_NAMES, NOT_AN_IMAGE, Ignored, PhotoInput
+from irisgan.extraction.pipeline import STAGES, STATUSES
 
 MANIFEST = "manifest.jsonl"
 PENDING = "pending.json"

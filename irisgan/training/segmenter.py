@@ -2,7 +2,7 @@
 
 Training (``python -m irisgan.train stage=segmenter``): ``SegmenterModule`` wraps the network from
 ``irisgan.models.maskrcnn.build_maskrcnn``; validation and test report COCO box and mask AP/AR
-(``irisgan.coco_eval``) and save a picture of predicted masks on validation images under the run folder.
+(``irisgan.training.coco_eval``) and save a picture of predicted masks on validation images under the run folder.
 
 Inference::
 
@@ -11,7 +11,7 @@ Inference::
 
 Demo on face photos (dlib eye crops, a picture and a count)::
 
-    python -m irisgan.segmenter ckpt=PATH faces=DIR out=segmenter_real_eyes.png
+    python -m irisgan.training.segmenter ckpt=PATH faces=DIR out=segmenter_real_eyes.png
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ import torch
 from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks, make_grid
 
 from irisgan.checkpoints import SEGMENTER, load_checkpoint, stamp_kind
-from irisgan.coco_eval import coco_summary, make_coco_metric, predictions_for_coco, targets_for_coco
 from irisgan.data.pairs_format import write_image_atomic
 from irisgan.models.maskrcnn import build_maskrcnn
-from irisgan.optim import configure_optimization
+from irisgan.training.coco_eval import coco_summary, make_coco_metric, predictions_for_coco, targets_for_coco
+from irisgan.training.optim import configure_optimization
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +41,8 @@ class SegmenterModule(L.LightningModule):
 
     ``network``: keyword arguments of ``build_maskrcnn`` (plain values, stored in the checkpoint).
     ``optimizer``, ``scheduler``: ``_target_`` dicts from the ``optimizer`` and ``scheduler`` config groups
-    (``irisgan.optim.configure_optimization``); the stage's default is SGD with a linear warm-up then
-    cosine (``irisgan.optim.WarmupCosineLR``).
+    (``irisgan.training.optim.configure_optimization``); the stage's default is SGD with a linear warm-up then
+    cosine (``irisgan.training.optim.WarmupCosineLR``).
     """
 
     def __init__(
@@ -270,7 +270,7 @@ class IrisSegmenter:
 
 
 # ----------------------------------------------------------------------------------------------
-# Demo on face photos: python -m irisgan.segmenter ckpt=PATH faces=DIR out=PNG
+# Demo on face photos: python -m irisgan.training.segmenter ckpt=PATH faces=DIR out=PNG
 # ----------------------------------------------------------------------------------------------
 
 
@@ -281,7 +281,7 @@ def eye_crops_from_photos(photos: list, margin: float = 0.25):
     Yields ``(photo path, "left"|"right", crop RGB uint8, eye landmarks in crop pixels)``; photos
     without eye crops (no face, unreadable) are skipped with a warning."""
     from irisgan.config import compose_config
-    from irisgan.pipeline import SIDES, build_dataset, build_landmarker
+    from irisgan.extraction.pipeline import SIDES, build_dataset, build_landmarker
 
     cfg = compose_config("extract", [f"eyes.margin={margin}"])
     dataset = build_dataset(cfg, photos, build_landmarker(cfg.face), overlay=False)
@@ -322,10 +322,10 @@ def main(argv: list[str] | None = None) -> dict:
     unknown = set(args) - {"ckpt", "faces", "out", "margin", "score_threshold", "device"}
     if unknown or "ckpt" not in args or "faces" not in args:
         raise SystemExit(
-            "usage: python -m irisgan.segmenter ckpt=PATH faces=DIR [out=PNG] [margin=0.25] "
+            "usage: python -m irisgan.training.segmenter ckpt=PATH faces=DIR [out=PNG] [margin=0.25] "
             f"[score_threshold=0.5] [device=cpu]{'  (unknown: ' + str(sorted(unknown)) + ')' if unknown else ''}"
         )
-    from irisgan.photos import list_unlabelled
+    from irisgan.extraction.photos import list_unlabelled
 
     photos, _ = list_unlabelled(str(args.faces))
     if not photos:

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from irisgan.faces import IMAGE_SUFFIXES
+from irisgan.extraction.faces import IMAGE_SUFFIXES
 
 CLASS_LABELS = {"real": 0, "fake": 1}
 CLASS_NAMES = {label: name for name, label in CLASS_LABELS.items()}

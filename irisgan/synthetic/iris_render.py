@@ -1,6 +1,6 @@
 """Rendering one synthetic iris crop (``render_iris``) from the parameters that fix it (``EyeParams``):
 sclera and eyelid skin at the corners, a dark limbus, an iris with radial fibre texture, a dark pupil and
-corneal highlights. ``irisgan.data.synthetic_pairs`` draws the parameters of both eyes of a face (and the
+corneal highlights. ``irisgan.synthetic.pairs`` draws the parameters of both eyes of a face (and the
 GAN cues) and joins two crops into a pair.
 """
 

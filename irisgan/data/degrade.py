@@ -117,7 +117,7 @@ def write_degraded_photo(source: str | Path, name: str, out_stem: Path, seed: in
     a one-channel PNG; the others a lossless PNG, so that only the named change reaches the pipeline.
     """
     from irisgan.data.pairs_format import write_bytes_atomic
-    from irisgan.faces import read_image
+    from irisgan.extraction.faces import read_image
 
     source, out_stem = Path(source), Path(out_stem)
     kind, value = parse(name)

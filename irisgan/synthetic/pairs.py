@@ -1,7 +1,7 @@
 """The embedded default data set for the classifier: synthetic iris pairs, real-like and GAN-like.
 
-This module makes and caches a set; ``irisgan.data.pair_render`` draws one pair and
-``irisgan.data.iris_render`` one iris crop. Each pair is two rendered iris crops (sclera and eyelid skin at the corners, a dark limbus, an iris
+This module makes and caches a set; ``irisgan.synthetic.pair_render`` draws one pair and
+``irisgan.synthetic.iris_render`` one iris crop. Each pair is two rendered iris crops (sclera and eyelid skin at the corners, a dark limbus, an iris
 with radial fibre texture, a dark pupil, a corneal highlight from a light shared by the two eyes),
 joined with ``join_pair`` exactly as the extractor joins real crops, and written in the iris-pairs
 format (``pairs.csv`` with ``path,label,cues``).
@@ -20,7 +20,7 @@ the photographic nuisances (exposure, colour cast, blur, noise, JPEG loss, frami
 both classes alike, so no global image statistic gives the label away.
 
 Pair ``i`` of a set is a function of ``(seed, split, i)`` alone; a set is cached on disk under a
-folder named after all its parameters and ``GENERATOR_VERSION`` (``irisgan.data.synthetic_common``:
+folder named after all its parameters and ``GENERATOR_VERSION`` (``irisgan.synthetic.common``:
 an interrupted or damaged set is redone rather than half-used).
 """
 
@@ -38,14 +38,14 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from irisgan.data.pair_render import render_pair
 from irisgan.data.pairs_format import (
     read_pairs_csv,
     write_bytes_atomic,
     write_image_atomic,
     write_pairs_csv,
 )
-from irisgan.data.synthetic_common import ensure_cached
+from irisgan.synthetic.common import ensure_cached
+from irisgan.synthetic.pair_render import render_pair
 
 log = logging.getLogger(__name__)
 

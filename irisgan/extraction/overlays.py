@@ -14,10 +14,10 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from irisgan.photos import CLASS_NAMES
+from irisgan.extraction.photos import CLASS_NAMES
 
 if TYPE_CHECKING:
-    from irisgan.pipeline import PhotoResult
+    from irisgan.extraction.pipeline import PhotoResult
 
 _GREEN, _YELLOW, _CYAN, _RED, _MAGENTA, _WHITE = (
     (0, 220, 0),

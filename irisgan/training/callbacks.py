@@ -99,7 +99,7 @@ class ClassifierReport(L.Callback):
 
 
 def wandb_curves(report: dict[str, Any], stage: str) -> dict[str, Any]:
-    """W&B charts of one curve report (see ``irisgan.metrics.curve_report``): ROC, PR, metrics versus
+    """W&B charts of one curve report (see ``irisgan.training.metrics.curve_report``): ROC, PR, metrics versus
     threshold and the confusion matrix at the report's threshold, keyed ``<stage>/...``."""
     import wandb
 

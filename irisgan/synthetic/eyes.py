@@ -11,7 +11,7 @@ drawn (nearly) closed, with no visible iris: a real data set has those and the l
 
 Masks are colour-coded RGB PNGs (``CLASS_COLORS``): iris (pupil included, as in UBIPR), sclera,
 eyebrow. Generation is deterministic from ``seed`` (image ``i`` uses its own generator seeded with
-``(seed, i)``) and cached on disk (``irisgan.data.synthetic_common``): the folder name carries the
+``(seed, i)``) and cached on disk (``irisgan.synthetic.common``): the folder name carries the
 version and the parameters.
 """
 
@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from irisgan.data.pairs_format import write_bytes_atomic, write_image_atomic
-from irisgan.data.periocular_render import render_periocular
-from irisgan.data.synthetic_common import ensure_cached
 from irisgan.data.ubipr import UBIPRDataModule
+from irisgan.synthetic.common import ensure_cached
+from irisgan.synthetic.periocular_render import render_periocular
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ def sample_sheet(count: int = 16, image_size: int = 128, seed: int = 0, per_row:
 
 
 if __name__ == "__main__":
-    # python -m irisgan.data.synthetic_eyes [out=PNG] [count=16] [seed=0]: a sample sheet of the generator
+    # python -m irisgan.synthetic.eyes [out=PNG] [count=16] [seed=0]: a sample sheet of the generator
     import sys
 
     args = dict(arg.split("=", 1) for arg in sys.argv[1:])

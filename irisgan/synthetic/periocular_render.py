@@ -1,5 +1,5 @@
 """Drawing one synthetic periocular image and its class masks (``render_periocular``), for
-``irisgan.data.synthetic_eyes``, which caches a set of them in the UBIPR format.
+``irisgan.synthetic.eyes``, which caches a set of them in the UBIPR format.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from irisgan.data.synthetic_common import (
+from irisgan.synthetic.common import (
     EYE_IMAGE_HAIR_TONES,
     EYE_IMAGE_IRIS_TONES,
     EYE_IMAGE_SKIN_TONES,
@@ -18,7 +18,7 @@ from irisgan.data.synthetic_common import (
 )
 
 if TYPE_CHECKING:
-    from irisgan.data.synthetic_eyes import SyntheticEyesParams
+    from irisgan.synthetic.eyes import SyntheticEyesParams
 
 # The palettes in the 0-255 units the drawing uses.
 SKIN_TONES = rgb255(EYE_IMAGE_SKIN_TONES)

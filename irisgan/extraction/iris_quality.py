@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
-from irisgan.faces import eye_width
+from irisgan.extraction.faces import eye_width
 
 WORK_EYE_WIDTH = 64.0  # eyes are measured at this width: thresholds free of the photo's scale
 MEASURES = ("sclera", "flat", "sharpness")

@@ -10,9 +10,9 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
-from irisgan.data.iris_render import PROFILE_FREQUENCIES, EyeParams, Highlight, render_iris
 from irisgan.data.pairs_format import PAIR_SIZE, join_pair
-from irisgan.data.synthetic_common import IRIS_CROP_SKIN_TONES
+from irisgan.synthetic.common import IRIS_CROP_SKIN_TONES
+from irisgan.synthetic.iris_render import PROFILE_FREQUENCIES, EyeParams, Highlight, render_iris
 
 CUE_FAMILIES = ("highlight", "pupil", "colour", "texture")
 TEXTURE_ARTIFACTS = ("checkerboard", "blotchy", "seam")

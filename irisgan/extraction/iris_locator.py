@@ -8,7 +8,7 @@
   scored the same way, so a clean circular limbus wins when present and the search covers the rest.
   A closed eye (low eye aspect ratio) or an iris with too little contrast (sunglasses, hair, a lid)
   gives ``None``.
-* ``SegmenterIrisLocator`` wraps the trained Mask R-CNN (``irisgan.segmenter.IrisSegmenter``),
+* ``SegmenterIrisLocator`` wraps the trained Mask R-CNN (``irisgan.training.segmenter.IrisSegmenter``),
   batched over eye crops; imported lazily, so extraction works before any segmenter exists.
 
 Both take RGB uint8 eye crops plus the six eye landmarks in crop coordinates and return, per crop,
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from irisgan.faces import eye_openness, eye_width
+from irisgan.extraction.faces import eye_openness, eye_width
 
 
 @dataclass
@@ -234,7 +234,7 @@ class _CircleScorer:
 
 
 class SegmenterIrisLocator:
-    """The trained iris segmenter (``irisgan.segmenter.IrisSegmenter``), batched over eye crops.
+    """The trained iris segmenter (``irisgan.training.segmenter.IrisSegmenter``), batched over eye crops.
 
     ``device=None`` uses the device Lightning gives the prediction module (one per process/GPU).
     """
@@ -254,10 +254,10 @@ class SegmenterIrisLocator:
 
     def prepare(self, device: object = None) -> None:
         try:
-            from irisgan.segmenter import IrisSegmenter
+            from irisgan.training.segmenter import IrisSegmenter
         except ImportError as error:
             raise ImportError(
-                "locator=segmenter needs irisgan.segmenter (the trained Mask R-CNN); "
+                "locator=segmenter needs irisgan.training.segmenter (the trained Mask R-CNN); "
                 "use locator=hough for the training-free locator"
             ) from error
         target = self.device if self.device is not None else (str(device) if device is not None else "cpu")

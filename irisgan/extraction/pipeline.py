@@ -24,7 +24,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from irisgan.data.pairs_format import join_pair
-from irisgan.faces import (
+from irisgan.extraction.faces import (
     LEFT_EYE,
     RIGHT_EYE,
     SEVERAL_FACES_CHOICES,
@@ -36,9 +36,9 @@ from irisgan.faces import (
     eye_openness,
     eye_width,
 )
-from irisgan.iris_locator import IrisLocation
-from irisgan.iris_quality import IrisQualityRule
-from irisgan.photos import PhotoInput
+from irisgan.extraction.iris_locator import IrisLocation
+from irisgan.extraction.iris_quality import IrisQualityRule
+from irisgan.extraction.photos import PhotoInput
 
 STATUSES = (
     "ok",

@@ -18,10 +18,10 @@ import torch
 from hydra.utils import get_class, instantiate
 
 from irisgan.checkpoints import CLASSIFIER, stamp_kind
-from irisgan.metrics import THRESHOLD_METHODS, curve_metrics, curve_report, scalar_metrics
 from irisgan.models.ran import NetEnsemble, RANConfig, ResidualAttentionNet
-from irisgan.optim import configure_optimization
 from irisgan.runtime import resolve_auto
+from irisgan.training.metrics import THRESHOLD_METHODS, curve_metrics, curve_report, scalar_metrics
+from irisgan.training.optim import configure_optimization
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ class RANClassifier(L.LightningModule):
 
     Args:
         net: ``RANConfig`` fields (widths, module counts).
-        loss: a ``_target_`` dict for ``irisgan.losses.BCELoss`` / ``BCEAUCLoss``; needed to train and
+        loss: a ``_target_`` dict for ``irisgan.training.losses.BCELoss`` / ``BCEAUCLoss``; needed to train and
             validate, not to score (``irisgan.inference.load_classifier`` builds the module without one).
         optimizer: a ``_target_`` dict of a ``torch.optim`` class (params are passed at build time).
         The training defaults (loss, optimizer, schedule) live in the config groups (conf/), nowhere else.

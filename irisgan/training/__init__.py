@@ -1,0 +1,2 @@
+"""What training needs beyond the networks: the LightningModules (classifier, segmenter), losses, metrics,
+callbacks, optimizer and schedule, and COCO evaluation."""
