@@ -77,7 +77,7 @@ def run_worker(kind: str, *flags: str, timeout: float | None = None) -> dict:
 # --------------------------------------------------------------------------------------------- extraction
 def bench_extraction(faces: Path, copies: int, locators: dict[str, list[str]]) -> dict:
     from irisgan.config import compose_config
-    from irisgan.extract import run_extraction
+    from irisgan.extraction.loop import run_extraction
 
     results = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -136,7 +136,7 @@ def extract_faces(cfg: DictConfig, faces: object, out: Path) -> tuple[Path, dict
     """Face photos -> ``out/pairs.csv`` with the extractor (``extract_overrides`` apply); its summary."""
     from hydra import compose
 
-    from irisgan.extract import run_extraction
+    from irisgan.extraction.loop import run_extraction
 
     overrides = [f"faces={faces}", f"out={out}", *cfg.extract_overrides]
     summary = run_extraction(compose(config_name="extract", overrides=overrides)) or {}

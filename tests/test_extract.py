@@ -20,8 +20,8 @@ from skimage import data
 
 from irisgan.config import CONFIG_DIR
 from irisgan.data.pairs_format import read_pairs_csv
-from irisgan.extract import run_extraction
 from irisgan.extraction.faces import LEFT_EYE, FaceLandmarker
+from irisgan.extraction.loop import run_extraction
 from irisgan.extraction.manifest import read_manifest
 from irisgan.extraction.photos import list_inputs
 from irisgan.extraction.pipeline import IrisPairExtractor

@@ -241,9 +241,9 @@ def test_segmenter_locator_wraps_the_segmenter_api(monkeypatch):
                 for c in crops
             ]
 
-    module = types.ModuleType("irisgan.training.segmenter")
+    module = types.ModuleType("irisgan.extraction.iris_segmenter")
     module.IrisSegmenter = IrisSegmenter
-    monkeypatch.setitem(sys.modules, "irisgan.training.segmenter", module)
+    monkeypatch.setitem(sys.modules, "irisgan.extraction.iris_segmenter", module)
     locator = SegmenterIrisLocator(ckpt="seg.ckpt", score_threshold=0.7, batch_size=2)
     locator.prepare("cpu")
     crops = [np.ones((20, 20, 3), np.uint8)] * 2 + [np.zeros((20, 20, 3), np.uint8)]

@@ -87,7 +87,7 @@ def hide_eyes(rgb: np.ndarray, landmarks: np.ndarray, how: str) -> np.ndarray:
     not all(p.is_file() for p in PHOTOS), reason=f"the shared test photos are not here: {FACES} is absent"
 )
 def test_hidden_eyes_get_their_status_and_open_ones_stay_ok(tmp_path):
-    from irisgan.extract import run_extraction
+    from irisgan.extraction.loop import run_extraction
 
     landmarker = FaceLandmarker()
     expected = {}

@@ -11,10 +11,12 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from irisgan.config import CONFIG_DIR
+from irisgan.data.ubipr import SyntheticEyesDataModule
+from irisgan.extraction.iris_segmenter import IrisDetection, IrisSegmenter
 from irisgan.models.maskrcnn import build_maskrcnn
-from irisgan.synthetic.eyes import SyntheticEyesDataModule, SyntheticEyesParams, render_periocular
+from irisgan.synthetic.periocular_render import SyntheticEyesParams, render_periocular
 from irisgan.training.coco_eval import coco_summary, make_coco_metric
-from irisgan.training.segmenter import IrisDetection, IrisSegmenter, SegmenterModule
+from irisgan.training.segmenter import SegmenterModule
 
 # A Mask R-CNN small enough for a test to train a step in about a second.
 TINY_NETWORK = dict(
@@ -272,7 +274,7 @@ FACES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces"
 @pytest.mark.slow
 @pytest.mark.skipif(not FACES.is_dir(), reason="../shared/data/faces (the 20 test photos) is not here")
 def test_real_eye_demo_command(tiny_checkpoint: Path, tmp_path: Path) -> None:
-    from irisgan.training.segmenter import main
+    from irisgan.extraction.segmenter_demo import main
 
     out = tmp_path / "real_eyes.png"
     summary = main([f"ckpt={tiny_checkpoint}", f"faces={FACES}", f"out={out}", "score_threshold=0.0"])

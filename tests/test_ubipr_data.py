@@ -14,6 +14,7 @@ from torchvision import tv_tensors
 
 from irisgan.data.pairs_format import write_image_atomic
 from irisgan.data.ubipr import (
+    SyntheticEyesDataModule,
     UBIPRDataModule,
     UBIPRDataset,
     build_transforms,
@@ -21,12 +22,8 @@ from irisgan.data.ubipr import (
     iris_instances,
 )
 from irisgan.synthetic import eyes as synthetic_eyes
-from irisgan.synthetic.eyes import (
-    CLASS_COLORS,
-    SyntheticEyesDataModule,
-    SyntheticEyesParams,
-    generate_synthetic_eyes,
-)
+from irisgan.synthetic.eyes import CLASS_COLORS, generate_synthetic_eyes
+from irisgan.synthetic.periocular_render import SyntheticEyesParams
 
 IRIS = (0, 255, 0)
 

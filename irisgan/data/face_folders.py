@@ -195,7 +195,7 @@ class FaceFoldersDataModule(IrisPairsDataModule):
 
     def extract(self) -> tuple[Path, list[dict]]:
         """Run (or resume) the extractor over every photo; returns the cache folder and one row per photo."""
-        from irisgan.extract import run_extraction
+        from irisgan.extraction.loop import run_extraction
         from irisgan.extraction.manifest import read_manifest
 
         photos = read_face_csv(self.face_csv) if self.face_csv else read_face_folder(self.face_root)

@@ -10,6 +10,9 @@ as in the torchvision detection fine-tuning tutorial.
 Images whose mask has no iris (a closed eye) are skipped and counted, not an error. A missing mask,
 an image and mask of different sizes, or an unreadable file is an error naming the file, raised when
 the dataset is built, before any training starts.
+
+``SyntheticEyesDataModule`` is the same DataModule over a generated set (``irisgan.synthetic.eyes``), the
+segmenter's embedded default data.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import tv_tensors
 from torchvision.ops import masks_to_boxes
 from torchvision.transforms import v2
+
+from irisgan.synthetic.eyes import CLASS_COLORS, generate_synthetic_eyes
+from irisgan.synthetic.periocular_render import SyntheticEyesParams
 
 log = logging.getLogger(__name__)
 
@@ -302,3 +308,35 @@ class UBIPRDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", shuffle=False)
+
+
+class SyntheticEyesDataModule(UBIPRDataModule):
+    """The UBIPR DataModule over a generated (and cached) synthetic set: the segmenter's default data."""
+
+    def __init__(
+        self,
+        cache_dir: str,
+        count: int = 2400,
+        image_size: int = 128,
+        seed: int = 0,
+        closed_eye_fraction: float = 0.03,
+        **datamodule_kwargs,
+    ):
+        datamodule_kwargs.setdefault("image_size", None)  # the images are generated at their final size
+        super().__init__(root=str(cache_dir), iris_color=CLASS_COLORS["iris"], seed=seed, **datamodule_kwargs)
+        self.params = SyntheticEyesParams(
+            count=count, image_size=image_size, seed=seed, closed_eye_fraction=closed_eye_fraction
+        )
+        self.cache_dir = Path(cache_dir)
+
+    def dataset_root(self) -> Path:
+        return self.cache_dir / self.params.folder_name()
+
+    def prepare_data(self) -> None:
+        generate_synthetic_eyes(self.cache_dir, self.params)
+
+    def setup(self, stage: str | None = None) -> None:
+        generate_synthetic_eyes(
+            self.cache_dir, self.params
+        )  # a no-op once cached; covers setup() without prepare_data()
+        super().setup(stage)

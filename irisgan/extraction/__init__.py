@@ -1,2 +1,2 @@
-"""Face photos to iris pairs: inputs, dlib landmarks, iris location and quality, the extraction loop, its
-manifest and pictures (``python -m irisgan.extract`` and ``predict`` use these)."""
+"""Face photos to iris pairs: inputs, dlib landmarks, iris location and quality, the extraction run, its manifest
+and pictures, and the segmenter's inference API (``python -m irisgan.extract`` and ``predict`` use these)."""

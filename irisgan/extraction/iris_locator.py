@@ -8,7 +8,7 @@
   scored the same way, so a clean circular limbus wins when present and the search covers the rest.
   A closed eye (low eye aspect ratio) or an iris with too little contrast (sunglasses, hair, a lid)
   gives ``None``.
-* ``SegmenterIrisLocator`` wraps the trained Mask R-CNN (``irisgan.training.segmenter.IrisSegmenter``),
+* ``SegmenterIrisLocator`` wraps the trained Mask R-CNN (``irisgan.extraction.iris_segmenter.IrisSegmenter``),
   batched over eye crops; imported lazily, so extraction works before any segmenter exists.
 
 Both take RGB uint8 eye crops plus the six eye landmarks in crop coordinates and return, per crop,
@@ -234,7 +234,7 @@ class _CircleScorer:
 
 
 class SegmenterIrisLocator:
-    """The trained iris segmenter (``irisgan.training.segmenter.IrisSegmenter``), batched over eye crops.
+    """The trained iris segmenter (``irisgan.extraction.iris_segmenter.IrisSegmenter``), batched over eye crops.
 
     ``device=None`` uses the device Lightning gives the prediction module (one per process/GPU).
     """
@@ -254,10 +254,10 @@ class SegmenterIrisLocator:
 
     def prepare(self, device: object = None) -> None:
         try:
-            from irisgan.training.segmenter import IrisSegmenter
+            from irisgan.extraction.iris_segmenter import IrisSegmenter
         except ImportError as error:
             raise ImportError(
-                "locator=segmenter needs irisgan.training.segmenter (the trained Mask R-CNN); "
+                "locator=segmenter needs irisgan.extraction.iris_segmenter (the trained Mask R-CNN); "
                 "use locator=hough for the training-free locator"
             ) from error
         target = self.device if self.device is not None else (str(device) if device is not None else "cpu")

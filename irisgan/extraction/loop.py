@@ -1,5 +1,6 @@
-"""Extraction under Lightning's predict loop: which photos are pending (``FacePhotosDataModule``) and
-writing each batch's pairs, overlays and manifest lines (``ExtractionWriter``).
+"""Extraction under Lightning's predict loop: which photos are pending (``FacePhotosDataModule``),
+writing each batch's pairs, overlays and manifest lines (``ExtractionWriter``), and the whole run as
+``python -m irisgan.extract`` does it (``run_extraction``).
 
 One code path for one CPU and for many GPUs or nodes: ``trainer.devices=N`` splits the pending photos
 across processes, each appending to its own manifest part (merged by ``irisgan.extraction.manifest.finalize``).
@@ -15,14 +16,22 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from hydra.utils import instantiate
 from lightning.pytorch.callbacks import BasePredictionWriter
+from omegaconf import DictConfig
 
 from irisgan.data.pairs_format import write_bytes_atomic, write_image_atomic
 from irisgan.extraction.faces import FaceLandmarker
-from irisgan.extraction.manifest import PENDING, ManifestWriter, read_manifest
+from irisgan.extraction.manifest import PENDING, ManifestWriter, finalize, format_summary, read_manifest
 from irisgan.extraction.overlays import draw_overlay
 from irisgan.extraction.photos import PhotoInput, list_inputs
-from irisgan.extraction.pipeline import FacePhotoDataset, PhotoResult, photo_dataloader
+from irisgan.extraction.pipeline import (
+    FacePhotoDataset,
+    PhotoResult,
+    build_landmarker,
+    build_pair_extractor,
+    photo_dataloader,
+)
 
 
 class FacePhotosDataModule(L.LightningDataModule):
@@ -121,3 +130,38 @@ class ExtractionWriter(BasePredictionWriter):
         result.extracted_at = round(time.time(), 3)
         result.timings_ms = {k: round(v, 2) for k, v in result.timings_ms.items()}
         return result.record()
+
+
+def run_extraction(cfg: DictConfig) -> dict | None:
+    """Extract iris pairs as ``cfg`` says; returns the summary (on the process of global rank 0)."""
+    out = Path(cfg.out).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    photos, ignored = list_inputs(cfg.faces, cfg.get("label"), exclude=out)
+    datamodule = FacePhotosDataModule(
+        faces=cfg.faces,
+        out=str(out),
+        label=cfg.get("label"),
+        landmarker=build_landmarker(cfg.face),
+        several_faces=cfg.face.several_faces,
+        eye_margin=cfg.eyes.margin,
+        min_iris_size=cfg.iris.min_size,
+        overlay_max_side=cfg.overlay_max_side if cfg.overlay else None,
+        batch_size=cfg.batch_size,
+        num_workers=cfg.num_workers,
+        retry_statuses=list(cfg.retry_statuses),
+        limit=cfg.get("limit"),
+        photos=photos,
+    )
+    model = build_pair_extractor(cfg)
+    writer = ExtractionWriter(out, overlay=cfg.overlay)
+    trainer = instantiate(cfg.trainer, callbacks=[writer], default_root_dir=str(out))
+    started, start = time.time(), time.perf_counter()
+    if datamodule.pending_photos():
+        trainer.predict(model, datamodule=datamodule, return_predictions=False)
+        trainer.strategy.barrier()
+    seconds = time.perf_counter() - start
+    if not trainer.is_global_zero:
+        return None
+    summary = finalize(out, photos, ignored, started, seconds, overlay_sheet=cfg.overlay)
+    print(format_summary(summary))
+    return summary

@@ -12,27 +12,26 @@ drawn (nearly) closed, with no visible iris: a real data set has those and the l
 Masks are colour-coded RGB PNGs (``CLASS_COLORS``): iris (pupil included, as in UBIPR), sclera,
 eyebrow. Generation is deterministic from ``seed`` (image ``i`` uses its own generator seeded with
 ``(seed, i)``) and cached on disk (``irisgan.synthetic.common``): the folder name carries the
-version and the parameters.
+version and the parameters (``SyntheticEyesParams``, defined beside the drawing in
+``irisgan.synthetic.periocular_render``). The DataModule over a cached set is
+``irisgan.data.ubipr.SyntheticEyesDataModule``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from irisgan.data.pairs_format import write_bytes_atomic, write_image_atomic
-from irisgan.data.ubipr import UBIPRDataModule
 from irisgan.synthetic.common import ensure_cached
-from irisgan.synthetic.periocular_render import render_periocular
+from irisgan.synthetic.periocular_render import GENERATOR_VERSION, SyntheticEyesParams, render_periocular
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 1  # bump whenever the drawing changes, so stale caches are not reused
 INDEX_NAME = "index.json"
 
 CLASS_COLORS: dict[str, tuple[int, int, int]] = {
@@ -40,22 +39,6 @@ CLASS_COLORS: dict[str, tuple[int, int, int]] = {
     "sclera": (255, 0, 0),
     "eyebrow": (0, 0, 255),
 }
-
-
-@dataclass(frozen=True)
-class SyntheticEyesParams:
-    """What determines a synthetic set; every field is part of the cache folder's name."""
-
-    count: int = 2400
-    image_size: int = 128
-    seed: int = 0
-    closed_eye_fraction: float = 0.03  # eyes drawn shut: no iris mask, skipped (and counted) by the loader
-
-    def folder_name(self) -> str:
-        digest = hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:8]
-        return (
-            f"synthetic_eyes_v{GENERATOR_VERSION}_n{self.count}_s{self.image_size}_seed{self.seed}_{digest}"
-        )
 
 
 def generate_synthetic_eyes(cache_dir: str | Path, params: SyntheticEyesParams) -> Path:
@@ -91,38 +74,6 @@ def encode_class_mask(masks: dict[str, np.ndarray]) -> np.ndarray:
     for name in ("eyebrow", "sclera", "iris"):
         rgb[masks[name]] = CLASS_COLORS[name]
     return rgb
-
-
-class SyntheticEyesDataModule(UBIPRDataModule):
-    """The UBIPR DataModule over a generated (and cached) synthetic set: the segmenter's default data."""
-
-    def __init__(
-        self,
-        cache_dir: str,
-        count: int = 2400,
-        image_size: int = 128,
-        seed: int = 0,
-        closed_eye_fraction: float = 0.03,
-        **datamodule_kwargs,
-    ):
-        datamodule_kwargs.setdefault("image_size", None)  # the images are generated at their final size
-        super().__init__(root=str(cache_dir), iris_color=CLASS_COLORS["iris"], seed=seed, **datamodule_kwargs)
-        self.params = SyntheticEyesParams(
-            count=count, image_size=image_size, seed=seed, closed_eye_fraction=closed_eye_fraction
-        )
-        self.cache_dir = Path(cache_dir)
-
-    def dataset_root(self) -> Path:
-        return self.cache_dir / self.params.folder_name()
-
-    def prepare_data(self) -> None:
-        generate_synthetic_eyes(self.cache_dir, self.params)
-
-    def setup(self, stage: str | None = None) -> None:
-        generate_synthetic_eyes(
-            self.cache_dir, self.params
-        )  # a no-op once cached; covers setup() without prepare_data()
-        super().setup(stage)
 
 
 def sample_sheet(count: int = 16, image_size: int = 128, seed: int = 0, per_row: int = 8) -> np.ndarray:

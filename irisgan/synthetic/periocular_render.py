@@ -1,11 +1,16 @@
 """Drawing one synthetic periocular image and its class masks (``render_periocular``), for
 ``irisgan.synthetic.eyes``, which caches a set of them in the UBIPR format.
+
+``SyntheticEyesParams`` (what determines a set) and ``GENERATOR_VERSION`` live here, beside the drawing
+they describe, so that the renderer needs nothing from the generator that caches its output.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
-from typing import TYPE_CHECKING
+from dataclasses import asdict, dataclass
 
 import cv2
 import numpy as np
@@ -17,8 +22,24 @@ from irisgan.synthetic.common import (
     rgb255,
 )
 
-if TYPE_CHECKING:
-    from irisgan.synthetic.eyes import SyntheticEyesParams
+GENERATOR_VERSION = 1  # bump whenever the drawing changes, so stale caches are not reused
+
+
+@dataclass(frozen=True)
+class SyntheticEyesParams:
+    """What determines a synthetic set; every field is part of the cache folder's name."""
+
+    count: int = 2400
+    image_size: int = 128
+    seed: int = 0
+    closed_eye_fraction: float = 0.03  # eyes drawn shut: no iris mask, skipped (and counted) by the loader
+
+    def folder_name(self) -> str:
+        digest = hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:8]
+        return (
+            f"synthetic_eyes_v{GENERATOR_VERSION}_n{self.count}_s{self.image_size}_seed{self.seed}_{digest}"
+        )
+
 
 # The palettes in the 0-255 units the drawing uses.
 SKIN_TONES = rgb255(EYE_IMAGE_SKIN_TONES)
