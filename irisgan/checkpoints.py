@@ -3,10 +3,16 @@
 Each LightningModule stamps ``checkpoint["irisgan"] = {"kind": ...}`` in ``on_save_checkpoint``; a loader
 asks for the kind it needs and gets a message naming what the file is otherwise. Files are read with
 ``torch.load(weights_only=True)``: no pickled code runs.
+
+A checkpoint names no Python class by pickle, but its hyper-parameters keep the ``_target_`` strings of the
+loss, optimizer and scheduler configs, which are instantiated when a module is rebuilt from them (Lightning's
+``load_from_checkpoint``, a schedule resumed). ``current_target`` maps the module paths those strings had
+before the package was split into subpackages onto today's.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -17,6 +23,40 @@ TRAINED_BY = {
     CLASSIFIER: "python -m irisgan.train stage=ran",
     SEGMENTER: "python -m irisgan.train stage=segmenter",
 }
+
+
+# Where the classes a config can name as ``_target_`` lived before the move into subpackages: a prefix of an
+# old dotted path -> its replacement. Stored hyper-parameters (e.g. ``loss._target_:
+# irisgan.losses.BCEAUCLoss``) go through ``upgrade_targets`` before they are instantiated.
+MOVED_TARGETS = {
+    "irisgan.classifier.": "irisgan.training.classifier.",
+    "irisgan.losses.": "irisgan.training.losses.",
+    "irisgan.optim.": "irisgan.training.optim.",
+    "irisgan.callbacks.": "irisgan.training.callbacks.",
+    "irisgan.segmenter.SegmenterModule": "irisgan.training.segmenter.SegmenterModule",
+    "irisgan.iris_locator.": "irisgan.extraction.iris_locator.",
+    "irisgan.data.synthetic_eyes.SyntheticEyesDataModule": "irisgan.data.ubipr.SyntheticEyesDataModule",
+}
+
+
+def current_target(target: str) -> str:
+    """``target`` (a dotted ``_target_`` path) with an old module path replaced by where it lives now."""
+    for old, new in MOVED_TARGETS.items():
+        if target.startswith(old):
+            return new + target[len(old) :]
+    return target
+
+
+def upgrade_targets(node):
+    """A copy of a stored config node (nested dicts and lists) whose ``_target_`` strings are current."""
+    if isinstance(node, Mapping):
+        return {
+            k: current_target(v) if k == "_target_" and isinstance(v, str) else upgrade_targets(v)
+            for k, v in node.items()
+        }
+    if isinstance(node, list | tuple):
+        return type(node)(upgrade_targets(v) for v in node)
+    return node
 
 
 class CheckpointError(ValueError):

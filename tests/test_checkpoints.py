@@ -62,3 +62,126 @@ def test_init_network_takes_the_network_only_and_refuses_another_shape(tmp_path)
     wider = RANClassifier(net={**TINY_NET, "head_channels": TINY_NET["head_channels"] * 2})
     with pytest.raises(CheckpointError, match="does not match model.net"):
         init_network(wider, tmp_path / "pre.ckpt")
+
+
+# What conf/ named as ``_target_`` before the package moved into subpackages: any of these can sit in the
+# hyper-parameters of an older checkpoint (the loss, optimizer and scheduler entries are instantiated again
+# when a module is rebuilt from them).
+OLD_TARGETS = [
+    "irisgan.classifier.RANClassifier",
+    "irisgan.segmenter.SegmenterModule",
+    "irisgan.iris_locator.SegmenterIrisLocator",
+    "irisgan.iris_locator.HoughIrisLocator",
+    "irisgan.optim.WarmupCosineLR",
+    "irisgan.callbacks.ProgressBar",
+    "irisgan.callbacks.ClassifierReport",
+    "irisgan.callbacks.PairsThroughput",
+    "irisgan.losses.BCELoss",
+    "irisgan.losses.BCEAUCLoss",
+    "irisgan.data.synthetic_eyes.SyntheticEyesDataModule",
+    "irisgan.data.ubipr.UBIPRDataModule",
+    "irisgan.data.face_folders.FaceFoldersDataModule",
+    "irisgan.data.pairs.IrisPairsDataModule",
+]
+
+
+@pytest.mark.parametrize("old", OLD_TARGETS)
+def test_old_targets_resolve_to_where_the_class_lives_now(old):
+    from hydra.utils import get_class
+
+    from irisgan.checkpoints import current_target
+
+    cls = get_class(current_target(old))
+    assert cls.__name__ == old.rsplit(".", 1)[1]
+    assert current_target(f"{cls.__module__}.{cls.__qualname__}") == f"{cls.__module__}.{cls.__qualname__}"
+
+
+def test_upgrade_targets_rewrites_nested_targets_only():
+    from irisgan.checkpoints import upgrade_targets
+
+    node = {
+        "_target_": "irisgan.optim.WarmupCosineLR",
+        "warmup_steps": 5,
+        "note": "irisgan.losses.BCELoss",  # only _target_ values are paths to rewrite
+        "inner": [{"_target_": "irisgan.losses.BCELoss"}, {"_target_": "torch.optim.SGD"}],
+    }
+    assert upgrade_targets(node) == {
+        "_target_": "irisgan.training.optim.WarmupCosineLR",
+        "warmup_steps": 5,
+        "note": "irisgan.losses.BCELoss",
+        "inner": [{"_target_": "irisgan.training.losses.BCELoss"}, {"_target_": "torch.optim.SGD"}],
+    }
+    assert node["_target_"] == "irisgan.optim.WarmupCosineLR"  # the stored hyper-parameters stay as they were
+
+
+def test_classifier_checkpoint_from_before_the_move_loads_and_trains(tmp_path):
+    """A Lightning checkpoint whose stored loss names ``irisgan.losses``: Lightning's own loader rebuilds the
+    module with its loss, the schedule is built again, and irisgan's loader scores with it."""
+    import lightning
+
+    from irisgan.inference import load_classifier
+    from irisgan.training.classifier import RANClassifier
+    from irisgan.training.losses import BCEAUCLoss
+    from tests.conftest import TINY_NET
+
+    hparams = {
+        "net": TINY_NET,
+        "loss": {"_target_": "irisgan.losses.BCEAUCLoss", "auc_weight": 1.0, "gamma": 0.5, "p": 2.0},
+        "optimizer": {"_target_": "torch.optim.AdamW", "lr": 0.002},
+        "scheduler": {"_target_": "irisgan.optim.WarmupCosineLR", "warmup_steps": 1, "total_steps": 4},
+        "threshold_method": "gmean",
+    }
+    torch.manual_seed(0)
+    source = RANClassifier(net=TINY_NET)
+    path = tmp_path / "old.ckpt"
+    checkpoint = {
+        "state_dict": source.state_dict(),
+        "hyper_parameters": hparams,
+        "hparams_name": "kwargs",
+        "pytorch-lightning_version": lightning.__version__,
+    }
+    stamp_kind(checkpoint, "classifier")
+    torch.save(checkpoint, path)
+
+    model = RANClassifier.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+    assert isinstance(model.criterion, BCEAUCLoss)
+    assert model.hparams.loss["_target_"] == "irisgan.losses.BCEAUCLoss"  # stored as it was
+    from irisgan.training.optim import WarmupCosineLR, configure_optimization
+
+    built = configure_optimization(
+        model.parameters(), model.hparams.optimizer, model.hparams.scheduler, lambda: 4
+    )
+    assert isinstance(built["lr_scheduler"]["scheduler"], WarmupCosineLR)
+    scored = load_classifier(path)
+    for key, value in source.net.state_dict().items():
+        assert torch.equal(scored.net.state_dict()[key], value), key
+
+
+def _strings(node):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _strings(key)
+            yield from _strings(value)
+    elif isinstance(node, list | tuple):
+        for value in node:
+            yield from _strings(value)
+    elif isinstance(node, str):
+        yield node
+
+
+def test_shipped_weights_load_and_name_no_module():
+    """The shipped detector holds tensors and plain values only: no class is pickled and no string in it is a
+    module path, so moving modules cannot break it."""
+    from irisgan.inference import SHIPPED_WEIGHTS, load_classifier
+
+    if not SHIPPED_WEIGHTS.is_file():
+        pytest.skip(f"no shipped detector at {SHIPPED_WEIGHTS}")
+    stored = torch.load(SHIPPED_WEIGHTS, map_location="cpu", weights_only=True)
+    assert set(stored) == {"state_dict", "hyper_parameters", "meta", "irisgan"}
+    assert not [
+        s
+        for s in _strings({k: v for k, v in stored.items() if k != "state_dict"})
+        if s.startswith("irisgan.")
+    ]
+    model = load_classifier(None)
+    assert model.hparams.members == stored["hyper_parameters"].get("members", 1)

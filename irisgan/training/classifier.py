@@ -17,7 +17,7 @@ import lightning as L
 import torch
 from hydra.utils import get_class, instantiate
 
-from irisgan.checkpoints import CLASSIFIER, stamp_kind
+from irisgan.checkpoints import CLASSIFIER, stamp_kind, upgrade_targets
 from irisgan.models.ran import NetEnsemble, RANConfig, ResidualAttentionNet
 from irisgan.runtime import resolve_auto
 from irisgan.training.metrics import THRESHOLD_METHODS, curve_metrics, curve_report, scalar_metrics
@@ -72,7 +72,7 @@ class RANClassifier(L.LightningModule):
         config = RANConfig(**(net or {}))
         # members > 1: an ensemble of trained runs (irisgan.ensemble builds it); trained as one network never.
         self.net = ResidualAttentionNet(config) if members == 1 else NetEnsemble(config, members)
-        self.criterion = instantiate(loss) if loss else None
+        self.criterion = instantiate(upgrade_targets(loss)) if loss else None
         self.register_buffer("mean", torch.full((3,), 0.5))
         self.register_buffer("std", torch.full((3,), 0.25))
         self.register_buffer("threshold", torch.tensor(0.5))

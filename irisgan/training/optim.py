@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterable
 import torch
 from hydra.utils import instantiate
 
+from irisgan.checkpoints import upgrade_targets
+
 
 class WarmupCosineLR(torch.optim.lr_scheduler.LambdaLR):
     """Linear warm-up over ``warmup_steps``, then cosine annealing to 0 at ``total_steps``.
@@ -42,6 +44,7 @@ def configure_optimization(
 
     ``scheduler`` carries ``interval`` (``epoch``/``step``) and optionally ``monitor`` beside its
     ``_target_``; ``total_steps: null`` is filled with ``total_steps()`` (the run's optimizer steps).
+    A ``_target_`` stored by an older version (``irisgan.optim.WarmupCosineLR``) is mapped to where it lives now.
     """
     if not optimizer:
         raise ValueError(
@@ -52,10 +55,10 @@ def configure_optimization(
             f"model.optimizer {dict(optimizer)} has no _target_: choose one from the `optimizer` config group "
             "(conf/optimizer)"
         )
-    built = instantiate(optimizer, params=params)
+    built = instantiate(upgrade_targets(optimizer), params=params)
     if not scheduler:
         return built
-    settings = dict(scheduler)
+    settings = upgrade_targets(dict(scheduler))
     interval = settings.pop("interval", "epoch")
     monitor = settings.pop("monitor", None)
     if "total_steps" in settings and settings["total_steps"] is None:
