@@ -357,7 +357,31 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     return results
 
 
-def _report_markdown(results: dict[str, Any], robustness_rows: list[dict], photo_rows: list[dict]) -> str:
+def _decision_lines(results: dict[str, Any]) -> list[str]:
+    """The decisions section of the report: GAN / real / uncertain per class under the stored rule."""
+    d, rule = results.get("decisions"), results.get("decision_rule")
+    if not d or not rule:
+        return []
+    band = "no uncertain band stored (build one with irisgan.ensemble)"
+    if rule.get("band"):
+        band = f"uncertain band [{rule['band'][0]:.3f}, {rule['band'][1]:.3f})"
+    fmt = lambda v: "-" if v is None else f"{100 * v:.1f}%"  # noqa: E731
+    return [
+        f"## Decisions ({band}; members' spread up to {rule.get('max_spread')})",
+        "",
+        f"- uncertain: {fmt(d['uncertain_share'])} of the pairs; accuracy of the confident calls: "
+        f"{fmt(d['acc_outside_band'])}",
+        f"- GAN pairs: {fmt(d['gan_called_gan'])} GAN, {fmt(d['gan_called_uncertain'])} uncertain, "
+        f"{fmt(d['gan_called_real'])} real",
+        f"- real pairs: {fmt(d['real_called_real'])} real, {fmt(d['real_called_uncertain'])} uncertain, "
+        f"{fmt(d['real_called_gan'])} GAN",
+        "",
+    ]
+
+
+def _report_markdown(
+    results: dict[str, Any], robustness_rows: list[dict], photo_rows: list[dict] | None = None
+) -> str:
     rows = []
     for name, m in results["methods"].items():
         ci_auc, ci_acc = m.get("auroc_ci95", [np.nan] * 2), m.get("acc_ci95", [np.nan] * 2)
@@ -421,22 +445,7 @@ def _report_markdown(results: dict[str, Any], robustness_rows: list[dict], photo
                 _table(group_rows, ["method", "group", "class", "n", "auroc", "rate_at_thr"]),
                 "",
             ]
-    d, rule = results["decisions"], results["decision_rule"]
-    band = "no uncertain band stored (build one with irisgan.ensemble)"
-    if rule.get("band"):
-        band = f"uncertain band [{rule['band'][0]:.3f}, {rule['band'][1]:.3f})"
-    fmt = lambda v: "-" if v is None else f"{100 * v:.1f}%"  # noqa: E731
-    text += [
-        f"## Decisions ({band}; members' spread up to {rule.get('max_spread')})",
-        "",
-        f"- uncertain: {fmt(d['uncertain_share'])} of the pairs; accuracy of the confident calls: "
-        f"{fmt(d['acc_outside_band'])}",
-        f"- GAN pairs: {fmt(d['gan_called_gan'])} GAN, {fmt(d['gan_called_uncertain'])} uncertain, "
-        f"{fmt(d['gan_called_real'])} real",
-        f"- real pairs: {fmt(d['real_called_real'])} real, {fmt(d['real_called_uncertain'])} uncertain, "
-        f"{fmt(d['real_called_gan'])} GAN",
-        "",
-    ]
+    text += _decision_lines(results)
     if photo_rows:
         text += [
             "## Photo-level degradations (each photo degraded as a file, then the whole pipeline)",

@@ -103,6 +103,10 @@ def degrade(image: np.ndarray, name: str, rng: np.random.Generator | None = None
 
 def degrade_batch(images: np.ndarray, name: str, seed: int = 0) -> np.ndarray:
     """Degrade (N, 3, H, W) uint8 pairs (a test set), deterministically from ``seed``."""
+    if parse(name)[0] == "shrink":
+        raise ValueError(
+            f"{name} changes the image size: a photo-level degradation (evaluate photo_degradations)"
+        )
     rng = np.random.default_rng(seed)
     out = np.empty_like(images)
     for i, img in enumerate(images):
