@@ -226,7 +226,11 @@ def fold_scores(folder: Path, evaluation: str = "evaluate") -> tuple[np.ndarray,
     if not (evaluated / "scores_ran.npy").is_file():
         return None
     m = json.loads((evaluated / "metrics.json").read_text())
-    csv_path = Path(m["csv"]) if Path(m["csv"]).is_absolute() else ROOT / m["csv"]  # runs start in ROOT
+    csv_path = Path(m["csv"])
+    if not csv_path.is_absolute():  # relative to the project the run started in: this one, or an ancestor of
+        # the run folder (runs of another checkout, read with --runs)
+        bases = [ROOT, *folder.resolve().parents]
+        csv_path = next((b / csv_path for b in bases if (b / csv_path).is_file()), ROOT / csv_path)
     labels = np.array([int(r["label"]) for r in read_pairs_csv(csv_path)])
     return np.load(evaluated / "scores_ran.npy"), labels, str(csv_path)
 
