@@ -175,6 +175,33 @@ def fold_threshold(folder: Path, evaluation: str = "evaluate") -> float:
     )
 
 
+def _project_path(folder: Path, path: str) -> Path:
+    """``path`` as a run recorded it: absolute, or relative to the checkout it ran in (this one, or an ancestor
+    of the run folder for runs of another checkout read with --runs)."""
+    if Path(path).is_absolute():
+        return Path(path)
+    bases = [ROOT, *folder.resolve().parents]
+    return next((b / path for b in bases if (b / path).is_file()), ROOT / path)
+
+
+def fold_band(folder: Path) -> tuple[float, float] | None:
+    """The uncertain band ``irisgan.ensemble`` gives the fold's run alone, chosen on its validation pairs
+    (cached in ``band.json``): what ``predict`` would call uncertain with that run."""
+    cached = folder / "band.json"
+    if not cached.is_file():
+        from irisgan.ensemble import build_ensemble
+
+        m = json.loads((folder / "metrics.json").read_text())
+        val = (m.get("data_csvs") or {}).get("val")
+        if not val:
+            return None
+        weights = folder / "band_weights.pt"
+        metrics = build_ensemble([folder], weights, _project_path(folder, val))
+        weights.unlink()
+        cached.write_text(json.dumps(metrics["decision"]))
+    return tuple(json.loads(cached.read_text())["band"])
+
+
 def real_source_lines(runs: Path, keys: list[tuple[str, str, str]], seeds: dict) -> list[str]:
     """Per held-out real source: its false-positive rate at the run's stored threshold, its AUC against the
     held-out GAN photos (25% of each GAN family, never trained on) and against the held-out diffusion faces."""
@@ -185,14 +212,19 @@ def real_source_lines(runs: Path, keys: list[tuple[str, str, str]], seeds: dict)
         "Each fold trains without one real source and tests it against 25% of every GAN family, held out from",
         "training. FPR: the share of the source's photos called GAN at the run's stored threshold (chosen on the",
         "validation pairs, which hold none of the source). Scores as trained (no flip TTA); mean over seeds.",
+        "With the uncertain band `irisgan.ensemble` chooses for the run on its validation pairs (95% precision):",
+        "the share of the source called GAN with confidence (`GAN, banded`) and left uncertain, and the share of",
+        "the held-out GAN photos called GAN with confidence or, wrongly, real.",
         "",
-        "| variant | loss | ratio | source | seeds | real pairs | FPR at threshold | AUC vs GAN | AUC vs diffusion |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| variant | loss | ratio | source | seeds | real pairs | FPR at threshold | AUC vs GAN | AUC vs diffusion "
+        "| GAN, banded | uncertain | GAN photos: caught, banded | called real |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     diffusion = {g for gs in DIFFUSION.values() for g in gs}
     for key in keys:
         for fold, sources in REAL_SOURCES.items():
             fprs, gan_aucs, diff_aucs, n_real = [], [], [], 0
+            banded: list[tuple[float, float, float, float]] = []
             for seed in seeds.get(key, []):
                 folder = runs / run_name(*key, seed, fold)
                 scored = fold_scores(folder)
@@ -208,12 +240,19 @@ def real_source_lines(runs: Path, keys: list[tuple[str, str, str]], seeds: dict)
                 gan_aucs.append(auroc(scores[real | gan], labels[real | gan]))
                 if diff.any():
                     diff_aucs.append(auroc(scores[real | diff], labels[real | diff]))
+                band = fold_band(folder)
+                if band is not None:
+                    lo, hi = band
+                    banded.append((float((scores[real] >= hi).mean()), float(((scores[real] >= lo) & (scores[real] < hi)).mean()),
+                                   float((scores[gan] >= hi).mean()), float((scores[gan] < lo).mean())))  # fmt: skip
             if not fprs:
                 continue
             fmt = lambda v: f"{statistics.mean(v):.3f}" if v else "-"  # noqa: E731
             lines.append(
                 f"| {key[0]} | {key[1]} | {key[2]} | {', '.join(sources)} | {len(fprs)} | {n_real} "
-                f"| {fmt(fprs)} | {fmt(gan_aucs)} | {fmt(diff_aucs)} |"
+                f"| {fmt(fprs)} | {fmt(gan_aucs)} | {fmt(diff_aucs)} | "
+                + " | ".join(fmt([b[k] for b in banded]) for k in range(4))
+                + " |"
             )
     return lines
 
@@ -226,11 +265,7 @@ def fold_scores(folder: Path, evaluation: str = "evaluate") -> tuple[np.ndarray,
     if not (evaluated / "scores_ran.npy").is_file():
         return None
     m = json.loads((evaluated / "metrics.json").read_text())
-    csv_path = Path(m["csv"])
-    if not csv_path.is_absolute():  # relative to the project the run started in: this one, or an ancestor of
-        # the run folder (runs of another checkout, read with --runs)
-        bases = [ROOT, *folder.resolve().parents]
-        csv_path = next((b / csv_path for b in bases if (b / csv_path).is_file()), ROOT / csv_path)
+    csv_path = _project_path(folder, m["csv"])
     labels = np.array([int(r["label"]) for r in read_pairs_csv(csv_path)])
     return np.load(evaluated / "scores_ran.npy"), labels, str(csv_path)
 

@@ -159,6 +159,10 @@ def test_cross_generator_table_keeps_diffusion_apart_and_reports_held_out_real_s
         [("london-face-lab", 0)] * 4 + [("boredhumans", 1)] * 2 + [("stable-diffusion-2.1", 1)] * 2,
         [0.1, 0.2, 0.3, 0.7, 0.9, 0.8, 0.25, 0.05], threshold=0.5, auc=0.7,
     )  # fmt: skip
+    # the band the run's ensemble would choose (cached as the study caches it)
+    (runs / cg.run_name("augment", "bce_auc", "balanced", 0, "real-london") / "band.json").write_text(
+        json.dumps({"band": [0.15, 0.75]})
+    )
     text = cg.aggregate(runs, tmp_path / "results", "study").read_text()
     header = next(line for line in text.splitlines() if line.startswith("| variant | loss | ratio | seeds |"))
     assert "stable-diffusion-2.1 | GAN mean | GAN worst" in header
@@ -168,3 +172,5 @@ def test_cross_generator_table_keeps_diffusion_apart_and_reports_held_out_real_s
     studio = next(line for line in text.splitlines() if "| london-face-lab |" in line)
     # FPR 1/4 at 0.5; AUC vs GAN 1.0 (0.8, 0.9 above every real); vs diffusion (0.25 above 2 of 4, 0.05 none): 2/8
     assert "| 4 | 0.250 | 1.000 | 0.250 |" in studio
+    # banded: no studio photo from 0.75 on, 3 of 4 inside [0.15, 0.75); both GAN photos caught, none called real
+    assert studio.endswith("| 0.000 | 0.750 | 1.000 | 0.000 |")
