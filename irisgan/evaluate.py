@@ -366,8 +366,9 @@ def _decision_lines(results: dict[str, Any]) -> list[str]:
     if rule.get("band"):
         band = f"uncertain band [{rule['band'][0]:.3f}, {rule['band'][1]:.3f})"
     fmt = lambda v: "-" if v is None else f"{100 * v:.1f}%"  # noqa: E731
+    spread = "-" if rule.get("max_spread") is None else f"{rule['max_spread']:.3f}"
     return [
-        f"## Decisions ({band}; members' spread up to {rule.get('max_spread')})",
+        f"## Decisions ({band}; members' spread up to {spread})",
         "",
         f"- uncertain: {fmt(d['uncertain_share'])} of the pairs; accuracy of the confident calls: "
         f"{fmt(d['acc_outside_band'])}",
