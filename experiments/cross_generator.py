@@ -67,12 +67,12 @@ PRETRAIN_COMMAND = [
     "trainer.max_epochs=5", "logger=csv", "~callbacks.progress_bar", f"hydra.run.dir={PRETRAINED.parent}",
     f"export={PRETRAINED}",
 ]  # fmt: skip
-# experiment=faces as it stood before grey and colour-cast augmentation (the `colour` variant, now its default)
+# grey and colour-cast augmentation off, whatever experiment=faces sets (the `colour` variant turns it on)
 NO_COLOUR = ["data.augment.grayscale=0", "data.augment.colour_cast=0"]
 VARIANTS = {
     # what a plain detector does: no augmentation but flips, natural class mix, no pseudo-fakes
     "plain": ["data.augment=null", "data.pseudo_fakes.rate=0", "data.balance_classes=false"],
-    # + balanced batches and both-eyes-alike augmentation
+    # + balanced batches and both-eyes-alike augmentation: experiment=faces
     "augment": ["data.pseudo_fakes.rate=0", *NO_COLOUR],
     "pseudo_fakes": ["data.pseudo_fakes.rate=0.3", *NO_COLOUR],  # + pseudo-fakes in 30% of the real pairs
     # augment, the network first trained on synthetic pairs (PRETRAIN_COMMAND, run once when missing)
@@ -84,8 +84,7 @@ VARIANTS = {
         "callbacks.early_stopping.patience=6",
         *NO_COLOUR,
     ],
-    # augment, colour and capture invariance: grey pairs (a grey photo must not read as real) and white balance;
-    # experiment=faces as it is now
+    # augment, colour and capture invariance: grey pairs (a grey photo must not read as real) and white balance
     "colour": ["data.pseudo_fakes.rate=0", "data.augment.grayscale=0.2", "data.augment.colour_cast=0.1"],
 }
 # 1:4 keeps the natural class mix in the batches: the paper's question is how each loss copes with imbalance,
