@@ -23,7 +23,13 @@ import torch
 
 from irisgan.checkpoints import CLASSIFIER, CheckpointError, load_checkpoint
 from irisgan.data.pairs import load_pairs
-from irisgan.inference import build_classifier, load_classifier, save_weights, score_members, score_pairs
+from irisgan.inference import (
+    DecisionRule,
+    build_classifier,
+    decision_summary,
+    member_scores,
+    save_weights,
+)
 from irisgan.training.classifier import RANClassifier
 from irisgan.training.metrics import report_from_scores, uncertain_band
 
@@ -106,31 +112,26 @@ def build_ensemble(
         val_csv = vals.pop()
     model = combine([c for c, _ in resolved])
     images, labels, _ = load_pairs(val_csv)
-    probs, spread = score_members(model, images)
+    probs, members = member_scores(model, images)
+    spread = members.std(axis=0) if len(members) > 1 else None
     scalars, report = report_from_scores(
         torch.from_numpy(probs), labels, None, model.hparams.threshold_method
     )
     model.threshold.fill_(report["threshold"])
     band = uncertain_band(probs, labels.numpy(), report["threshold"], precision)
+    max_spread = float(np.quantile(spread, spread_quantile)) if spread is not None else None
+    rule = DecisionRule(report["threshold"], band, max_spread)
+    summary = decision_summary(rule.decide_pairs(probs, spread, images.numpy()), labels.numpy())
     decision = {
         "band": list(band),
         "precision": precision,
-        "max_spread": float(np.quantile(spread, spread_quantile)) if spread is not None else None,
+        "max_spread": max_spread,
         "spread_quantile": spread_quantile if spread is not None else None,
+        "val_uncertain_share": summary["uncertain_share"],
+        "val_acc_outside": summary["acc_outside_band"],
     }
-    inside = (probs >= band[0]) & (probs < band[1])
-    if spread is not None:
-        inside |= spread > decision["max_spread"]
-    outside = ~inside
-    called = (probs >= report["threshold"]).astype(int)
-    decision["val_uncertain_share"] = float(inside.mean())
-    decision["val_acc_outside"] = (
-        float((called[outside] == labels.numpy()[outside]).mean()) if outside.any() else None
-    )
-    member_aucs = [
-        report_from_scores(torch.from_numpy(score_pairs(load_classifier(ckpt), images)), labels)[0]["auroc"]
-        for ckpt, _ in resolved
-    ]
+    # each member's own scores came with the ensemble's: no second pass per checkpoint
+    member_aucs = [report_from_scores(torch.from_numpy(m), labels)[0]["auroc"] for m in members]
     metrics = {
         "val/auroc": scalars["auroc"],
         "val/threshold": report["threshold"],

@@ -34,7 +34,7 @@ from irisgan.data.pairs_format import read_pairs_csv, write_bytes_atomic
 from irisgan.extraction.manifest import format_statuses
 from irisgan.inference import (
     DecisionRule,
-    is_grayscale_pair,
+    decision_summary,
     load_classifier,
     resolve_checkpoint,
     score_members,
@@ -174,33 +174,6 @@ def load_test_set(cfg: DictConfig, out: Path) -> tuple[np.ndarray, np.ndarray, d
     return images.numpy(), labels.numpy(), info
 
 
-def decide_all(
-    rule: DecisionRule, probs: np.ndarray, spread: np.ndarray | None, images: np.ndarray
-) -> list[str]:
-    """The decision of each (N, 3, H, W) uint8 pair, as ``predict`` makes it."""
-    return [
-        rule.decide(
-            float(p), None if spread is None else float(spread[i]), is_grayscale_pair(img.transpose(1, 2, 0))
-        )[0]
-        for i, (p, img) in enumerate(zip(probs, images, strict=True))
-    ]
-
-
-def decision_summary(decisions: list[str], labels: np.ndarray) -> dict[str, Any]:
-    """Shares of GAN / real / uncertain per class, and the accuracy of the confident calls."""
-    decisions, labels = np.asarray(decisions), np.asarray(labels).astype(int)
-    out: dict[str, Any] = {}
-    for label, name in ((1, "gan"), (0, "real")):
-        mine = decisions[labels == label]
-        for d in ("GAN", "real", "uncertain"):
-            out[f"{name}_called_{d.lower()}"] = float((mine == d).mean()) if len(mine) else None
-    confident = decisions != "uncertain"
-    out["uncertain_share"] = float((~confident).mean()) if len(decisions) else None
-    called = decisions[confident] == "GAN"
-    out["acc_outside_band"] = float((called == (labels[confident] == 1)).mean()) if confident.any() else None
-    return out
-
-
 def photo_robustness(cfg: DictConfig, model, rule: DecisionRule, out: Path) -> list[dict[str, Any]]:
     """Each photo degraded as a file, then extracted and scored: one row per degradation.
 
@@ -233,7 +206,7 @@ def photo_robustness(cfg: DictConfig, model, rule: DecisionRule, out: Path) -> l
         images, labels = images.numpy(), labels.numpy().astype(int)
         index = [stems.get(Path(r["source"]).stem) for r in read_pairs_csv(csv)]
         probs, spread = score_members(model, images, cfg.batch_size)
-        decisions = decide_all(rule, probs, spread, images)
+        decisions = rule.decide_pairs(probs, spread, images)
         calls = dict(zip(index, decisions, strict=True))
         if name == "clean":
             clean_calls = calls
@@ -289,8 +262,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "methods": {},
     }
     reports = {}
+    # One pass gives the RAN's scores and its members' spread, which the decisions need.
+    probs, spread = score_members(model, images, cfg.batch_size)
     for name, scorer in methods.items():
-        scores = scorer(images)
+        scores = probs if name == "ran" else scorer(images)
         results["methods"][name], reports[name] = summarize(scores, labels, thresholds[name], cfg)
         if cues is not None:
             results["methods"][name]["per_cue"] = per_cue_breakdown(scores, labels, cues, thresholds[name])
@@ -305,9 +280,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         plots.plot_report(reports[name], out / "plots", name)
         np.save(out / f"scores_{name}.npy", scores)
     plots.plot_roc_comparison(reports, out / "plots" / "roc_comparison.png")
-    probs, spread = score_members(model, images, cfg.batch_size)
     results["decision_rule"] = rule.record()
-    results["decisions"] = decision_summary(decide_all(rule, probs, spread, images), labels)
+    results["decisions"] = decision_summary(rule.decide_pairs(probs, spread, images), labels)
 
     photo_rows = []
     if cfg.photo_robustness:

@@ -17,11 +17,13 @@ __all__ = [
     "CheckpointError",
     "configure_inference",
     "DecisionRule",
+    "decision_summary",
     "is_grayscale_pair",
     "export_weights",
     "load_classifier",
     "resolve_checkpoint",
     "save_weights",
+    "member_scores",
     "score_members",
     "score_pairs",
 ]
@@ -148,25 +150,34 @@ def score_pairs(model: RANClassifier, images: np.ndarray | torch.Tensor, batch_s
 
 
 @torch.inference_mode()
-def score_members(
+def member_scores(
     model: RANClassifier, images: np.ndarray | torch.Tensor, batch_size: int = 256
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """P(GAN) of (N, 3, 96, 96) uint8 pairs and the standard deviation of the members' P(GAN) (None for one net).
+) -> tuple[np.ndarray, np.ndarray]:
+    """P(GAN) of (N, 3, 96, 96) uint8 pairs, and each ensemble member's own P(GAN), shape (members, N).
 
-    The score is the ensemble's (mean logit), as ``score_pairs`` gives it; the spread is that of the members'
-    own probabilities.
+    The score is the ensemble's (mean logit), as ``score_pairs`` gives it; a single network is one member.
+    One pass over the views and members gives both.
     """
     images = torch.as_tensor(images)
     device = next(model.parameters()).device
-    probs, spreads = [], []
+    probs, members = [], []
     for i in range(0, len(images), batch_size):
         logits = model.member_logits(images[i : i + batch_size].to(device)).cpu()
         probs.append(torch.sigmoid(logits.mean(dim=1)).mean(dim=0))
-        spreads.append(torch.sigmoid(logits).mean(dim=0).std(dim=0, unbiased=False))
+        members.append(torch.sigmoid(logits).mean(dim=0))
     if not probs:
-        return np.zeros(0, np.float32), None
-    members = model.hparams.get("members", 1)
-    return torch.cat(probs).numpy(), torch.cat(spreads).numpy() if members > 1 else None
+        return np.zeros(0, np.float32), np.zeros((1, 0), np.float32)
+    return torch.cat(probs).numpy(), torch.cat(members, dim=1).numpy()
+
+
+def score_members(
+    model: RANClassifier, images: np.ndarray | torch.Tensor, batch_size: int = 256
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """P(GAN) of (N, 3, 96, 96) uint8 pairs and the standard deviation of the members' P(GAN) (None for one net)."""
+    probs, members = member_scores(model, images, batch_size)
+    if not len(probs):
+        return probs, None
+    return probs, members.std(axis=0) if model.hparams.get("members", 1) > 1 else None
 
 
 # A pair whose mean (max - min) over the colour channels stays below this (0-255 units) carries no colour: a
@@ -216,6 +227,32 @@ class DecisionRule:
             return "uncertain", reasons
         return ("GAN" if p_gan >= self.threshold else "real"), []
 
+    def decide_pairs(self, probs: np.ndarray, spread: np.ndarray | None, images: np.ndarray) -> list[str]:
+        """The decision of each (N, 3, H, W) uint8 pair, as ``predict`` makes it."""
+        return [
+            self.decide(
+                float(p),
+                None if spread is None else float(spread[i]),
+                is_grayscale_pair(img.transpose(1, 2, 0)),
+            )[0]
+            for i, (p, img) in enumerate(zip(probs, images, strict=True))
+        ]
+
     def record(self) -> dict:
         return {"threshold": self.threshold, "band": list(self.band) if self.band else None,
                 "max_spread": self.max_spread}  # fmt: skip
+
+
+def decision_summary(decisions: list[str], labels: np.ndarray) -> dict:
+    """Shares of GAN / real / uncertain per class, and the accuracy of the confident calls."""
+    decisions, labels = np.asarray(decisions), np.asarray(labels).astype(int)
+    out: dict = {}
+    for label, name in ((1, "gan"), (0, "real")):
+        mine = decisions[labels == label]
+        for d in ("GAN", "real", "uncertain"):
+            out[f"{name}_called_{d.lower()}"] = float((mine == d).mean()) if len(mine) else None
+    confident = decisions != "uncertain"
+    out["uncertain_share"] = float((~confident).mean()) if len(decisions) else None
+    called = decisions[confident] == "GAN"
+    out["acc_outside_band"] = float((called == (labels[confident] == 1)).mean()) if confident.any() else None
+    return out
