@@ -86,6 +86,8 @@ VARIANTS = {
     ],
     # augment, colour and capture invariance: grey pairs (a grey photo must not read as real) and white balance
     "colour": ["data.pseudo_fakes.rate=0", "data.augment.grayscale=0.2", "data.augment.colour_cast=0.1"],
+    # augment, the network sees the grey level only (model.colour=luminance): no white-balance or saturation cue
+    "luminance": ["data.pseudo_fakes.rate=0", *NO_COLOUR, "model.colour=luminance"],
 }
 # 1:4 keeps the natural class mix in the batches: the paper's question is how each loss copes with imbalance,
 # which balanced sampling would take away.

@@ -60,8 +60,9 @@ def combine(ckpts: list[Path]) -> RANClassifier:
         raise ValueError("no runs to combine")
     loaded = [load_checkpoint(p, CLASSIFIER) for p in ckpts]
     hparams = [c.get("hyper_parameters") or {} for c in loaded]
-    for key in ("net", "flip_tta", "channels_last"):
-        values = {json.dumps(h.get(key), sort_keys=True) for h in hparams}
+    defaults = {"colour": "rgb"}  # runs trained before the option see the colour pair
+    for key in ("net", "flip_tta", "channels_last", "colour"):
+        values = {json.dumps(h.get(key, defaults.get(key)), sort_keys=True) for h in hparams}
         if len(values) > 1:
             raise CheckpointError(f"the runs differ in model.{key} ({sorted(values)}): train them alike")
     if any(h.get("members", 1) != 1 for h in hparams):
@@ -120,7 +121,7 @@ def build_ensemble(
     model.threshold.fill_(report["threshold"])
     band = uncertain_band(probs, labels.numpy(), report["threshold"], precision)
     max_spread = float(np.quantile(spread, spread_quantile)) if spread is not None else None
-    rule = DecisionRule(report["threshold"], band, max_spread)
+    rule = DecisionRule(report["threshold"], band, max_spread, model.hparams.get("colour") == "luminance")
     summary = decision_summary(rule.decide_pairs(probs, spread, images.numpy()), labels.numpy())
     decision = {
         "band": list(band),

@@ -197,19 +197,22 @@ class DecisionRule:
     """real / GAN / uncertain from a score: the threshold, the uncertain band and the members' spread.
 
     A score inside ``band`` (``lo <= p < hi``) is uncertain, and so is one whose ensemble members disagree by
-    more than ``max_spread``. A grayscale pair lacks the colour cues the detector was trained on: it can still be
-    called GAN with confidence (from ``hi`` on), never real.
+    more than ``max_spread``. A grayscale pair lacks the colour cues a colour detector was trained on: it can still
+    be called GAN with confidence (from ``hi`` on), never real. A detector that sees the grey level only
+    (``luminance``, model.colour) scores a grey photo as its colour original, so the rule does not apply to it.
     """
 
     threshold: float
     band: tuple[float, float] | None = None
     max_spread: float | None = None
+    luminance: bool = False
 
     @classmethod
     def of(cls, model: RANClassifier) -> DecisionRule:
         stored = getattr(model, "decision", None) or {}
         band = stored.get("band")
-        return cls(float(model.threshold), tuple(band) if band else None, stored.get("max_spread"))
+        luminance = model.hparams.get("colour", "rgb") == "luminance"
+        return cls(float(model.threshold), tuple(band) if band else None, stored.get("max_spread"), luminance)
 
     def decide(
         self, p_gan: float, spread: float | None = None, grayscale: bool = False
@@ -221,7 +224,7 @@ class DecisionRule:
             reasons.append(f"score in the uncertain band [{lo:.3f}, {hi:.3f})")
         if spread is not None and self.max_spread is not None and spread > self.max_spread:
             reasons.append(f"ensemble members disagree (spread {spread:.3f} > {self.max_spread:.3f})")
-        if grayscale and p_gan < max(hi, self.threshold):
+        if grayscale and not self.luminance and p_gan < max(hi, self.threshold):
             reasons.append("grayscale: colour cues unavailable")
         if reasons:
             return "uncertain", reasons
@@ -240,7 +243,7 @@ class DecisionRule:
 
     def record(self) -> dict:
         return {"threshold": self.threshold, "band": list(self.band) if self.band else None,
-                "max_spread": self.max_spread}  # fmt: skip
+                "max_spread": self.max_spread, "luminance": self.luminance}  # fmt: skip
 
 
 def decision_summary(decisions: list[str], labels: np.ndarray) -> dict:

@@ -47,6 +47,29 @@ def test_decision_rule_band_spread_and_grayscale():
     plain = DecisionRule(threshold=0.5)
     assert plain.decide(0.49)[0] == "real" and plain.decide(0.5)[0] == "GAN"
     assert plain.decide(0.49, grayscale=True)[0] == "uncertain"
+    # a detector that sees the grey level only scores a grey photo as its colour original: no special status
+    grey_blind = DecisionRule(threshold=0.5, band=(0.3, 0.7), luminance=True)
+    assert grey_blind.decide(0.1, grayscale=True) == ("real", [])
+
+
+def test_luminance_detector_scores_a_grey_copy_as_its_colour_original():
+    from irisgan.training.classifier import RANClassifier
+
+    net = {"stem_channels": 8, "stage_channels": [8, 16, 16], "head_channels": 32}
+    model = RANClassifier(net=net, colour="luminance").eval()
+    model.mean.copy_(torch.tensor([0.5, 0.4, 0.3]))
+    rng = np.random.default_rng(0)
+    colour = rng.integers(0, 256, (4, 96, 96, 3), dtype=np.uint8)
+    grey = np.stack([np.asarray(Image.fromarray(c).convert("L")) for c in colour])
+    grey = np.repeat(grey[..., None], 3, axis=3)
+    as_tensor = lambda a: torch.from_numpy(a.transpose(0, 3, 1, 2).copy())  # noqa: E731
+    # PIL rounds the grey level to whole numbers: scores agree to that rounding
+    assert np.allclose(score_pairs(model, as_tensor(colour)), score_pairs(model, as_tensor(grey)), atol=2e-3)
+    assert DecisionRule.of(model).luminance
+    rgb = RANClassifier(net=net).eval()
+    assert not DecisionRule.of(rgb).luminance
+    with pytest.raises(ValueError, match="model.colour"):
+        RANClassifier(net=net, colour="grey")
 
 
 def test_grayscale_pairs_are_told_from_colour_ones():

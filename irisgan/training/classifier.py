@@ -25,6 +25,9 @@ from irisgan.training.optim import configure_optimization
 
 log = logging.getLogger(__name__)
 
+COLOURS = ("rgb", "luminance")
+LUMINANCE = torch.tensor([0.299, 0.587, 0.114])  # ITU-R BT.601, as cv2.COLOR_RGB2GRAY
+
 
 class RANClassifier(L.LightningModule):
     """Real (0) vs GAN-generated (1) iris pairs.
@@ -45,6 +48,10 @@ class RANClassifier(L.LightningModule):
         flip_tta: score a pair as the mean P(GAN) of the pair and its mirror image (training flips pairs, so
             both views are in-distribution). Validation, and so the stored threshold, uses the same scores
             as test and inference.
+        colour: what the network sees of a pair's colour. ``rgb``: the three channels. ``luminance``: only
+            the grey level (ITU-R BT.601 weights, repeated over the three input channels), so that a grey copy
+            of a photo scores as its colour original does and the source's white balance and saturation
+            cannot be learnt as a cue.
         members: how many RANs ``net`` holds; more than one is an ensemble built from trained runs by
             ``python -m irisgan.ensemble`` (the mean of their logits).
     """
@@ -62,12 +69,15 @@ class RANClassifier(L.LightningModule):
         compile_mode: str | None = "reduce-overhead",
         flip_tta: bool = False,
         members: int = 1,
+        colour: str = "rgb",
     ) -> None:
         super().__init__()
         if threshold_method not in THRESHOLD_METHODS:
             raise ValueError(
                 f"model.threshold_method {threshold_method!r} unknown; valid choices: {list(THRESHOLD_METHODS)}"
             )
+        if colour not in COLOURS:
+            raise ValueError(f"model.colour {colour!r} unknown; valid choices: {list(COLOURS)}")
         self.save_hyperparameters()
         config = RANConfig(**(net or {}))
         # members > 1: an ensemble of trained runs (irisgan.ensemble builds it); trained as one network never.
@@ -98,7 +108,13 @@ class RANClassifier(L.LightningModule):
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (N,3,H,W) in [0,255] (or float in [0,1]) -> normalised float, in the net's memory layout."""
         x = images.float().div_(255.0) if images.dtype == torch.uint8 else images.float()
-        x = (x - self.mean.view(1, 3, 1, 1)) / self.std.view(1, 3, 1, 1)
+        mean, std = self.mean.view(1, 3, 1, 1), self.std.view(1, 3, 1, 1)
+        if self.hparams.get("colour", "rgb") == "luminance":
+            weights = LUMINANCE.to(x.device).view(1, 3, 1, 1)
+            x = (x * weights).sum(1, keepdim=True).expand(-1, 3, -1, -1)
+            # the grey level's statistics from the channels' (its std bounded by the weighted stds)
+            mean, std = (mean * weights).sum(1, keepdim=True), (std * weights).sum(1, keepdim=True)
+        x = (x - mean) / std
         if self.hparams.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
