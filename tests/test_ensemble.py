@@ -49,6 +49,11 @@ def test_members_of_other_splits_or_one_run_are_refused(tmp_path, smoke_run):
     torch.save(ckpt, tmp_path / "other_split.ckpt")
     with pytest.raises(CheckpointError, match="same data.split_seed"):
         build_ensemble([smoke_run, tmp_path / "other_split.ckpt"], tmp_path / "x.pt", val_csv=VAL_CSV)
+    grey = torch.load(best, map_location="cpu", weights_only=True)
+    grey["hyper_parameters"]["colour"] = "luminance"
+    torch.save(grey, tmp_path / "grey.ckpt")
+    with pytest.raises(CheckpointError, match="model.colour"):
+        build_ensemble([best, tmp_path / "grey.ckpt"], tmp_path / "x.pt", val_csv=VAL_CSV)
     with pytest.raises(ValueError, match="no runs"):
         build_ensemble([], tmp_path / "x.pt", val_csv=VAL_CSV)
     with pytest.raises(FileNotFoundError, match="no metrics.json"):
