@@ -188,8 +188,17 @@ def photo_robustness(cfg: DictConfig, model, rule: DecisionRule, out: Path) -> l
         names.remove("clean")
     names.insert(0, "clean")
     rows, clean_calls = [], {}
+    by_path = {str(Path(photo.path).resolve()): i for i, photo in enumerate(photos)}
     for name in names:
         folder = out / "photo_robustness" / name
+        if name == "clean" and (out / "extracted" / "pairs.csv").is_file():
+            # the photos as they are were extracted for the main scores already: no second extraction
+            csv = out / "extracted" / "pairs.csv"
+            summary_file = csv.parent / "summary.json"
+            summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
+            index = [by_path.get(str(Path(r["source"]).resolve())) for r in read_pairs_csv(csv)]
+            rows.append(_photo_row(name, photos, csv, index, summary, model, rule, cfg, clean_calls))
+            continue
         stems = {}
         for i, photo in enumerate(photos):
             stem = (
@@ -202,29 +211,37 @@ def photo_robustness(cfg: DictConfig, model, rule: DecisionRule, out: Path) -> l
             if not any(stem.parent.glob(stem.name + ".*")):  # a rerun reuses the copies written already
                 write_degraded_photo(photo.path, name, stem, seed=cfg.seed)
         csv, summary = extract_faces(cfg, folder / "photos", folder / "extracted")
-        images, labels, _ = load_pairs(csv)
-        images, labels = images.numpy(), labels.numpy().astype(int)
         index = [stems.get(Path(r["source"]).stem) for r in read_pairs_csv(csv)]
-        probs, spread = score_members(model, images, cfg.batch_size)
-        decisions = rule.decide_pairs(probs, spread, images)
-        calls = dict(zip(index, decisions, strict=True))
-        if name == "clean":
-            clean_calls = calls
-        row: dict[str, Any] = {"degradation": name, "photos": len(photos), "scored": len(labels)}
-        if len(np.unique(labels)) == 2:
-            row["auroc"] = float(binary_auroc(torch.as_tensor(probs), torch.as_tensor(labels)))
-        row["acc_at_thr"] = (
-            float(((probs >= rule.threshold) == (labels == 1)).mean()) if len(labels) else None
-        )
-        row["gan_mean_p"] = float(probs[labels == 1].mean()) if (labels == 1).any() else None
-        row.update(decision_summary(decisions, labels))
-        caught = [i for i, d in clean_calls.items() if d == "GAN" and photos[i].label == 1]
-        row["gan_caught_clean"] = len(caught)
-        row["gan_to_real"] = float(np.mean([calls.get(i) == "real" for i in caught])) if caught else None
-        row["statuses"] = summary.get("statuses") if isinstance(summary, dict) else None
-        rows.append(row)
-        log.info("photo robustness %s: %s", name, {k: v for k, v in row.items() if k != "statuses"})
+        rows.append(_photo_row(name, photos, csv, index, summary, model, rule, cfg, clean_calls))
     return rows
+
+
+def _photo_row(
+    name: str, photos, csv: Path, index: list, summary, model, rule: DecisionRule, cfg: DictConfig,
+    clean_calls: dict,
+) -> dict[str, Any]:  # fmt: skip
+    """Score one degradation's extracted pairs; ``index`` maps each pair to its photo. The ``clean`` row
+    fills ``clean_calls``, which the later rows count their evasions against."""
+    images, labels, _ = load_pairs(csv)
+    images, labels = images.numpy(), labels.numpy().astype(int)
+    probs, spread = score_members(model, images, cfg.batch_size)
+    decisions = rule.decide_pairs(probs, spread, images)
+    calls = dict(zip(index, decisions, strict=True))
+    if name == "clean":
+        clean_calls.update(calls)
+    row: dict[str, Any] = {"degradation": name, "photos": len(photos), "scored": len(labels)}
+    if len(np.unique(labels)) == 2:
+        row["auroc"] = float(binary_auroc(torch.as_tensor(probs), torch.as_tensor(labels)))
+    row["acc_at_thr"] = float(((probs >= rule.threshold) == (labels == 1)).mean()) if len(labels) else None
+    row["gan_mean_p"] = float(probs[labels == 1].mean()) if (labels == 1).any() else None
+    row.update(decision_summary(decisions, labels))
+    caught = [i for i, d in clean_calls.items() if d == "GAN" and i is not None and photos[i].label == 1]
+    row["gan_caught_clean"] = len(caught)
+    row["gan_to_real"] = float(np.mean([calls.get(i) == "real" for i in caught])) if caught else None
+    # the extractor's per-class status counts: why photos gave no pair
+    row["statuses"] = summary.get("per_class") if isinstance(summary, dict) else None
+    log.info("photo robustness %s: %s", name, {k: v for k, v in row.items() if k != "statuses"})
+    return row
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:

@@ -174,6 +174,9 @@ def test_evaluate_runs_photo_degradations_through_the_whole_pipeline(tmp_path, s
     rows = {r["degradation"]: r for r in metrics["photo_robustness"]}
     assert list(rows) == ["clean", "grayscale", "jpeg50"]  # clean first: the flips are counted against it
     assert rows["clean"]["photos"] == 4 and rows["clean"]["scored"] >= 3
+    # the photos as they are reuse the main extraction; the copies are extracted, with their statuses
+    assert not (tmp_path / "ev" / "photo_robustness" / "clean").exists()
+    assert rows["jpeg50"]["statuses"]["real"]["total"] == 2
     assert rows["grayscale"]["gan_called_real"] == 0.0  # grey photos are never called real
     assert rows["clean"]["auroc"] == pytest.approx(metrics["methods"]["ran"]["auroc"], abs=1e-6)
     assert set(metrics["decisions"]) >= {"uncertain_share", "acc_outside_band", "gan_called_real"}
