@@ -24,6 +24,7 @@ import torch
 from irisgan.checkpoints import CLASSIFIER, CheckpointError, load_checkpoint
 from irisgan.data.pairs import load_pairs
 from irisgan.inference import (
+    INFERENCE_HPARAMS,
     DecisionRule,
     build_classifier,
     decision_summary,
@@ -60,9 +61,8 @@ def combine(ckpts: list[Path]) -> RANClassifier:
         raise ValueError("no runs to combine")
     loaded = [load_checkpoint(p, CLASSIFIER) for p in ckpts]
     hparams = [c.get("hyper_parameters") or {} for c in loaded]
-    defaults = {"colour": "rgb"}  # runs trained before the option see the colour pair
     for key in ("net", "flip_tta", "channels_last", "colour"):
-        values = {json.dumps(h.get(key, defaults.get(key)), sort_keys=True) for h in hparams}
+        values = {json.dumps(h.get(key, INFERENCE_HPARAMS[key]), sort_keys=True) for h in hparams}
         if len(values) > 1:
             raise CheckpointError(f"the runs differ in model.{key} ({sorted(values)}): train them alike")
     if any(h.get("members", 1) != 1 for h in hparams):

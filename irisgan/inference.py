@@ -30,7 +30,12 @@ __all__ = [
 
 INFERENCE_PRECISIONS = ("32", "bf16")
 # What a weights-only file keeps of a classifier's hyper-parameters: what rebuilds it for inference.
-EXPORTED_HPARAMS = ("net", "threshold_method", "channels_last", "flip_tta", "members", "decision")
+# What a classifier needs to score as it was trained (with the defaults of runs saved before a key existed):
+# weights files keep these and the decision rule, and build_classifier builds from them.
+INFERENCE_HPARAMS = {
+    "net": None, "threshold_method": "gmean", "channels_last": True, "flip_tta": False, "members": 1, "colour": "rgb",
+}  # fmt: skip
+EXPORTED_HPARAMS = (*INFERENCE_HPARAMS, "decision")
 # The detector that ships inside the package (``make model``; see the README): used when no ckpt= is given.
 SHIPPED_WEIGHTS = Path(__file__).resolve().parent / "weights" / "ran_faces.pt"
 
@@ -75,13 +80,7 @@ def save_weights(state: dict, hparams: dict, out_path: str | Path, meta: dict | 
 
 def build_classifier(hparams: dict, **overrides) -> RANClassifier:
     """An untrained ``RANClassifier`` of the shape and inference settings stored in ``hparams``."""
-    stored = {
-        "net": hparams.get("net"),
-        "threshold_method": hparams.get("threshold_method", "gmean"),
-        "channels_last": hparams.get("channels_last", True),
-        "flip_tta": hparams.get("flip_tta", False),
-        "members": hparams.get("members", 1),
-    }
+    stored = {key: hparams.get(key, default) for key, default in INFERENCE_HPARAMS.items()}
     return RANClassifier(**{**stored, **overrides})
 
 
