@@ -174,3 +174,19 @@ def test_cross_generator_table_keeps_diffusion_apart_and_reports_held_out_real_s
     assert "| 4 | 0.250 | 1.000 | 0.250 |" in studio
     # banded: no studio photo from 0.75 on, 3 of 4 inside [0.15, 0.75); both GAN photos caught, none called real
     assert studio.endswith("| 0.000 | 0.750 | 1.000 | 0.000 |")
+
+
+def test_every_study_variant_composes_and_says_what_the_network_sees():
+    """A variant's overrides are real config keys (a typo would fail every fold after minutes of waiting), and
+    each names its colour setting, whatever experiment=faces ships."""
+    import cross_generator as cg
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
+        for variant, overrides in cg.VARIANTS.items():
+            for ratio in cg.RATIOS.values():
+                cfg = compose("train", overrides=["experiment=faces", "stage=ran", *overrides, *ratio])
+                expected = "luminance" if variant == "luminance" else "rgb"
+                assert cfg.model.colour == expected, variant
+        shipped = compose("train", overrides=["experiment=faces", "stage=ran"])
+        assert shipped.model.colour == "rgb"  # the held-out real sources did better with colour
