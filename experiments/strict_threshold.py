@@ -55,10 +55,12 @@ def main() -> None:
     parser.add_argument("--variant", default="augment")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    shown = str(args.runs)  # the run folders as their checkout names them, not this machine's absolute path
+    shown = shown[shown.find("outputs/") :] if "outputs/" in shown else shown
     lines = [
         "# A stricter threshold on the held-out folds",
         "",
-        f"Variant `{args.variant}`, bce_auc, balanced, seed 0; runs in `{args.runs}`. Command: "
+        f"Variant `{args.variant}`, bce_auc, balanced, seed 0; runs in `{shown}`. Command: "
         "`python experiments/strict_threshold.py`.",
         "",
         "| held out | threshold (chosen on validation) | value | worst real-source FPR in the test set | "
