@@ -67,16 +67,18 @@ PRETRAIN_COMMAND = [
     "trainer.max_epochs=5", "logger=csv", "~callbacks.progress_bar", f"hydra.run.dir={PRETRAINED.parent}",
     f"export={PRETRAINED}",
 ]  # fmt: skip
-# grey and colour-cast augmentation off, whatever experiment=faces sets (the `colour` variant turns it on); the
-# network sees the pair's colours (experiment=faces gives it the grey level only: the `luminance` variant)
-NO_COLOUR = ["data.augment.grayscale=0", "data.augment.colour_cast=0", "model.colour=rgb"]
+# Each variant names what the network sees (model.colour), whatever experiment=faces ships; all but `colour`
+# keep grey and colour-cast augmentation off.
+RGB = "model.colour=rgb"
+NO_COLOUR_AUGMENT = ["data.augment.grayscale=0", "data.augment.colour_cast=0"]
+NO_COLOUR = [*NO_COLOUR_AUGMENT, RGB]
 VARIANTS = {
     # what a plain detector does: no augmentation but flips, natural class mix, no pseudo-fakes
     "plain": [
         "data.augment=null",
         "data.pseudo_fakes.rate=0",
         "data.balance_classes=false",
-        "model.colour=rgb",
+        RGB,
     ],
     # + balanced batches and both-eyes-alike augmentation: experiment=faces
     "augment": ["data.pseudo_fakes.rate=0", *NO_COLOUR],
@@ -95,10 +97,10 @@ VARIANTS = {
         "data.pseudo_fakes.rate=0",
         "data.augment.grayscale=0.2",
         "data.augment.colour_cast=0.1",
-        "model.colour=rgb",
-    ],  # fmt: skip
+        RGB,
+    ],
     # augment, the network sees the grey level only (model.colour=luminance): no white-balance or saturation cue
-    "luminance": ["data.pseudo_fakes.rate=0", *NO_COLOUR[:2], "model.colour=luminance"],
+    "luminance": ["data.pseudo_fakes.rate=0", *NO_COLOUR_AUGMENT, "model.colour=luminance"],
 }
 # 1:4 keeps the natural class mix in the batches: the paper's question is how each loss copes with imbalance,
 # which balanced sampling would take away.
