@@ -121,7 +121,7 @@ def build_ensemble(
     model.threshold.fill_(report["threshold"])
     band = uncertain_band(probs, labels.numpy(), report["threshold"], precision)
     max_spread = float(np.quantile(spread, spread_quantile)) if spread is not None else None
-    rule = DecisionRule(report["threshold"], band, max_spread, model.hparams.get("colour") == "luminance")
+    rule = DecisionRule(report["threshold"], band, max_spread, model.luminance)
     summary = decision_summary(rule.decide_pairs(probs, spread, images.numpy()), labels.numpy())
     decision = {
         "band": list(band),

@@ -210,8 +210,9 @@ class DecisionRule:
     def of(cls, model: RANClassifier) -> DecisionRule:
         stored = getattr(model, "decision", None) or {}
         band = stored.get("band")
-        luminance = model.hparams.get("colour", "rgb") == "luminance"
-        return cls(float(model.threshold), tuple(band) if band else None, stored.get("max_spread"), luminance)
+        return cls(
+            float(model.threshold), tuple(band) if band else None, stored.get("max_spread"), model.luminance
+        )
 
     def decide(
         self, p_gan: float, spread: float | None = None, grayscale: bool = False

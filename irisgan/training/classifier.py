@@ -105,11 +105,16 @@ class RANClassifier(L.LightningModule):
             self.net = self.net.to(memory_format=torch.channels_last)
 
     # -- inference ----------------------------------------------------------------------------------------------
+    @property
+    def luminance(self) -> bool:
+        """Whether the network sees the grey level only (model.colour=luminance)."""
+        return self.hparams.colour == "luminance"
+
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (N,3,H,W) in [0,255] (or float in [0,1]) -> normalised float, in the net's memory layout."""
         x = images.float().div_(255.0) if images.dtype == torch.uint8 else images.float()
         mean, std = self.mean.view(1, 3, 1, 1), self.std.view(1, 3, 1, 1)
-        if self.hparams.get("colour", "rgb") == "luminance":
+        if self.luminance:
             weights = LUMINANCE.to(x.device).view(1, 3, 1, 1)
             x = (x * weights).sum(1, keepdim=True).expand(-1, 3, -1, -1)
             # the grey level's statistics from the channels' (its std bounded by the weighted stds)
