@@ -101,6 +101,9 @@ VARIANTS = {
     ],
     # augment, the network sees the grey level only (model.colour=luminance): no white-balance or saturation cue
     "luminance": ["data.pseudo_fakes.rate=0", *NO_COLOUR_AUGMENT, "model.colour=luminance"],
+    # augment, each generator and each real source drawn equally often within its class: FFHQ, two thirds of
+    # the real photos, no longer defines what a real eye looks like
+    "groups": ["data.pseudo_fakes.rate=0", "data.balance_groups=true", *NO_COLOUR],
 }
 # 1:4 keeps the natural class mix in the batches: the paper's question is how each loss copes with imbalance,
 # which balanced sampling would take away.

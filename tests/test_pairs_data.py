@@ -5,7 +5,14 @@ import numpy as np
 import pytest
 import torch
 
-from irisgan.data.pairs import IrisPairsDataModule, channel_stats, parse_ratio, rebalance, stratified_split
+from irisgan.data.pairs import (
+    IrisPairsDataModule,
+    channel_stats,
+    parse_ratio,
+    rebalance,
+    sampling_weights,
+    stratified_split,
+)
 from irisgan.data.pairs_format import join_pair, read_pairs_csv, write_pairs_csv
 from tests.conftest import write_random_pairs
 
@@ -48,6 +55,39 @@ def test_fake_to_real_ratio_option(pairs_csv):
     labels = torch.tensor([1.0] * 10 + [0.0] * 10)
     kept = rebalance(labels, torch.arange(20), 4.0, seed=0)
     assert int(labels[kept].sum()) == 10 and len(kept) == 12  # reals subsampled to 10 / 4
+
+
+def test_sampling_weights_share_classes_then_groups():
+    # 6 real pairs from two sources (5 + 1), 2 GAN pairs of one generator
+    labels = torch.tensor([0, 0, 0, 0, 0, 0, 1, 1])
+    groups = ["ffhq"] * 5 + ["studio", "gan", "gan"]
+
+    def shares(w):
+        w = w / w.sum()
+        return {g: round(float(w[[i for i, x in enumerate(groups) if x == g]].sum()), 4) for g in set(groups)}
+
+    assert shares(sampling_weights(labels, groups, classes=True, within=False)) == {
+        "ffhq": round(0.5 * 5 / 6, 4), "studio": round(0.5 / 6, 4), "gan": 0.5
+    }  # fmt: skip
+    assert shares(sampling_weights(labels, groups, classes=True, within=True)) == {"ffhq": 0.25, "studio": 0.25, "gan": 0.5}
+    # groups alone keep each class's natural share (6:2) and split it among its groups
+    assert shares(sampling_weights(labels, groups, classes=False, within=True)) == {"ffhq": 0.375, "studio": 0.375, "gan": 0.25}
+
+
+def test_balance_groups_reads_the_generator_column(tmp_path):
+    csv = write_random_pairs(tmp_path / "set", n=40)
+    rows = read_pairs_csv(csv)
+    for i, row in enumerate(rows):  # real pairs: 15 of one source, 5 of another
+        row["generator"] = ("gan" if row["label"] == "1" else "big" if i < 30 else "small")
+    write_pairs_csv(csv, rows)
+    dm = IrisPairsDataModule(csv=str(csv), batch_size=8, balance_classes=True, balance_groups=True, val_fraction=0.25)
+    dm.setup("fit")
+    assert set(dm.train_set.groups) == {"gan", "big", "small"}
+    weights = dm.train_dataloader().sampler.weights
+    small = [i for i, g in enumerate(dm.train_set.groups) if g == "small"]
+    big = [i for i, g in enumerate(dm.train_set.groups) if g == "big"]
+    assert weights[small].sum() == pytest.approx(weights[big].sum())
+    assert weights[small].sum() == pytest.approx(0.25 * weights.sum())
 
 
 @pytest.mark.parametrize(

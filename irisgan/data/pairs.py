@@ -72,6 +72,7 @@ class IrisPairsDataset(Dataset):
         labels: torch.Tensor,
         paths: list[str] | None = None,
         augment: RandomDegradation | None = None,
+        groups: list[str] | None = None,
     ) -> None:
         if images.dtype != torch.uint8 or images.ndim != 4:
             raise ValueError(
@@ -81,15 +82,24 @@ class IrisPairsDataset(Dataset):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
         self.images, self.labels = images, labels.float()
         self.paths = paths if paths is not None else [str(i) for i in range(len(images))]
+        # each pair's generator (or real source) from the CSV's generator column; "" where it has none
+        self.groups = groups if groups is not None else [""] * len(images)
+        if len(self.groups) != len(images):
+            raise ValueError(f"{len(images)} images but {len(self.groups)} groups")
         self.augment = augment  # training-time degradations (JPEG, blur, resize, noise), applied per item
 
     @classmethod
     def from_csv(cls, csv_path: str | Path, size: int = PAIR_SIZE) -> IrisPairsDataset:
-        return cls(*load_pairs(csv_path, size))
+        groups = [(r.get("generator") or "").strip() for r in read_pairs_csv(csv_path)]
+        return cls(*load_pairs(csv_path, size), groups=groups)
 
     def subset(self, indices: torch.Tensor) -> IrisPairsDataset:
+        keep = indices.tolist()
         return IrisPairsDataset(
-            self.images[indices], self.labels[indices], [self.paths[i] for i in indices.tolist()]
+            self.images[indices],
+            self.labels[indices],
+            [self.paths[i] for i in keep],
+            groups=[self.groups[i] for i in keep],
         )
 
     def __len__(self) -> int:
@@ -122,6 +132,22 @@ def parse_ratio(ratio: str | float | None) -> float | None:
             f"data.train_fake_to_real must be 'FAKE:REAL' with both > 0 (e.g. '1:4'), got {ratio!r}"
         )
     return value
+
+
+def sampling_weights(labels: torch.Tensor, groups: list[str], classes: bool, within: bool) -> torch.Tensor:
+    """Per-pair draw weights: ``classes`` gives real and GAN pairs equal shares, ``within`` splits each class's
+    share equally among its groups (generators, real sources) instead of by their pair counts."""
+    labels = labels.long()
+    counts = torch.bincount(labels, minlength=2).clamp_min(1).float()
+    class_share = torch.full((2,), 0.5) if classes else counts / counts.sum()
+    weights = torch.empty(len(labels))
+    for cls in (0, 1):
+        members = (labels == cls).nonzero().flatten().tolist()
+        names = sorted({groups[i] for i in members}) if within else [None]
+        for name in names:
+            group = [i for i in members if name is None or groups[i] == name]
+            weights[group] = class_share[cls] / len(names) / len(group)
+    return weights
 
 
 def stratified_split(
@@ -192,6 +218,7 @@ class IrisPairsDataModule(L.LightningDataModule):
         augment: dict | None = None,
         pseudo_fakes: dict | None = None,
         balance_classes: bool = False,
+        balance_groups: bool = False,
         size: int = PAIR_SIZE,
         device_resident: bool | str = False,
     ) -> None:
@@ -347,13 +374,13 @@ class IrisPairsDataModule(L.LightningDataModule):
         return device
 
     def train_dataloader(self) -> DataLoader | DeviceBatches:
-        if self.hparams.balance_classes:
+        hp = self.hparams
+        if hp.balance_classes or hp.balance_groups:
             # Each class drawn equally often: a minority class is not drowned by the majority's gradient.
-            labels = self.train_set.labels.long()
-            weights = (1.0 / torch.bincount(labels, minlength=2).clamp_min(1).float())[labels]
-            sampler = torch.utils.data.WeightedRandomSampler(
-                weights, num_samples=len(labels), replacement=True
-            )
+            # Each generator or real source within its class too: the largest source does not define "real".
+            ds = self.train_set
+            weights = sampling_weights(ds.labels, ds.groups, hp.balance_classes, hp.balance_groups)
+            sampler = torch.utils.data.WeightedRandomSampler(weights, num_samples=len(ds), replacement=True)
             return self._loader(self.train_set, shuffle=True, sampler=sampler)
         return self._loader(self.train_set, shuffle=True)
 
