@@ -69,18 +69,28 @@ def test_sampling_weights_share_classes_then_groups():
     assert shares(sampling_weights(labels, groups, classes=True, within=False)) == {
         "ffhq": round(0.5 * 5 / 6, 4), "studio": round(0.5 / 6, 4), "gan": 0.5
     }  # fmt: skip
-    assert shares(sampling_weights(labels, groups, classes=True, within=True)) == {"ffhq": 0.25, "studio": 0.25, "gan": 0.5}
+    assert shares(sampling_weights(labels, groups, classes=True, within=True)) == {
+        "ffhq": 0.25,
+        "studio": 0.25,
+        "gan": 0.5,
+    }
     # groups alone keep each class's natural share (6:2) and split it among its groups
-    assert shares(sampling_weights(labels, groups, classes=False, within=True)) == {"ffhq": 0.375, "studio": 0.375, "gan": 0.25}
+    assert shares(sampling_weights(labels, groups, classes=False, within=True)) == {
+        "ffhq": 0.375,
+        "studio": 0.375,
+        "gan": 0.25,
+    }
 
 
 def test_balance_groups_reads_the_generator_column(tmp_path):
     csv = write_random_pairs(tmp_path / "set", n=40)
     rows = read_pairs_csv(csv)
     for i, row in enumerate(rows):  # real pairs: 15 of one source, 5 of another
-        row["generator"] = ("gan" if row["label"] == "1" else "big" if i < 30 else "small")
+        row["generator"] = "gan" if row["label"] == "1" else "big" if i < 30 else "small"
     write_pairs_csv(csv, rows)
-    dm = IrisPairsDataModule(csv=str(csv), batch_size=8, balance_classes=True, balance_groups=True, val_fraction=0.25)
+    dm = IrisPairsDataModule(
+        csv=str(csv), batch_size=8, balance_classes=True, balance_groups=True, val_fraction=0.25
+    )
     dm.setup("fit")
     assert set(dm.train_set.groups) == {"gan", "big", "small"}
     weights = dm.train_dataloader().sampler.weights
