@@ -104,6 +104,9 @@ VARIANTS = {
     # augment, each generator and each real source drawn equally often within its class: FFHQ, two thirds of
     # the real photos, no longer defines what a real eye looks like
     "groups": ["data.pseudo_fakes.rate=0", "data.balance_groups=true", *NO_COLOUR],
+    # augment, each channel standardised over the pair (model.colour=relative): a source's exposure, white
+    # balance and contrast are no cue (the studio's saturation separates it from every GAN family at 0.98)
+    "relative": ["data.pseudo_fakes.rate=0", *NO_COLOUR_AUGMENT, "model.colour=relative"],
 }
 # 1:4 keeps the natural class mix in the batches: the paper's question is how each loss copes with imbalance,
 # which balanced sampling would take away.

@@ -86,6 +86,30 @@ def test_luminance_detector_scores_a_grey_copy_as_its_colour_original(tmp_path):
         RANClassifier(net=net, colour="grey")
 
 
+def test_relative_colour_ignores_exposure_and_white_balance(tmp_path):
+    from irisgan.training.classifier import RANClassifier
+
+    net = {"stem_channels": 8, "stage_channels": [8, 16, 16], "head_channels": 32}
+    model = RANClassifier(net=net, colour="relative").eval()
+    rng = np.random.default_rng(0)
+    pairs = torch.from_numpy(rng.uniform(0.2, 0.6, (4, 3, 96, 96))).float()
+    # a warmer, brighter, lower-contrast copy of the same pairs: per channel gain and offset
+    gain, offset = (
+        torch.tensor([1.3, 1.1, 0.8]).view(1, 3, 1, 1),
+        torch.tensor([0.05, 0.1, 0.0]).view(1, 3, 1, 1),
+    )
+    cast = pairs * gain + offset
+    np.testing.assert_allclose(score_pairs(model, cast), score_pairs(model, pairs), atol=1e-5)
+    rgb = RANClassifier(net=net).eval()
+    rgb.load_state_dict(model.state_dict())  # the same network, which sees the cast
+    assert np.abs(score_pairs(rgb, cast) - score_pairs(rgb, pairs)).max() > 1e-3
+    # a flat pair stays finite
+    assert np.isfinite(score_pairs(model, torch.full((1, 3, 96, 96), 0.5))).all()
+    save_weights(model.state_dict(), dict(model.hparams), tmp_path / "relative.pt")
+    assert load_classifier(tmp_path / "relative.pt").hparams.colour == "relative"
+    assert not DecisionRule.of(model).luminance  # a grey photo still gets its own status
+
+
 def test_grayscale_pairs_are_told_from_colour_ones():
     colour = np.zeros((96, 96, 3), np.uint8)
     colour[..., 0], colour[..., 1], colour[..., 2] = 150, 110, 90  # skin-like

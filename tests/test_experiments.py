@@ -186,7 +186,7 @@ def test_every_study_variant_composes_and_says_what_the_network_sees():
         for variant, overrides in cg.VARIANTS.items():
             for ratio in cg.RATIOS.values():
                 cfg = compose("train", overrides=["experiment=faces", "stage=ran", *overrides, *ratio])
-                expected = "luminance" if variant == "luminance" else "rgb"
+                expected = variant if variant in ("luminance", "relative") else "rgb"
                 assert cfg.model.colour == expected, variant
         shipped = compose("train", overrides=["experiment=faces", "stage=ran"])
         assert shipped.model.colour == "rgb"  # the held-out real sources did better with colour

@@ -25,8 +25,9 @@ from irisgan.training.optim import configure_optimization
 
 log = logging.getLogger(__name__)
 
-COLOURS = ("rgb", "luminance")
+COLOURS = ("rgb", "luminance", "relative")
 LUMINANCE = torch.tensor([0.299, 0.587, 0.114])  # ITU-R BT.601, as cv2.COLOR_RGB2GRAY
+RELATIVE_STD_FLOOR = 0.02  # in [0, 1] units: about 5 grey levels
 
 
 class RANClassifier(L.LightningModule):
@@ -51,7 +52,9 @@ class RANClassifier(L.LightningModule):
         colour: what the network sees of a pair's colour. ``rgb``: the three channels. ``luminance``: only
             the grey level (ITU-R BT.601 weights, repeated over the three input channels), so that a grey copy
             of a photo scores as its colour original does and the source's white balance and saturation
-            cannot be learnt as a cue.
+            cannot be learnt as a cue. ``relative``: each channel standardised over the pair itself (its own mean
+            and spread), so that a photo's exposure, white balance and contrast are no cue while the colour and
+            texture differences within and between the eyes remain.
         members: how many RANs ``net`` holds; more than one is an ensemble built from trained runs by
             ``python -m irisgan.ensemble`` (the mean of their logits).
     """
@@ -119,6 +122,12 @@ class RANClassifier(L.LightningModule):
             x = (x * weights).sum(1, keepdim=True).expand(-1, 3, -1, -1)
             # the grey level's statistics from the channels' (its std bounded by the weighted stds)
             mean, std = (mean * weights).sum(1, keepdim=True), (std * weights).sum(1, keepdim=True)
+        if self.hparams.colour == "relative":
+            # the floor keeps a flat (over-exposed, padded) pair from amplifying its noise
+            mean, std = (
+                x.mean((2, 3), keepdim=True),
+                x.std((2, 3), keepdim=True).clamp_min(RELATIVE_STD_FLOOR),
+            )
         x = (x - mean) / std
         if self.hparams.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
