@@ -107,6 +107,9 @@ VARIANTS = {
     # augment, each channel standardised over the pair (model.colour=relative): a source's exposure, white
     # balance and contrast are no cue (the studio's saturation separates it from every GAN family at 0.98)
     "relative": ["data.pseudo_fakes.rate=0", *NO_COLOUR_AUGMENT, "model.colour=relative"],
+    # augment, a third of the pairs sharpened (unsharp masking): the real irises are enlarged into the pair and
+    # soft, the 1024-px GANs' shrunk and sharp, and the augmentation could only blur
+    "sharpen": ["data.pseudo_fakes.rate=0", "data.augment.sharpen=[0.3,1.5]", *NO_COLOUR],
 }
 # 1:4 keeps the natural class mix in the batches: the paper's question is how each loss copes with imbalance,
 # which balanced sampling would take away.

@@ -47,6 +47,28 @@ def test_photometric_changes_treat_both_eyes_alike():
     assert torch.allclose(y[..., :48], y[..., 48:], atol=1e-5)
 
 
+def test_sharpen_raises_fine_detail_alike_in_both_eyes():
+    x = _pairs()
+    x[..., 48:] = x[..., :48]
+    off = dict(
+        p=1.0,
+        jitter=0.0,
+        downscale=(0.0, 0.5),
+        noise=(0.0, 0.0),
+        jpeg=(0.0, 50),
+        eye_shift=0.0,
+        eye_scale=0.0,
+    )
+    y = PairAugment(**off, sharpen=(1.0, 1.5))(x, torch.Generator().manual_seed(0))
+    assert torch.allclose(y[..., :48], y[..., 48:], atol=1e-6)
+
+    def detail(t):  # mean absolute difference between neighbouring pixels
+        return float((t[..., 1:] - t[..., :-1]).abs().mean())
+
+    assert detail(y) > 1.05 * detail(x)
+    assert torch.equal(PairAugment(**off)(x), x)  # off by default
+
+
 @pytest.mark.parametrize("kind", PSEUDO_FAKE_KINDS)
 def test_each_pseudo_fake_kind_changes_one_eye_of_real_pairs_only(kind):
     x = _pairs(12)
