@@ -228,7 +228,50 @@ def fold_band(folder: Path) -> tuple[float, float] | None:
     return tuple(json.loads(cached.read_text())["band"])
 
 
-def real_source_lines(runs: Path, keys: list[tuple[str, str, str]], seeds: dict) -> list[str]:
+def real_source_measures(folder: Path, sources: list[str]) -> dict | None:
+    """One held-out-source run: the source's FPR at the run's threshold, its AUC against the held-out GAN photos
+    and diffusion faces, and with the run's uncertain band the shares called GAN with confidence and uncertain
+    (of the source) and caught with confidence and called real (of the GAN photos). None before evaluation."""
+    scored = fold_scores(folder)
+    if scored is None:
+        return None
+    scores, labels, csv_path = scored
+    diffusion = [g for gs in DIFFUSION.values() for g in gs]
+    gens = np.array(fold_generators(csv_path))
+    real = (labels == 0) & np.isin(gens, sources)
+    gan = (labels == 1) & ~np.isin(gens, diffusion)
+    diff = (labels == 1) & np.isin(gens, diffusion)
+    out = {
+        "n_real": int(real.sum()),
+        "fpr": float((scores[real] >= fold_threshold(folder)).mean()),
+        "auc_gan": auroc(scores[real | gan], labels[real | gan]),
+        "auc_diffusion": auroc(scores[real | diff], labels[real | diff]) if diff.any() else None,
+    }
+    band = fold_band(folder)
+    if band is not None:
+        lo, hi = band
+        out |= {
+            "gan_banded": float((scores[real] >= hi).mean()),
+            "uncertain": float(((scores[real] >= lo) & (scores[real] < hi)).mean()),
+            "caught_banded": float((scores[gan] >= hi).mean()),
+            "called_real": float((scores[gan] < lo).mean()),
+        }
+    return out
+
+
+def real_source_runs(runs: Path, keys: list[tuple[str, str, str]], seeds: dict) -> dict[tuple, dict]:
+    """``real_source_measures`` of every evaluated held-out-source run, keyed by (variant, loss, ratio, seed, fold)."""
+    out = {}
+    for key in keys:
+        for fold, sources in REAL_SOURCES.items():
+            for seed in seeds.get(key, []):
+                measured = real_source_measures(runs / run_name(*key, seed, fold), sources)
+                if measured is not None:
+                    out[(*key, seed, fold)] = measured
+    return out
+
+
+def real_source_lines(measured: dict[tuple, dict], keys: list[tuple[str, str, str]]) -> list[str]:
     """Per held-out real source: its false-positive rate at the run's stored threshold, its AUC against the
     held-out GAN photos (25% of each GAN family, never trained on) and against the held-out diffusion faces."""
     lines = [
@@ -246,40 +289,56 @@ def real_source_lines(runs: Path, keys: list[tuple[str, str, str]], seeds: dict)
         "| GAN, banded | uncertain | GAN photos: caught, banded | called real |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    diffusion = {g for gs in DIFFUSION.values() for g in gs}
+    columns = ("fpr", "auc_gan", "auc_diffusion", "gan_banded", "uncertain", "caught_banded", "called_real")
     for key in keys:
         for fold, sources in REAL_SOURCES.items():
-            fprs, gan_aucs, diff_aucs, n_real = [], [], [], 0
-            banded: list[tuple[float, float, float, float]] = []
-            for seed in seeds.get(key, []):
-                folder = runs / run_name(*key, seed, fold)
-                scored = fold_scores(folder)
-                if scored is None:
-                    continue
-                scores, labels, csv_path = scored
-                gens = np.array(fold_generators(csv_path))
-                real = (labels == 0) & np.isin(gens, sources)
-                gan = (labels == 1) & ~np.isin(gens, list(diffusion))
-                diff = (labels == 1) & np.isin(gens, list(diffusion))
-                n_real = int(real.sum())
-                fprs.append(float((scores[real] >= fold_threshold(folder)).mean()))
-                gan_aucs.append(auroc(scores[real | gan], labels[real | gan]))
-                if diff.any():
-                    diff_aucs.append(auroc(scores[real | diff], labels[real | diff]))
-                band = fold_band(folder)
-                if band is not None:
-                    lo, hi = band
-                    banded.append((float((scores[real] >= hi).mean()), float(((scores[real] >= lo) & (scores[real] < hi)).mean()),
-                                   float((scores[gan] >= hi).mean()), float((scores[gan] < lo).mean())))  # fmt: skip
-            if not fprs:
+            runs = [m for k, m in sorted(measured.items()) if k[:3] == key and k[4] == fold]
+            if not runs:
                 continue
-            fmt = lambda v: f"{statistics.mean(v):.3f}" if v else "-"  # noqa: E731
+            cells = []
+            for column in columns:
+                values = [m[column] for m in runs if m.get(column) is not None]
+                cells.append(f"{statistics.mean(values):.3f}" if values else "-")
             lines.append(
-                f"| {key[0]} | {key[1]} | {key[2]} | {', '.join(sources)} | {len(fprs)} | {n_real} "
-                f"| {fmt(fprs)} | {fmt(gan_aucs)} | {fmt(diff_aucs)} | "
-                + " | ".join(fmt([b[k] for b in banded]) for k in range(4))
+                f"| {key[0]} | {key[1]} | {key[2]} | {', '.join(sources)} | {len(runs)} | {runs[-1]['n_real']} | "
+                + " | ".join(cells)
                 + " |"
             )
+    return lines
+
+
+def real_comparison_lines(measured: dict[tuple, dict]) -> list[str]:
+    """Paired differences on matched held-out-source runs (source and seed): each variant vs augment."""
+    lines = [
+        "",
+        "## Paired comparisons on the held-out real sources",
+        "",
+        "A minus B on matched runs (same held-out source and seed, so the same test photos), over the three",
+        "sources together: the source's AUC against the held-out GAN photos (higher is better) and its",
+        "false-positive rate at the stored threshold (lower is better), each with its 95% bootstrap interval.",
+        "",
+        "| A | B | matched runs | AUC vs GAN: A - B | 95% interval | A wins | FPR: A - B | 95% interval | A lower |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    variants = sorted({k[:3] for k in measured})
+    for a in variants:
+        b = ("augment", *a[1:])
+        if a[0] == "augment" or b not in variants:
+            continue
+        matched = [
+            (m, measured[(*b, *k[3:])])
+            for k, m in measured.items()
+            if k[:3] == a and (*b, *k[3:]) in measured
+        ]
+        if not matched:
+            continue
+        auc = paired_difference([x["auc_gan"] - y["auc_gan"] for x, y in matched])
+        fpr = paired_difference([x["fpr"] - y["fpr"] for x, y in matched])
+        lower = sum(x["fpr"] < y["fpr"] for x, y in matched)
+        lines.append(
+            f"| {', '.join(a)} | {', '.join(b)} | {auc['n']} | {auc['mean']:+.3f} | [{auc['lo']:+.3f}, {auc['hi']:+.3f}] "
+            f"| {auc['a_wins']}/{auc['n']} | {fpr['mean']:+.3f} | [{fpr['lo']:+.3f}, {fpr['hi']:+.3f}] | {lower}/{fpr['n']} |"
+        )
     return lines
 
 
@@ -456,8 +515,13 @@ def aggregate(runs: Path = RUNS, results: Path = RESULTS, out_name: str = "cross
         seeds.setdefault((r["variant"], r["loss"], r["ratio"]), []).append(r["seed"])
     seeds = {k: sorted(set(v)) for k, v in seeds.items()}
     generator_rows = [r for r in rows if r["family"] not in REAL_SOURCES]
-    lines += real_source_lines(runs, sorted(keyed, key=lambda k: (k[2], order.get(k[0], 99), k[1])), seeds)
-    lines += comparison_lines(generator_rows) + tta_and_ensemble_lines(runs, generator_rows)
+    measured = real_source_runs(runs, list(keyed), seeds)
+    lines += real_source_lines(measured, sorted(keyed, key=lambda k: (k[2], order.get(k[0], 99), k[1])))
+    lines += (
+        comparison_lines(generator_rows)
+        + real_comparison_lines(measured)
+        + tta_and_ensemble_lines(runs, generator_rows)
+    )
     for key in keyed:
         seed = min(r["seed"] for r in rows if (r["variant"], r["loss"], r["ratio"]) == key)
         plot_family_rocs(runs, key, seed, results / f"{out_name}_roc_{'_'.join(key).replace(':', 'to')}.png")
