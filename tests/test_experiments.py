@@ -176,6 +176,33 @@ def test_cross_generator_table_keeps_diffusion_apart_and_reports_held_out_real_s
     assert studio.endswith("| 0.000 | 0.750 | 1.000 | 0.000 |")
 
 
+def test_cross_generator_pairs_variants_on_the_held_out_real_sources(tmp_path):
+    import cross_generator as cg
+
+    runs = tmp_path / "runs"
+    photos = [("london-face-lab", 0)] * 4 + [("boredhumans", 1)] * 2
+    # augment: one studio photo over the threshold, one GAN photo below two real ones (AUC 6/8)
+    _fake_fold(runs, cg.run_name("augment", "bce_auc", "balanced", 0, "real-london"), photos,
+               [0.1, 0.2, 0.4, 0.7, 0.9, 0.3])  # fmt: skip
+    # sharpen: no studio photo over it, every GAN photo above every real one
+    _fake_fold(runs, cg.run_name("sharpen", "bce_auc", "balanced", 0, "real-london"), photos,
+               [0.1, 0.2, 0.3, 0.4, 0.9, 0.8])  # fmt: skip
+    for name in ("augment", "sharpen"):
+        (runs / cg.run_name(name, "bce_auc", "balanced", 0, "real-london") / "band.json").write_text(
+            json.dumps({"band": [0.15, 0.75]})
+        )
+    text = cg.aggregate(runs, tmp_path / "results", "study").read_text()
+    assert "## Paired comparisons on the held-out real sources" in text
+    row = next(
+        line for line in text.splitlines() if line.startswith("| sharpen, bce_auc, balanced | augment")
+    )
+    # AUC 1.0 - 0.75, FPR 0.0 - 0.25, one matched run
+    assert row == (
+        "| sharpen, bce_auc, balanced | augment, bce_auc, balanced | 1 | +0.250 | [+0.250, +0.250] | 1/1 | -0.250 "
+        "| [-0.250, -0.250] | 1/1 |"
+    )
+
+
 def test_every_study_variant_composes_and_says_what_the_network_sees():
     """A variant's overrides are real config keys (a typo would fail every fold after minutes of waiting), and
     each names its colour setting, whatever experiment=faces ships."""
