@@ -113,6 +113,9 @@ VARIANTS = {
     # augment, each crop 2.2 iris diameters wide instead of 1.2 (pair.iris_margin 0.6): the sclera, the lids and
     # the eye's corners join the iris (periocular context; a cache of its own)
     "context": ["data.pseudo_fakes.rate=0", "data.extract_overrides=['pair.iris_margin=0.6']", *NO_COLOUR],
+    # augment, MixStyle after the stem and the first stage in half the batches (model.net.mixstyle=0.5): each
+    # pair's early feature statistics mixed with another's, so a source's style is no reliable cue
+    "mixstyle": ["data.pseudo_fakes.rate=0", "model.net.mixstyle=0.5", *NO_COLOUR],
 }
 # 1:4 keeps the natural class mix in the batches: the paper's question is how each loss copes with imbalance,
 # which balanced sampling would take away.

@@ -3,6 +3,7 @@ import torch
 
 from irisgan.models.ran import (
     AttentionModule,
+    MixStyle,
     PreActBottleneck,
     RANConfig,
     ResidualAttentionNet,
@@ -78,3 +79,25 @@ def test_zero_init_residual_starts_every_block_as_the_identity():
     out = net(torch.randn(4, 3, 96, 96))
     out.sum().backward()  # still trainable: the zeroed convs get gradients
     assert all(b.conv3.weight.grad is not None and b.conv3.weight.grad.abs().sum() > 0 for b in blocks)
+
+
+def test_mixstyle_mixes_feature_statistics_in_training_only():
+    torch.manual_seed(0)
+    x = torch.randn(8, 4, 6, 6) * torch.arange(1.0, 9.0).view(8, 1, 1, 1)  # each sample its own spread
+    mix = MixStyle(p=1.0)
+    assert torch.equal(mix.eval()(x), x)
+    y = mix.train()(x)
+    assert y.shape == x.shape and not torch.allclose(y.std(dim=(2, 3)), x.std(dim=(2, 3)))
+    same = x[:1].expand(8, -1, -1, -1)  # one style throughout: nothing to mix
+    assert torch.allclose(mix(same), same, atol=1e-4)
+    with pytest.raises(ValueError, match="mixstyle"):
+        RANConfig(mixstyle=1.5)
+
+
+def test_mixstyle_keeps_the_checkpoint_names():
+    plain = ResidualAttentionNet(RANConfig(**TINY_NET))
+    mixed = ResidualAttentionNet(RANConfig(**TINY_NET, mixstyle=0.5))
+    assert plain.state_dict().keys() == mixed.state_dict().keys()
+    mixed.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 96, 96)
+    assert torch.allclose(mixed.eval()(x), plain.eval()(x))

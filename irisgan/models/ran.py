@@ -36,6 +36,9 @@ class RANConfig:
     # The last conv of each residual branch starts at 0, so every block starts as the identity
     # (Goyal et al. 2017); it trains better than the paper's default init on the embedded data.
     zero_init_residual: bool = True
+    # MixStyle (Zhou et al. 2021) after the stem and the first stage, applied to a training batch with this
+    # probability: each pair's feature statistics mixed with another's. 0: off; eval is unaffected.
+    mixstyle: float = 0.0
 
     def __post_init__(self) -> None:
         self.stage_channels = tuple(self.stage_channels)
@@ -48,6 +51,8 @@ class RANConfig:
             )
         if self.head_blocks < 1:
             raise ValueError(f"RANConfig.head_blocks must be >= 1, got {self.head_blocks}")
+        if not 0.0 <= self.mixstyle <= 1.0:
+            raise ValueError(f"RANConfig.mixstyle is a probability in [0, 1], got {self.mixstyle}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -143,6 +148,32 @@ class AttentionModule(nn.Module):
         return self.post((1 + mask) * trunk)
 
 
+class MixStyle(nn.Module):
+    """Feature-statistics mixing (Zhou et al. 2021, "Domain Generalization with MixStyle").
+
+    In training, with probability ``p`` per batch, each sample's per-channel feature mean and standard deviation
+    are replaced by a mix of its own and another sample's of the batch (weight ~ Beta(alpha, alpha)). What a
+    photo source leaves in the feature statistics of the early layers (exposure, colour, texture energy) then
+    stops being a reliable cue, while the spatial pattern stays. The identity in eval mode.
+    """
+
+    def __init__(self, p: float = 0.5, alpha: float = 0.1, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.p, self.alpha, self.eps = p, alpha, eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or len(x) < 2 or float(torch.rand(())) >= self.p:
+            return x
+        n = len(x)
+        mu = x.mean(dim=(2, 3), keepdim=True).detach()
+        sig = (x.var(dim=(2, 3), keepdim=True) + self.eps).sqrt().detach()
+        lam = torch.distributions.Beta(self.alpha, self.alpha).sample((n, 1, 1, 1)).to(x.device, x.dtype)
+        perm = torch.randperm(n, device=x.device)
+        mu_mix = lam * mu + (1 - lam) * mu[perm]
+        sig_mix = lam * sig + (1 - lam) * sig[perm]
+        return (x - mu) / sig * sig_mix + mu_mix
+
+
 class ResidualAttentionNet(nn.Module):
     """RAN classifier: (N, 3, 96, 96) normalised pairs -> (N,) logits, sigmoid = P(GAN-generated)."""
 
@@ -159,6 +190,7 @@ class ResidualAttentionNet(nn.Module):
             nn.BatchNorm2d(c.stem_channels),
             nn.ReLU(inplace=True),
             nn.MaxPool2d(3, stride=2, padding=1),
+            *([MixStyle(c.mixstyle)] if c.mixstyle > 0 else []),
         )
         stages: list[nn.Module] = []
         in_ch = c.stem_channels
@@ -167,6 +199,8 @@ class ResidualAttentionNet(nn.Module):
         ):
             blocks: list[nn.Module] = [PreActBottleneck(in_ch, ch, stride=1 if i == 0 else 2, ratio=r)]
             blocks += [AttentionModule(ch, depth, r) for _ in range(n_att)]
+            if i == 0 and c.mixstyle > 0:  # appended: the blocks keep their checkpoint names
+                blocks.append(MixStyle(c.mixstyle))
             stages.append(nn.Sequential(*blocks))
             in_ch = ch
         self.stages = nn.Sequential(*stages)
