@@ -110,9 +110,9 @@ VARIANTS = {
     # augment, a third of the pairs sharpened (unsharp masking): the real irises are enlarged into the pair and
     # soft, the 1024-px GANs' shrunk and sharp, and the augmentation could only blur
     "sharpen": ["data.pseudo_fakes.rate=0", "data.augment.sharpen=[0.3,1.5]", *NO_COLOUR],
-    # augment, each crop 2.2 iris diameters wide instead of 1.2 (pair.iris_margin 0.6): the sclera, the lids and
+    # augment, each crop 2.2 iris diameters wide instead of 1.2 (data.iris_margin 0.6): the sclera, the lids and
     # the eye's corners join the iris (periocular context; a cache of its own)
-    "context": ["data.pseudo_fakes.rate=0", "data.extract_overrides=['pair.iris_margin=0.6']", *NO_COLOUR],
+    "context": ["data.pseudo_fakes.rate=0", "data.iris_margin=0.6", *NO_COLOUR],
     # augment, MixStyle after the stem and the first stage in half the batches (model.net.mixstyle=0.5): each
     # pair's early feature statistics mixed with another's, so a source's style is no reliable cue
     "mixstyle": ["data.pseudo_fakes.rate=0", "model.net.mixstyle=0.5", *NO_COLOUR],

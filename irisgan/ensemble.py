@@ -61,7 +61,7 @@ def combine(ckpts: list[Path]) -> RANClassifier:
         raise ValueError("no runs to combine")
     loaded = [load_checkpoint(p, CLASSIFIER) for p in ckpts]
     hparams = [c.get("hyper_parameters") or {} for c in loaded]
-    for key in ("net", "flip_tta", "channels_last", "colour"):
+    for key in ("net", "flip_tta", "channels_last", "colour", "pair_margin"):
         values = {json.dumps(h.get(key, INFERENCE_HPARAMS[key]), sort_keys=True) for h in hparams}
         if len(values) > 1:
             raise CheckpointError(f"the runs differ in model.{key} ({sorted(values)}): train them alike")

@@ -36,6 +36,7 @@ from irisgan.inference import (
     DecisionRule,
     decision_summary,
     load_classifier,
+    pair_margin_overrides,
     resolve_checkpoint,
     score_members,
     score_pairs,
@@ -132,23 +133,24 @@ def per_group_breakdown(
     return rows
 
 
-def extract_faces(cfg: DictConfig, faces: object, out: Path) -> tuple[Path, dict]:
-    """Face photos -> ``out/pairs.csv`` with the extractor (``extract_overrides`` apply); its summary."""
+def extract_faces(cfg: DictConfig, faces: object, out: Path, model) -> tuple[Path, dict]:
+    """Face photos -> ``out/pairs.csv`` with the extractor (``extract_overrides`` apply, and the margin the
+    model's training pairs were cut with); its summary."""
     from hydra import compose
 
     from irisgan.extraction.loop import run_extraction
 
-    overrides = [f"faces={faces}", f"out={out}", *cfg.extract_overrides]
+    overrides = [f"faces={faces}", f"out={out}", *pair_margin_overrides(model, list(cfg.extract_overrides))]
     summary = run_extraction(compose(config_name="extract", overrides=overrides)) or {}
     return out / "pairs.csv", summary
 
 
-def load_test_set(cfg: DictConfig, out: Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+def load_test_set(cfg: DictConfig, out: Path, model) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """(uint8 pairs, labels, provenance). Face folders go through the extractor first."""
     info: dict[str, Any] = {}
     if cfg.faces:
         extract_out = out / "extracted"
-        csv, info["extraction"] = extract_faces(cfg, cfg.faces, extract_out)
+        csv, info["extraction"] = extract_faces(cfg, cfg.faces, extract_out, model)
         info["source"] = f"faces={cfg.faces} (extracted to {extract_out})"
     elif cfg.pairs_csv:
         csv = Path(cfg.pairs_csv)
@@ -210,7 +212,7 @@ def photo_robustness(cfg: DictConfig, model, rule: DecisionRule, out: Path) -> l
             stems[stem.name] = i
             if not any(stem.parent.glob(stem.name + ".*")):  # a rerun reuses the copies written already
                 write_degraded_photo(photo.path, name, stem, seed=cfg.seed)
-        csv, summary = extract_faces(cfg, folder / "photos", folder / "extracted")
+        csv, summary = extract_faces(cfg, folder / "photos", folder / "extracted", model)
         index = [stems.get(Path(r["source"]).stem) for r in read_pairs_csv(csv)]
         rows.append(_photo_row(name, photos, csv, index, summary, model, rule, cfg, clean_calls))
     return rows
@@ -259,7 +261,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     precision, compile = str(cfg.get("precision", "32")), bool(cfg.get("compile", False))
     model = load_classifier(cfg.ckpt, device, precision, compile, cfg.get("flip_tta"))
     threshold = float(model.threshold)
-    images, labels, info = load_test_set(cfg, out)
+    images, labels, info = load_test_set(cfg, out, model)
     if len(np.unique(labels)) < 2:
         log.warning("the test set holds one class only: AUROC and AP are undefined")
 

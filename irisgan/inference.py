@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,8 @@ import torch
 
 from irisgan.checkpoints import CLASSIFIER, CheckpointError, load_checkpoint, stamp_kind
 from irisgan.training.classifier import RANClassifier
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "build_classifier",
@@ -21,6 +24,8 @@ __all__ = [
     "is_grayscale_pair",
     "export_weights",
     "load_classifier",
+    "pair_margin_overrides",
+    "stored_pair_margin",
     "resolve_checkpoint",
     "save_weights",
     "member_scores",
@@ -34,6 +39,7 @@ INFERENCE_PRECISIONS = ("32", "bf16")
 # weights files keep these and the decision rule, and build_classifier builds from them.
 INFERENCE_HPARAMS = {
     "net": None, "threshold_method": "gmean", "channels_last": True, "flip_tta": False, "members": 1, "colour": "rgb",
+    "pair_margin": 0.1,
 }  # fmt: skip
 EXPORTED_HPARAMS = (*INFERENCE_HPARAMS, "decision")
 # The detector that ships inside the package (``make model``; see the README): used when no ckpt= is given.
@@ -76,6 +82,24 @@ def save_weights(state: dict, hparams: dict, out_path: str | Path, meta: dict | 
     torch.save(weights, buf)
     write_bytes_atomic(out_path, buf.getvalue())
     return Path(out_path)
+
+
+def stored_pair_margin(model: RANClassifier) -> float:
+    """The margin around each iris box that the detector's training pairs were cut with."""
+    return float(model.hparams.get("pair_margin", INFERENCE_HPARAMS["pair_margin"]))
+
+
+def pair_margin_overrides(model: RANClassifier, overrides: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """Extractor ``overrides`` plus the margin the detector's pairs were cut with, unless they set one."""
+    stored = stored_pair_margin(model)
+    mine = [o for o in overrides if o.lstrip("+").startswith("pair.iris_margin=")]
+    if mine:
+        if float(mine[-1].split("=", 1)[1]) != stored:
+            log.warning(
+                "%s: this detector was trained on pairs cut with pair.iris_margin=%s", mine[-1], stored
+            )
+        return list(overrides)
+    return [*overrides, f"pair.iris_margin={stored}"]
 
 
 def build_classifier(hparams: dict, **overrides) -> RANClassifier:

@@ -171,3 +171,19 @@ def test_logger_choices(logger):
 
 def test_segmenter_stage_has_no_loss():
     assert cfg_of("stage=segmenter").get("loss") is None
+
+
+def test_the_crop_margin_is_set_once_and_reaches_the_model(tmp_path):
+    from irisgan.data.face_folders import FaceFoldersDataModule
+
+    assert cfg_of("experiment=faces", "data.iris_margin=0.6").model.pair_margin == 0.6
+    assert cfg_of("experiment=faces").model.pair_margin == 0.1
+    assert (
+        cfg_of("data=pairs", "data.csv=x.csv").model.pair_margin == 0.1
+    )  # no margin in a pairs CSV's config
+    csv = tmp_path / "faces.csv"
+    csv.write_text("path,label\n")
+    dm = FaceFoldersDataModule(csv=str(csv), iris_margin=0.6)
+    assert dm.extract_overrides[-1] == "pair.iris_margin=0.6"
+    with pytest.raises(ValueError, match="data.iris_margin only"):
+        FaceFoldersDataModule(csv=str(csv), iris_margin=0.6, extract_overrides=["pair.iris_margin=0.3"])

@@ -231,3 +231,31 @@ def test_evaluate_runs_photo_degradations_through_the_whole_pipeline(tmp_path, s
     assert set(metrics["decisions"]) >= {"uncertain_share", "acc_outside_band", "gan_called_real"}
     report = (tmp_path / "ev" / "report.md").read_text()
     assert "Photo-level degradations" in report and "## Decisions" in report
+
+
+def test_the_pair_margin_travels_with_the_detector(tmp_path, caplog):
+    """A detector trained on wider crops is fed wider crops: predict and evaluate cut pairs with its margin."""
+    from irisgan.config import compose_config
+    from irisgan.inference import pair_margin_overrides
+    from irisgan.predict import Predictor
+    from irisgan.training.classifier import RANClassifier
+
+    net = {"stem_channels": 8, "stage_channels": [8, 16, 16], "head_channels": 32}
+    wide = RANClassifier(net=net, pair_margin=0.6)
+    save_weights(wide.state_dict(), dict(wide.hparams), tmp_path / "wide.pt")
+    loaded = load_classifier(tmp_path / "wide.pt")
+    assert loaded.hparams.pair_margin == 0.6
+    assert pair_margin_overrides(loaded, ["locator=hough"]) == ["locator=hough", "pair.iris_margin=0.6"]
+    with caplog.at_level("WARNING"):
+        assert pair_margin_overrides(loaded, ["pair.iris_margin=0.1"]) == [
+            "pair.iris_margin=0.1"
+        ]  # the user's
+    assert "trained on pairs cut with pair.iris_margin=0.6" in caplog.text
+    cfg = compose_config("predict", [f"ckpt={tmp_path / 'wide.pt'}", "images=unused", f"out={tmp_path}"])
+    assert Predictor(cfg).extractor.iris_margin == 0.6
+    old = RANClassifier(net=net)  # weights saved before the key existed read as the extractor's default
+    old_hparams = {k: v for k, v in dict(old.hparams).items() if k != "pair_margin"}
+    save_weights(old.state_dict(), old_hparams, tmp_path / "old.pt")
+    assert pair_margin_overrides(load_classifier(tmp_path / "old.pt")) == ["pair.iris_margin=0.1"]
+    with pytest.raises(ValueError, match="pair_margin"):
+        RANClassifier(net=net, pair_margin=-1)

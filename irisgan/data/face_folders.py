@@ -144,6 +144,7 @@ class FaceFoldersDataModule(IrisPairsDataModule):
         csv: str | None = None,
         cache_dir: str = "data/faces_cache",
         extract_overrides: list[str] | None = None,
+        iris_margin: float | None = None,
         split: str = "random",
         holdout: list[str] | str | None = None,
         test_real_fraction: float = 0.25,
@@ -176,6 +177,13 @@ class FaceFoldersDataModule(IrisPairsDataModule):
         self.face_csv = Path(csv).expanduser() if csv is not None else None
         self.cache_root = Path(cache_dir).expanduser()
         self.extract_overrides = list(extract_overrides or [])
+        if iris_margin is not None:
+            if any(o.lstrip("+").startswith("pair.iris_margin=") for o in self.extract_overrides):
+                raise ValueError(
+                    "set the crop margin with data.iris_margin only (the model records it), not in "
+                    "data.extract_overrides"
+                )
+            self.extract_overrides.append(f"pair.iris_margin={float(iris_margin)}")
         self.split, self.holdout = split, holdout
         self.test_real_fraction, self.test_fraction = float(test_real_fraction), float(test_fraction)
         self.test_fake_fraction = float(test_fake_fraction)

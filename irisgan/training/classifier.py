@@ -55,6 +55,9 @@ class RANClassifier(L.LightningModule):
             cannot be learnt as a cue. ``relative``: each channel standardised over the pair itself (its own mean
             and spread), so that a photo's exposure, white balance and contrast are no cue while the colour and
             texture differences within and between the eyes remain.
+        pair_margin: the margin around each iris box its pairs were cut with (the extractor's
+            ``pair.iris_margin``). It travels with the weights: ``predict`` and ``evaluate`` cut a photo's pair
+            alike.
         members: how many RANs ``net`` holds; more than one is an ensemble built from trained runs by
             ``python -m irisgan.ensemble`` (the mean of their logits).
     """
@@ -73,6 +76,7 @@ class RANClassifier(L.LightningModule):
         flip_tta: bool = False,
         members: int = 1,
         colour: str = "rgb",
+        pair_margin: float = 0.1,
     ) -> None:
         super().__init__()
         if threshold_method not in THRESHOLD_METHODS:
@@ -81,6 +85,10 @@ class RANClassifier(L.LightningModule):
             )
         if colour not in COLOURS:
             raise ValueError(f"model.colour {colour!r} unknown; valid choices: {list(COLOURS)}")
+        if not 0.0 <= pair_margin <= 2.0:
+            raise ValueError(
+                f"model.pair_margin must be in [0, 2] (a share of the iris size), got {pair_margin}"
+            )
         self.save_hyperparameters()
         config = RANConfig(**(net or {}))
         # members > 1: an ensemble of trained runs (irisgan.ensemble builds it); trained as one network never.
