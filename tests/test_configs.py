@@ -176,8 +176,8 @@ def test_segmenter_stage_has_no_loss():
 def test_the_crop_margin_is_set_once_and_reaches_the_model(tmp_path):
     from irisgan.data.face_folders import FaceFoldersDataModule
 
-    assert cfg_of("experiment=faces", "data.iris_margin=0.6").model.pair_margin == 0.6
-    assert cfg_of("experiment=faces").model.pair_margin == 0.1
+    assert cfg_of("experiment=faces", "data.iris_margin=0.3").model.pair_margin == 0.3
+    assert cfg_of("experiment=faces").model.pair_margin == 0.6  # the recipe: iris with sclera and lids
     assert (
         cfg_of("data=pairs", "data.csv=x.csv").model.pair_margin == 0.1
     )  # no margin in a pairs CSV's config
