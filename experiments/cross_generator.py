@@ -38,6 +38,8 @@ from pathlib import Path
 import numpy as np
 from study_stats import auroc, ensemble_auroc, paired_difference
 
+from irisgan.config import override_value
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CSV = ROOT.parent / "shared" / "data" / "faces_train" / "sources.csv"
 RUNS = ROOT / "outputs" / "experiments" / "cross_generator"
@@ -132,7 +134,7 @@ def variant_overrides(variant: str) -> list[str]:
     """A variant's overrides; all but ``context`` cut the pairs as ``augment`` was first measured with (the iris
     box plus 10% a side), whatever experiment=faces ships, so that older runs stay comparable."""
     overrides = VARIANTS[variant]
-    if any(o.startswith("data.iris_margin=") for o in overrides):
+    if override_value(overrides, "data.iris_margin") is not None:
         return list(overrides)
     return [*overrides, NARROW_CROP]
 

@@ -29,3 +29,9 @@ def compose_config(name: str, overrides: list[str] | tuple[str, ...] = (), retur
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         return compose(name, overrides=list(overrides), return_hydra_config=return_hydra_config)
+
+
+def override_value(overrides: list[str] | tuple[str, ...], key: str) -> str | None:
+    """The value the last of Hydra ``overrides`` gives ``key`` (``key=v``, ``+key=v`` or ``++key=v``), or None."""
+    values = [o.split("=", 1)[1] for o in overrides if o.lstrip("+").split("=", 1)[0] == key and "=" in o]
+    return values[-1] if values else None

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from irisgan.checkpoints import CLASSIFIER, CheckpointError, load_checkpoint, stamp_kind
+from irisgan.config import override_value
 from irisgan.training.classifier import RANClassifier
 
 log = logging.getLogger(__name__)
@@ -84,22 +85,26 @@ def save_weights(state: dict, hparams: dict, out_path: str | Path, meta: dict | 
     return Path(out_path)
 
 
-def stored_pair_margin(model: RANClassifier) -> float:
-    """The margin around each iris box that the detector's training pairs were cut with."""
-    return float(model.hparams.get("pair_margin", INFERENCE_HPARAMS["pair_margin"]))
+def stored_pair_margin(model: RANClassifier, requested: float | str | None = None) -> float:
+    """The margin around each iris box to cut a photo's pair with for ``model``: the one its training pairs were
+    cut with, or ``requested`` when given (with a warning when the two differ)."""
+    stored = float(model.hparams.get("pair_margin", INFERENCE_HPARAMS["pair_margin"]))
+    if requested is None:
+        return stored
+    if float(requested) != stored:
+        log.warning(
+            "pair.iris_margin=%s: this detector was trained on pairs cut with pair.iris_margin=%s",
+            requested,
+            stored,
+        )
+    return float(requested)
 
 
 def pair_margin_overrides(model: RANClassifier, overrides: list[str] | tuple[str, ...] = ()) -> list[str]:
     """Extractor ``overrides`` plus the margin the detector's pairs were cut with, unless they set one."""
-    stored = stored_pair_margin(model)
-    mine = [o for o in overrides if o.lstrip("+").startswith("pair.iris_margin=")]
-    if mine:
-        if float(mine[-1].split("=", 1)[1]) != stored:
-            log.warning(
-                "%s: this detector was trained on pairs cut with pair.iris_margin=%s", mine[-1], stored
-            )
-        return list(overrides)
-    return [*overrides, f"pair.iris_margin={stored}"]
+    requested = override_value(overrides, "pair.iris_margin")
+    margin = stored_pair_margin(model, requested)
+    return list(overrides) if requested is not None else [*overrides, f"pair.iris_margin={margin}"]
 
 
 def build_classifier(hparams: dict, **overrides) -> RANClassifier:

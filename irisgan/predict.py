@@ -68,15 +68,8 @@ class Predictor:
         self.threshold = float(self.model.threshold)
         self.rule = DecisionRule.of(self.model)
         self.landmarker = build_landmarker(cfg.face)
-        margin = stored_pair_margin(self.model)
-        if cfg.pair.get("iris_margin") is None:  # the detector's own: pairs cut as its training pairs were
-            cfg.pair.iris_margin = margin
-        elif float(cfg.pair.iris_margin) != margin:
-            log.warning(
-                "pair.iris_margin=%s: this detector was trained on pairs cut with %s",
-                cfg.pair.iris_margin,
-                margin,
-            )
+        # null: the detector's own margin, so pairs are cut as its training pairs were
+        cfg.pair.iris_margin = stored_pair_margin(self.model, cfg.pair.get("iris_margin"))
         self.extractor = build_pair_extractor(cfg)
         self.extractor.locator.prepare(torch.device(self.device))
         if self.explain:

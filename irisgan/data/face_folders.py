@@ -37,6 +37,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf, open_dict
 
+from irisgan.config import override_value
 from irisgan.data.pairs import IrisPairsDataModule
 from irisgan.data.pairs_format import write_bytes_atomic, write_pairs_csv
 from irisgan.extraction.faces import IMAGE_SUFFIXES
@@ -178,7 +179,7 @@ class FaceFoldersDataModule(IrisPairsDataModule):
         self.cache_root = Path(cache_dir).expanduser()
         self.extract_overrides = list(extract_overrides or [])
         if iris_margin is not None:
-            if any(o.lstrip("+").startswith("pair.iris_margin=") for o in self.extract_overrides):
+            if override_value(self.extract_overrides, "pair.iris_margin") is not None:
                 raise ValueError(
                     "set the crop margin with data.iris_margin only (the model records it), not in "
                     "data.extract_overrides"
