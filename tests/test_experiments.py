@@ -187,12 +187,19 @@ def test_cross_generator_pairs_variants_on_the_held_out_real_sources(tmp_path):
     # sharpen: no studio photo over it, every GAN photo above every real one
     _fake_fold(runs, cg.run_name("sharpen", "bce_auc", "balanced", 0, "real-london"), photos,
                [0.1, 0.2, 0.3, 0.4, 0.9, 0.8])  # fmt: skip
-    for name in ("augment", "sharpen"):
+    # a variant built on context is paired with context, not augment
+    _fake_fold(runs, cg.run_name("context", "bce_auc", "balanced", 0, "real-london"), photos,
+               [0.1, 0.2, 0.4, 0.7, 0.9, 0.3])  # fmt: skip
+    _fake_fold(runs, cg.run_name("wide", "bce_auc", "balanced", 0, "real-london"), photos,
+               [0.1, 0.2, 0.3, 0.4, 0.9, 0.8])  # fmt: skip
+    for name in ("augment", "sharpen", "context", "wide"):
         (runs / cg.run_name(name, "bce_auc", "balanced", 0, "real-london") / "band.json").write_text(
             json.dumps({"band": [0.15, 0.75]})
         )
     text = cg.aggregate(runs, tmp_path / "results", "study").read_text()
     assert "## Paired comparisons on the held-out real sources" in text
+    assert "| wide, bce_auc, balanced | context, bce_auc, balanced | 1 | +0.250 |" in text
+    assert "| wide, bce_auc, balanced | augment" not in text
     row = next(
         line for line in text.splitlines() if line.startswith("| sharpen, bce_auc, balanced | augment")
     )
@@ -216,6 +223,8 @@ def test_every_study_variant_composes_and_says_what_the_network_sees():
                 cfg = compose("train", overrides=overrides)
                 expected = variant if variant in ("luminance", "relative") else "rgb"
                 assert cfg.model.colour == expected, variant
-                assert cfg.data.iris_margin == (0.6 if variant == "context" else 0.1), variant
+                margin = {"context": 0.6, "context_mixstyle": 0.6, "wide": 1.0}.get(variant, 0.1)
+                assert cfg.data.iris_margin == margin, variant
+                assert cg.baseline(variant) in cg.VARIANTS, variant
         shipped = compose("train", overrides=["experiment=faces", "stage=ran"])
         assert shipped.model.colour == "rgb"  # the held-out real sources did better with colour
