@@ -120,7 +120,12 @@ VARIANTS = {
     # pair's early feature statistics mixed with another's, so a source's style is no reliable cue
     "mixstyle": ["data.pseudo_fakes.rate=0", "model.net.mixstyle=0.5", *NO_COLOUR],
     # context with MixStyle: the shipped crop, each pair's early feature statistics mixed with another's
-    "context_mixstyle": ["data.pseudo_fakes.rate=0", "data.iris_margin=0.6", "model.net.mixstyle=0.5", *NO_COLOUR],
+    "context_mixstyle": [
+        "data.pseudo_fakes.rate=0",
+        "data.iris_margin=0.6",
+        "model.net.mixstyle=0.5",
+        *NO_COLOUR,
+    ],
     # context, wider still: crops 3 iris diameters wide (data.iris_margin 1.0), most of the eye region
     "wide": ["data.pseudo_fakes.rate=0", "data.iris_margin=1.0", *NO_COLOUR],
 }
@@ -131,6 +136,8 @@ BASELINES = {"context_mixstyle": "context", "wide": "context"}
 
 def baseline(variant: str) -> str:
     return BASELINES.get(variant, "augment")
+
+
 # 1:4 keeps the natural class mix in the batches: the paper's question is how each loss copes with imbalance,
 # which balanced sampling would take away.
 RATIOS = {"balanced": [], "1:4": ["data.train_fake_to_real=0.25", "data.balance_classes=false"]}
