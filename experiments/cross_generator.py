@@ -264,6 +264,17 @@ def fold_band(folder: Path) -> tuple[float, float] | None:
     return tuple(json.loads(cached.read_text())["band"])
 
 
+def source_masks(
+    labels: np.ndarray, generators: np.ndarray, sources: list[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Masks over a held-out-source fold's test pairs: the source's real photos, the GAN photos, the diffusion
+    faces (each generator label of ``generators``)."""
+    diffusion = [g for gs in DIFFUSION.values() for g in gs]
+    real = (labels == 0) & np.isin(generators, sources)
+    gan = (labels == 1) & ~np.isin(generators, diffusion)
+    return real, gan, (labels == 1) & np.isin(generators, diffusion)
+
+
 def real_source_measures(folder: Path, sources: list[str]) -> dict | None:
     """One held-out-source run: the source's FPR at the run's threshold, its AUC against the held-out GAN photos
     and diffusion faces, and with the run's uncertain band the shares called GAN with confidence and uncertain
@@ -272,11 +283,7 @@ def real_source_measures(folder: Path, sources: list[str]) -> dict | None:
     if scored is None:
         return None
     scores, labels, csv_path = scored
-    diffusion = [g for gs in DIFFUSION.values() for g in gs]
-    gens = np.array(fold_generators(csv_path))
-    real = (labels == 0) & np.isin(gens, sources)
-    gan = (labels == 1) & ~np.isin(gens, diffusion)
-    diff = (labels == 1) & np.isin(gens, diffusion)
+    real, gan, diff = source_masks(labels, np.array(fold_generators(csv_path)), sources)
     out = {
         "n_real": int(real.sum()),
         "fpr": float((scores[real] >= fold_threshold(folder)).mean()),

@@ -12,6 +12,7 @@ the study's table. Results: ``experiments/results/margin_ensemble.md``.
 from __future__ import annotations
 
 import argparse
+import functools
 from pathlib import Path
 
 import cross_generator as cg
@@ -40,10 +41,8 @@ def fold_auc(runs: list[dict], fold: str) -> float:
     gens = np.array([runs[0][p][2] for p in photos])
     keep = np.ones(len(photos), bool)
     if fold in cg.REAL_SOURCES:  # the source against the GAN photos, diffusion apart
-        diffusion = [g for gs in cg.DIFFUSION.values() for g in gs]
-        keep = ((labels == 0) & np.isin(gens, cg.REAL_SOURCES[fold])) | (
-            (labels == 1) & ~np.isin(gens, diffusion)
-        )
+        real, gan, _ = cg.source_masks(labels, gens, cg.REAL_SOURCES[fold])
+        keep = real | gan
     mean = np.mean([[r[p][0] for p in photos] for r in runs], axis=0)
     return auroc(mean[keep], labels[keep])
 
@@ -57,7 +56,10 @@ def main() -> None:
     parser.add_argument("--b", default="context", help="second variant")
     parser.add_argument("--out", type=Path, default=cg.RESULTS / "margin_ensemble.md")
     args = parser.parse_args()
-    load = lambda v, s, f: photo_scores(args.runs / cg.run_name(v, "bce_auc", "balanced", s, f))  # noqa: E731
+    # each run is read once: the two-seed columns reuse the runs of the single columns
+    load = functools.cache(
+        lambda v, s, f: photo_scores(args.runs / cg.run_name(v, "bce_auc", "balanced", s, f))
+    )
     lines = [
         f"# Two crop margins in one ensemble: `{args.a}` + `{args.b}`",
         "",

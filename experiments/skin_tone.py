@@ -75,8 +75,8 @@ def main() -> None:
     ]
     for folder in sorted(args.runs.glob("*__real-*")):
         variant, loss, ratio, seed, fold = folder.name.split("__")
-        scored = cg.fold_scores(folder)
-        if scored is None or fold not in cg.REAL_SOURCES:
+        scored = cg.fold_scores(folder) if fold in cg.REAL_SOURCES else None
+        if scored is None:
             continue
         scores, _, csv_path = scored
         pairs = [
