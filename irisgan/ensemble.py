@@ -27,6 +27,7 @@ from irisgan.inference import (
     INFERENCE_HPARAMS,
     DecisionRule,
     build_classifier,
+    check_pair_shape,
     decision_summary,
     member_scores,
     save_weights,
@@ -61,7 +62,7 @@ def combine(ckpts: list[Path]) -> RANClassifier:
         raise ValueError("no runs to combine")
     loaded = [load_checkpoint(p, CLASSIFIER) for p in ckpts]
     hparams = [c.get("hyper_parameters") or {} for c in loaded]
-    for key in ("net", "flip_tta", "channels_last", "colour", "pair_margin"):
+    for key in ("net", "flip_tta", "channels_last", "colour", "pair_margin", "pair_size", "pair_width"):
         values = {json.dumps(h.get(key, INFERENCE_HPARAMS[key]), sort_keys=True) for h in hparams}
         if len(values) > 1:
             raise CheckpointError(f"the runs differ in model.{key} ({sorted(values)}): train them alike")
@@ -113,6 +114,7 @@ def build_ensemble(
         val_csv = vals.pop()
     model = combine([c for c, _ in resolved])
     images, labels, _ = load_pairs(val_csv)
+    check_pair_shape(model, images, val_csv)
     probs, members = member_scores(model, images)
     spread = members.std(axis=0) if len(members) > 1 else None
     scalars, report = report_from_scores(

@@ -34,9 +34,10 @@ from irisgan.data.pairs_format import read_pairs_csv, write_bytes_atomic
 from irisgan.extraction.manifest import format_statuses
 from irisgan.inference import (
     DecisionRule,
+    check_pair_shape,
     decision_summary,
     load_classifier,
-    pair_margin_overrides,
+    pair_overrides,
     resolve_checkpoint,
     score_members,
     score_pairs,
@@ -134,13 +135,13 @@ def per_group_breakdown(
 
 
 def extract_faces(cfg: DictConfig, faces: object, out: Path, model) -> tuple[Path, dict]:
-    """Face photos -> ``out/pairs.csv`` with the extractor (``extract_overrides`` apply, and the margin the
-    model's training pairs were cut with); its summary."""
+    """Face photos -> ``out/pairs.csv`` with the extractor (``extract_overrides`` apply, and the margin and
+    pair shape the model's training pairs were cut with); its summary."""
     from hydra import compose
 
     from irisgan.extraction.loop import run_extraction
 
-    overrides = [f"faces={faces}", f"out={out}", *pair_margin_overrides(model, list(cfg.extract_overrides))]
+    overrides = [f"faces={faces}", f"out={out}", *pair_overrides(model, list(cfg.extract_overrides))]
     summary = run_extraction(compose(config_name="extract", overrides=overrides)) or {}
     return out / "pairs.csv", summary
 
@@ -161,6 +162,7 @@ def load_test_set(cfg: DictConfig, out: Path, model) -> tuple[np.ndarray, np.nda
         csv = ensure_synthetic_pairs(**OmegaConf.to_container(cfg.synthetic, resolve=True))
         info["source"] = f"synthetic test set {csv.parent.name}"
     images, labels, paths = load_pairs(csv)
+    check_pair_shape(model, images, csv)
     rows = read_pairs_csv(csv)
     cues = [row.get("cues") or "" for row in rows]
     if any(cues):

@@ -12,6 +12,7 @@ import torch
 
 from irisgan.checkpoints import CLASSIFIER, CheckpointError, load_checkpoint, stamp_kind
 from irisgan.config import override_value
+from irisgan.data.pairs_format import resolve_pair_width
 from irisgan.training.classifier import RANClassifier
 
 log = logging.getLogger(__name__)
@@ -25,8 +26,10 @@ __all__ = [
     "is_grayscale_pair",
     "export_weights",
     "load_classifier",
-    "pair_margin_overrides",
+    "check_pair_shape",
+    "pair_overrides",
     "stored_pair_margin",
+    "stored_pair_shape",
     "resolve_checkpoint",
     "save_weights",
     "member_scores",
@@ -40,7 +43,7 @@ INFERENCE_PRECISIONS = ("32", "bf16")
 # weights files keep these and the decision rule, and build_classifier builds from them.
 INFERENCE_HPARAMS = {
     "net": None, "threshold_method": "gmean", "channels_last": True, "flip_tta": False, "members": 1, "colour": "rgb",
-    "pair_margin": 0.1,
+    "pair_margin": 0.1, "pair_size": 96, "pair_width": None,
 }  # fmt: skip
 EXPORTED_HPARAMS = (*INFERENCE_HPARAMS, "decision")
 # The detector that ships inside the package (``make model``; see the README): used when no ckpt= is given.
@@ -100,11 +103,38 @@ def stored_pair_margin(model: RANClassifier, requested: float | str | None = Non
     return float(requested)
 
 
-def pair_margin_overrides(model: RANClassifier, overrides: list[str] | tuple[str, ...] = ()) -> list[str]:
-    """Extractor ``overrides`` plus the margin the detector's pairs were cut with, unless they set one."""
+def stored_pair_shape(model: RANClassifier) -> tuple[int, int]:
+    """(height, width) of the pairs ``model`` was trained on: square 96 x 96 for runs saved before the shape
+    was recorded."""
+    size = int(model.hparams.get("pair_size", INFERENCE_HPARAMS["pair_size"]))
+    return size, resolve_pair_width(size, model.hparams.get("pair_width", INFERENCE_HPARAMS["pair_width"]))
+
+
+def check_pair_shape(
+    model: RANClassifier, images: np.ndarray | torch.Tensor, where: object = "the pairs"
+) -> None:
+    """A clear error when pairs of another shape than the detector's reach it: the network would score them,
+    wrongly."""
+    shape, expected = tuple(images.shape[-2:]), stored_pair_shape(model)
+    if shape != expected:
+        raise ValueError(
+            f"{where}: pairs are {shape[0]} x {shape[1]} pixels (height x width) but this detector was trained on "
+            f"{expected[0]} x {expected[1]} pairs: cut them with pair.size={expected[0]} pair.width={expected[1]}"
+        )
+
+
+def pair_overrides(model: RANClassifier, overrides: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """Extractor ``overrides`` plus how the detector's pairs were cut: its margin, unless they set one, and its
+    pair shape, which they may only repeat."""
     requested = override_value(overrides, "pair.iris_margin")
     margin = stored_pair_margin(model, requested)
-    return list(overrides) if requested is not None else [*overrides, f"pair.iris_margin={margin}"]
+    out = list(overrides) if requested is not None else [*overrides, f"pair.iris_margin={margin}"]
+    height, width = stored_pair_shape(model)
+    for key, value in (("pair.size", height), ("pair.width", width)):
+        asked = override_value(overrides, key)
+        if asked is not None and str(asked) not in ("null", str(value)):
+            raise ValueError(f"{key}={asked}: this detector scores pairs cut with {key}={value}")
+    return [*out, f"pair.size={height}", f"pair.width={width}"]
 
 
 def build_classifier(hparams: dict, **overrides) -> RANClassifier:

@@ -45,6 +45,7 @@ from irisgan.inference import (
     load_classifier,
     score_members,
     stored_pair_margin,
+    stored_pair_shape,
 )
 
 log = logging.getLogger("irisgan.predict")
@@ -70,6 +71,8 @@ class Predictor:
         self.landmarker = build_landmarker(cfg.face)
         # null: the detector's own margin, so pairs are cut as its training pairs were
         cfg.pair.iris_margin = stored_pair_margin(self.model, cfg.pair.get("iris_margin"))
+        # the pair shape the network was trained on, whatever the config says: it scores no other
+        cfg.pair.size, cfg.pair.width = stored_pair_shape(self.model)
         self.extractor = build_pair_extractor(cfg)
         self.extractor.locator.prepare(torch.device(self.device))
         if self.explain:
@@ -117,7 +120,11 @@ class Predictor:
         for module in self.model.net.attention_modules():
             m = module.last_mask.float().mean(dim=1, keepdim=True)
             maps.append(
-                F.interpolate(m, size=(96, 96), mode="bilinear", align_corners=False)[:n, 0].cpu().numpy()
+                F.interpolate(m, size=stored_pair_shape(self.model), mode="bilinear", align_corners=False)[
+                    :n, 0
+                ]
+                .cpu()
+                .numpy()
             )
         return maps
 
@@ -166,7 +173,7 @@ def explanation_figure(result: PhotoResult, rule: DecisionRule) -> np.ndarray:
     if pair is not None:
         ax = fig.add_subplot(grid[0, 2])
         ax.imshow(pair)
-        ax.set_title("iris pair (96x96)", fontsize=8)
+        ax.set_title(f"iris pair ({pair.shape[0]}x{pair.shape[1]})", fontsize=8)
         ax.set_axis_off()
         if result.p_gan is not None:
             ax = fig.add_subplot(grid[1, 2])

@@ -181,9 +181,13 @@ def test_the_crop_margin_is_set_once_and_reaches_the_model(tmp_path):
     assert (
         cfg_of("data=pairs", "data.csv=x.csv").model.pair_margin == 0.1
     )  # no margin in a pairs CSV's config
+    wide = cfg_of("experiment=faces", "data.size=64", "data.width=128").model
+    assert (wide.pair_size, wide.pair_width) == (64, 128)  # the pair shape reaches the model too
+    square = cfg_of("stage=ran").model
+    assert (square.pair_size, square.pair_width) == (96, None)
     csv = tmp_path / "faces.csv"
     csv.write_text("path,label\n")
     dm = FaceFoldersDataModule(csv=str(csv), iris_margin=0.6)
-    assert dm.extract_overrides[-1] == "pair.iris_margin=0.6"
+    assert dm.extract_overrides[-2:] == ["pair.iris_margin=0.6", "pair.size=96"]
     with pytest.raises(ValueError, match="data.iris_margin only"):
         FaceFoldersDataModule(csv=str(csv), iris_margin=0.6, extract_overrides=["pair.iris_margin=0.3"])

@@ -233,29 +233,39 @@ def test_evaluate_runs_photo_degradations_through_the_whole_pipeline(tmp_path, s
     assert "Photo-level degradations" in report and "## Decisions" in report
 
 
-def test_the_pair_margin_travels_with_the_detector(tmp_path, caplog):
-    """A detector trained on wider crops is fed wider crops: predict and evaluate cut pairs with its margin."""
+def test_the_pair_margin_and_shape_travel_with_the_detector(tmp_path, caplog):
+    """A detector trained on wider crops or on undistorted (wide) pairs is fed pairs cut alike: predict and
+    evaluate cut them with its margin and its pair shape."""
     from irisgan.config import compose_config
-    from irisgan.inference import pair_margin_overrides
+    from irisgan.inference import check_pair_shape, pair_overrides, stored_pair_shape
     from irisgan.predict import Predictor
     from irisgan.training.classifier import RANClassifier
 
     net = {"stem_channels": 8, "stage_channels": [8, 16, 16], "head_channels": 32}
-    wide = RANClassifier(net=net, pair_margin=0.6)
+    wide = RANClassifier(net=net, pair_margin=0.6, pair_size=64, pair_width=128)
     save_weights(wide.state_dict(), dict(wide.hparams), tmp_path / "wide.pt")
     loaded = load_classifier(tmp_path / "wide.pt")
-    assert loaded.hparams.pair_margin == 0.6
-    assert pair_margin_overrides(loaded, ["locator=hough"]) == ["locator=hough", "pair.iris_margin=0.6"]
+    assert loaded.hparams.pair_margin == 0.6 and stored_pair_shape(loaded) == (64, 128)
+    shape = ["pair.size=64", "pair.width=128"]
+    assert pair_overrides(loaded, ["locator=hough"]) == ["locator=hough", "pair.iris_margin=0.6", *shape]
     with caplog.at_level("WARNING"):
-        assert pair_margin_overrides(loaded, ["pair.iris_margin=0.1"]) == [
-            "pair.iris_margin=0.1"
-        ]  # the user's
+        assert pair_overrides(loaded, ["pair.iris_margin=0.1"]) == ["pair.iris_margin=0.1", *shape]  # the user's
     assert "trained on pairs cut with pair.iris_margin=0.6" in caplog.text
+    with pytest.raises(ValueError, match="pair.width=128"):
+        pair_overrides(loaded, ["pair.width=96"])  # the network scores no other shape
+    with pytest.raises(ValueError, match="trained on 64 x 128 pairs"):
+        check_pair_shape(loaded, np.zeros((2, 3, 96, 96), np.uint8))
+    check_pair_shape(loaded, np.zeros((2, 3, 64, 128), np.uint8))
     cfg = compose_config("predict", [f"ckpt={tmp_path / 'wide.pt'}", "images=unused", f"out={tmp_path}"])
-    assert Predictor(cfg).extractor.iris_margin == 0.6
-    old = RANClassifier(net=net)  # weights saved before the key existed read as the extractor's default
-    old_hparams = {k: v for k, v in dict(old.hparams).items() if k != "pair_margin"}
+    extractor = Predictor(cfg).extractor
+    assert (extractor.iris_margin, extractor.pair_size, extractor.pair_width) == (0.6, 64, 128)
+    old = RANClassifier(net=net)  # weights saved before the keys existed read as the extractor's defaults
+    old_hparams = {k: v for k, v in dict(old.hparams).items() if not k.startswith("pair_")}
     save_weights(old.state_dict(), old_hparams, tmp_path / "old.pt")
-    assert pair_margin_overrides(load_classifier(tmp_path / "old.pt")) == ["pair.iris_margin=0.1"]
+    old = load_classifier(tmp_path / "old.pt")
+    assert pair_overrides(old) == ["pair.iris_margin=0.1", "pair.size=96", "pair.width=96"]
+    assert stored_pair_shape(old) == (96, 96)
     with pytest.raises(ValueError, match="pair_margin"):
         RANClassifier(net=net, pair_margin=-1)
+    with pytest.raises(ValueError, match="even width"):
+        RANClassifier(net=net, pair_size=64, pair_width=129)

@@ -79,6 +79,16 @@ def test_extracts_once_then_reuses_the_cache_and_redoes_only_a_changed_photo(tmp
     _dm(tmp_path, csv=str(face_csv), extract_overrides=["num_workers=0", "pair.iris_margin=0.2"])._csvs()
     assert len(list((tmp_path / "cache").iterdir())) == 2
 
+    # undistorted pairs (data.width = 2 x data.size): a cache of their own, at that shape; a square pair
+    # keeps the key it had before pair.width existed
+    assert _dm(tmp_path, csv=str(face_csv), width=96)._extract_config()[1] == key_dir
+    wide = _dm(tmp_path, csv=str(face_csv), size=64, width=128)
+    wide.setup("fit")
+    assert len(list((tmp_path / "cache").iterdir())) == 3
+    assert tuple(wide.train_set.images.shape[1:]) == (3, 64, 128)
+    with pytest.raises(ValueError, match="data.size / data.width"):
+        _dm(tmp_path, csv=str(face_csv), extract_overrides=["pair.width=192"])
+
 
 @needs_faces
 def test_by_generator_split_tests_on_the_held_out_generator_and_held_out_reals(tmp_path, face_csv):

@@ -144,6 +144,34 @@ def test_join_pair_puts_left_iris_left():
     assert pair[:, :40].max() == 0 and pair[:, 56:].min() == 255
 
 
+def test_wide_pairs_keep_each_eye_square_and_load_at_their_shape(tmp_path):
+    """pair.width = 2 x size: each eye keeps its shape (no horizontal squeeze); the loader checks the shape."""
+    ring = np.zeros((60, 60, 3), np.uint8)
+    cv2.circle(ring, (30, 30), 20, (255, 255, 255), -1)
+    pair = join_pair(ring, ring, 64, 128)
+    assert pair.shape == (64, 128, 3)
+    assert np.array_equal(pair[:, :64], pair[:, 64:])
+    bright = pair[:, :64, 0] > 127
+    rows, cols = np.nonzero(bright)
+    assert abs((rows.max() - rows.min()) - (cols.max() - cols.min())) <= 1  # a circle stays a circle
+    square = join_pair(ring, ring, 64)  # the paper's pair: the same eye squeezed to half its width
+    rows, cols = np.nonzero(square[:, :32, 0] > 127)
+    assert (rows.max() - rows.min()) > 1.8 * (cols.max() - cols.min())
+    for width in (63, 130, 4):
+        with pytest.raises(ValueError, match="even width"):
+            join_pair(ring, ring, 64, width)
+    rows = []
+    for i in range(4):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), pair)
+        rows.append({"path": f"{i}.png", "label": i % 2})
+    write_pairs_csv(tmp_path / "pairs.csv", rows)
+    dm = IrisPairsDataModule(csv=str(tmp_path / "pairs.csv"), size=64, width=128, batch_size=2, val_fraction=0.5)
+    dm.setup("fit")
+    assert tuple(dm.train_set.images.shape[1:]) == (3, 64, 128)
+    with pytest.raises(ValueError, match="expected 96x96 iris pairs"):
+        IrisPairsDataModule(csv=str(tmp_path / "pairs.csv"), batch_size=2).setup("fit")
+
+
 def test_hflip_only_while_training(pairs_csv):
     dm = make_dm(pairs_csv)
     batch = next(iter(dm.val_dataloader()))

@@ -185,6 +185,16 @@ class FaceFoldersDataModule(IrisPairsDataModule):
                     "data.extract_overrides"
                 )
             self.extract_overrides.append(f"pair.iris_margin={float(iris_margin)}")
+        for key in ("pair.size", "pair.width"):
+            if override_value(self.extract_overrides, key) is not None:
+                raise ValueError(
+                    f"set the pair's shape with data.size / data.width only (the model records it), not {key} "
+                    "in data.extract_overrides"
+                )
+        height, width = self.shape
+        self.extract_overrides.append(f"pair.size={height}")
+        if width != height:
+            self.extract_overrides.append(f"pair.width={width}")
         self.split, self.holdout = split, holdout
         self.test_real_fraction, self.test_fraction = float(test_real_fraction), float(test_fraction)
         self.test_fake_fraction = float(test_fake_fraction)
@@ -199,6 +209,10 @@ class FaceFoldersDataModule(IrisPairsDataModule):
         for key in _NOT_IN_KEY:
             settings.pop(key, None)
         settings.pop("hydra", None)
+        if settings["pair"].get("width") in (None, settings["pair"]["size"]):
+            settings["pair"].pop(
+                "width", None
+            )  # the square pair: caches cut before pair.width keep their key
         key = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
         return cfg, self.cache_root / key
 

@@ -1,4 +1,5 @@
-"""Iris pairs (CSV + 96x96 images) as a Dataset and a LightningDataModule.
+"""Iris pairs (CSV + pair images, 96x96 unless data.size / data.width say otherwise) as a Dataset and a
+LightningDataModule.
 
 All pairs of a CSV are decoded once into one uint8 tensor (N, 3, 96, 96): at 27 KiB a pair, 10,000 pairs
 are 265 MiB, and an epoch then costs no decoding at all. Batches leave the loader as uint8; the
@@ -21,13 +22,15 @@ from torch.utils.data import DataLoader, Dataset
 from irisgan.data.augment import PairAugment, PseudoFakes
 from irisgan.data.degrade import RandomDegradation
 from irisgan.data.device_batches import DeviceBatches
-from irisgan.data.pairs_format import PAIR_SIZE, read_pairs_csv
+from irisgan.data.pairs_format import PAIR_SIZE, read_pairs_csv, resolve_pair_width
 from irisgan.runtime import resolve_auto
 
 log = logging.getLogger(__name__)
 
 
-def _decode_row(csv_dir: Path, csv_path: Path, line: int, rel: str, size: int) -> np.ndarray:
+def _decode_row(
+    csv_dir: Path, csv_path: Path, line: int, rel: str, shape: tuple[int, int] | None
+) -> np.ndarray:
     path = (csv_dir / rel).resolve()
     where = f"{csv_path}, line {line}"
     if not path.is_file():
@@ -35,26 +38,36 @@ def _decode_row(csv_dir: Path, csv_path: Path, line: int, rel: str, size: int) -
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
         raise ValueError(f"{where}: image {rel!r} is unreadable or not an image ({path})")
-    if bgr.shape[:2] != (size, size):
+    if shape is not None and bgr.shape[:2] != tuple(shape):
         raise ValueError(
-            f"{where}: image {rel!r} is {bgr.shape[1]}x{bgr.shape[0]}, expected {size}x{size} iris pairs "
-            "(the extractor and the synthetic generator write that size)"
+            f"{where}: image {rel!r} is {bgr.shape[1]}x{bgr.shape[0]} (width x height), expected "
+            f"{shape[1]}x{shape[0]} iris pairs (the extractor's pair.size / pair.width, data.size / data.width)"
         )
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+def pair_shape(size: int = PAIR_SIZE, width: int | None = None) -> tuple[int, int]:
+    """(height, width) of the pairs: ``size`` high, ``width`` wide (``None``: square)."""
+    return int(size), resolve_pair_width(size, width)
+
+
 def load_pairs(
-    csv_path: str | Path, size: int = PAIR_SIZE, threads: int = 4
+    csv_path: str | Path, shape: tuple[int, int] | None = None, threads: int = 4
 ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """Decode every pair listed in a pairs CSV: (uint8 N,3,H,W images, float N labels, relative paths)."""
+    """Decode every pair listed in a pairs CSV: (uint8 N,3,H,W images, float N labels, relative paths).
+
+    ``shape``: the (height, width) every pair must have; ``None``: whatever the first pair has."""
     csv_path = Path(csv_path)
     rows = read_pairs_csv(csv_path)
     if not rows:
         raise ValueError(f"{csv_path}: the pairs CSV lists no pairs")
+    if shape is None:
+        first = _decode_row(csv_path.parent, csv_path, 2, rows[0]["path"], None)
+        shape = first.shape[:2]
     with ThreadPoolExecutor(max_workers=threads) as pool:  # cv2 releases the GIL while decoding
         images = list(
             pool.map(
-                lambda ir: _decode_row(csv_path.parent, csv_path, ir[0] + 2, ir[1]["path"], size),
+                lambda ir: _decode_row(csv_path.parent, csv_path, ir[0] + 2, ir[1]["path"], shape),
                 enumerate(rows),
             )
         )
@@ -89,9 +102,9 @@ class IrisPairsDataset(Dataset):
         self.augment = augment  # training-time degradations (JPEG, blur, resize, noise), applied per item
 
     @classmethod
-    def from_csv(cls, csv_path: str | Path, size: int = PAIR_SIZE) -> IrisPairsDataset:
+    def from_csv(cls, csv_path: str | Path, shape: tuple[int, int] | None = None) -> IrisPairsDataset:
         groups = [(r.get("generator") or "").strip() for r in read_pairs_csv(csv_path)]
-        return cls(*load_pairs(csv_path, size), groups=groups)
+        return cls(*load_pairs(csv_path, shape), groups=groups)
 
     def subset(self, indices: torch.Tensor) -> IrisPairsDataset:
         keep = indices.tolist()
@@ -220,12 +233,14 @@ class IrisPairsDataModule(L.LightningDataModule):
         balance_classes: bool = False,
         balance_groups: bool = False,
         size: int = PAIR_SIZE,
+        width: int | None = None,
         device_resident: bool | str = False,
     ) -> None:
         super().__init__()
         if batch_size < 1:
             raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
         self.save_hyperparameters()
+        self.shape = pair_shape(size, width)
         self._check_source()
         self.fakes_per_real = parse_ratio(train_fake_to_real)
         degrade = degrade or {}
@@ -286,9 +301,9 @@ class IrisPairsDataModule(L.LightningDataModule):
             return
         csvs = self._csvs()
         if self.train_set is None:
-            pool = IrisPairsDataset.from_csv(csvs["fit"], self.hparams.size)
+            pool = IrisPairsDataset.from_csv(csvs["fit"], self.shape)
             if csvs["val"] is not None:
-                self.train_set, self.val_set = pool, IrisPairsDataset.from_csv(csvs["val"], self.hparams.size)
+                self.train_set, self.val_set = pool, IrisPairsDataset.from_csv(csvs["val"], self.shape)
                 train_idx = torch.arange(len(pool))
             else:
                 train_idx, val_idx = stratified_split(
@@ -311,7 +326,7 @@ class IrisPairsDataModule(L.LightningDataModule):
             )
         if stage in (None, "test") and self.test_set is None:
             self.test_set = (
-                IrisPairsDataset.from_csv(csvs["test"], self.hparams.size) if csvs["test"] else self.val_set
+                IrisPairsDataset.from_csv(csvs["test"], self.shape) if csvs["test"] else self.val_set
             )
 
     @staticmethod

@@ -1,9 +1,11 @@
 """The iris-pairs format on disk, shared by the extractor, the synthetic generator and the loader.
 
-A folder holds 96x96 RGB images and a CSV with at least ``path,label`` (label 1 = GAN-generated,
+A folder holds RGB pair images (96x96 unless ``pair.size`` / ``pair.width`` say otherwise) and a CSV with at least ``path,label`` (label 1 = GAN-generated,
 0 = real), paths relative to the CSV's folder. Extra columns (``source``, ``cues``...) are kept.
 A pair is the image-left iris (the subject's right eye, dlib landmarks 36-41) and the image-right
-iris side by side, each a square crop, the two joined and resized to ``size`` x ``size``.
+iris side by side, each a square crop, the two joined and resized to ``size`` high and ``width`` wide. The
+paper's square pair (``width`` = ``size``) squeezes each eye to half its width; ``width`` = 2 x ``size`` keeps
+each eye's shape.
 """
 
 from __future__ import annotations
@@ -24,16 +26,35 @@ os.umask(_UMASK)
 REQUIRED_COLUMNS = ("path", "label")
 
 
-def join_pair(left: np.ndarray, right: np.ndarray, size: int = PAIR_SIZE) -> np.ndarray:
-    """Join two square-ish RGB iris crops (HxWx3 uint8) into one ``size`` x ``size`` pair image."""
+def join_pair(
+    left: np.ndarray, right: np.ndarray, size: int = PAIR_SIZE, width: int | None = None
+) -> np.ndarray:
+    """Join two square-ish RGB iris crops (HxWx3 uint8) into one pair image, ``size`` high and ``width`` wide
+    (``None``: ``size``, the square pair)."""
     if left.ndim != 3 or right.ndim != 3 or left.shape[2] != 3 or right.shape[2] != 3:
         raise ValueError(f"iris crops must be HxWx3, got {left.shape} and {right.shape}")
+    width = resolve_pair_width(size, width)
     halves = []
     for crop in (left, right):
         interp = cv2.INTER_AREA if min(crop.shape[:2]) >= size else cv2.INTER_LINEAR
         halves.append(cv2.resize(crop, (size, size), interpolation=interp))
     joined = np.concatenate(halves, axis=1)  # size x 2*size
-    return cv2.resize(joined, (size, size), interpolation=cv2.INTER_AREA)
+    if width == 2 * size:
+        return joined
+    return cv2.resize(joined, (width, size), interpolation=cv2.INTER_AREA)
+
+
+def resolve_pair_width(size: int, width: int | None = None) -> int:
+    """The pair's width in pixels: ``width``, or ``size`` (the square pair) when it is ``None``; it must be even
+    (each eye gets half) and no wider than the two eyes at ``size`` pixels each."""
+    size = int(size)
+    width = size if width is None else int(width)
+    if size < 8 or width < 8 or width % 2 or width > 2 * size:
+        raise ValueError(
+            f"pair size {size} x width {width}: need size >= 8 and an even width from 8 to 2 x size "
+            "(each eye is one half)"
+        )
+    return width
 
 
 def write_image_atomic(path: str | Path, rgb: np.ndarray) -> None:

@@ -23,7 +23,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from irisgan.data.pairs_format import join_pair
+from irisgan.data.pairs_format import join_pair, resolve_pair_width
 from irisgan.extraction.faces import (
     LEFT_EYE,
     RIGHT_EYE,
@@ -265,6 +265,7 @@ class IrisPairExtractor(L.LightningModule):
         locator: object,
         pair_size: int = 96,
         iris_margin: float = 0.1,
+        pair_width: int | None = None,
         min_iris_size: float = 6.0,
         iris_quality: IrisQualityRule | None = None,
     ):
@@ -272,6 +273,7 @@ class IrisPairExtractor(L.LightningModule):
         self.locator = locator
         self.iris_quality = iris_quality
         self.pair_size = int(pair_size)
+        self.pair_width = resolve_pair_width(pair_size, pair_width)
         self.iris_margin = float(iris_margin)
         self.min_iris_size = float(min_iris_size)
 
@@ -334,7 +336,7 @@ class IrisPairExtractor(L.LightningModule):
         if smallest < self.min_iris_size:
             result.fail("iris_too_small", f"iris diameter {smallest:.1f} px < {self.min_iris_size}")
             return
-        result.pair_image = join_pair(iris_crops[0], iris_crops[1], self.pair_size)
+        result.pair_image = join_pair(iris_crops[0], iris_crops[1], self.pair_size, self.pair_width)
 
 
 def build_landmarker(face: DictConfig) -> FaceLandmarker:
@@ -371,6 +373,7 @@ def build_pair_extractor(cfg: DictConfig) -> IrisPairExtractor:
     return IrisPairExtractor(
         locator=instantiate(cfg.locator),
         pair_size=cfg.pair.size,
+        pair_width=cfg.pair.get("width"),
         iris_margin=cfg.pair.iris_margin,
         min_iris_size=cfg.iris.min_size,
         iris_quality=IrisQualityRule(**cfg.iris.quality) if cfg.iris.get("quality") else None,

@@ -18,6 +18,7 @@ import torch
 from hydra.utils import get_class, instantiate
 
 from irisgan.checkpoints import CLASSIFIER, stamp_kind, upgrade_targets
+from irisgan.data.pairs_format import resolve_pair_width
 from irisgan.models.ran import NetEnsemble, RANConfig, ResidualAttentionNet
 from irisgan.runtime import resolve_auto
 from irisgan.training.metrics import THRESHOLD_METHODS, curve_metrics, curve_report, scalar_metrics
@@ -58,6 +59,8 @@ class RANClassifier(L.LightningModule):
         pair_margin: the margin around each iris box its pairs were cut with (the extractor's
             ``pair.iris_margin``). It travels with the weights: ``predict`` and ``evaluate`` cut a photo's pair
             alike.
+        pair_size, pair_width: the pair shape the network was trained on (height and width in pixels; width
+            ``None`` is the square pair). They travel with the weights like ``pair_margin``.
         members: how many RANs ``net`` holds; more than one is an ensemble built from trained runs by
             ``python -m irisgan.ensemble`` (the mean of their logits).
     """
@@ -77,6 +80,8 @@ class RANClassifier(L.LightningModule):
         members: int = 1,
         colour: str = "rgb",
         pair_margin: float = 0.1,
+        pair_size: int = 96,
+        pair_width: int | None = None,
     ) -> None:
         super().__init__()
         if threshold_method not in THRESHOLD_METHODS:
@@ -89,6 +94,7 @@ class RANClassifier(L.LightningModule):
             raise ValueError(
                 f"model.pair_margin must be in [0, 2] (a share of the iris size), got {pair_margin}"
             )
+        resolve_pair_width(pair_size, pair_width)  # a clear error for a shape no extractor can cut
         self.save_hyperparameters()
         config = RANConfig(**(net or {}))
         # members > 1: an ensemble of trained runs (irisgan.ensemble builds it); trained as one network never.
