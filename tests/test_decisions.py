@@ -249,7 +249,10 @@ def test_the_pair_margin_and_shape_travel_with_the_detector(tmp_path, caplog):
     shape = ["pair.size=64", "pair.width=128"]
     assert pair_overrides(loaded, ["locator=hough"]) == ["locator=hough", "pair.iris_margin=0.6", *shape]
     with caplog.at_level("WARNING"):
-        assert pair_overrides(loaded, ["pair.iris_margin=0.1"]) == ["pair.iris_margin=0.1", *shape]  # the user's
+        assert pair_overrides(loaded, ["pair.iris_margin=0.1"]) == [
+            "pair.iris_margin=0.1",
+            *shape,
+        ]  # the user's
     assert "trained on pairs cut with pair.iris_margin=0.6" in caplog.text
     with pytest.raises(ValueError, match="pair.width=128"):
         pair_overrides(loaded, ["pair.width=96"])  # the network scores no other shape

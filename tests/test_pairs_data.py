@@ -165,7 +165,9 @@ def test_wide_pairs_keep_each_eye_square_and_load_at_their_shape(tmp_path):
         cv2.imwrite(str(tmp_path / f"{i}.png"), pair)
         rows.append({"path": f"{i}.png", "label": i % 2})
     write_pairs_csv(tmp_path / "pairs.csv", rows)
-    dm = IrisPairsDataModule(csv=str(tmp_path / "pairs.csv"), size=64, width=128, batch_size=2, val_fraction=0.5)
+    dm = IrisPairsDataModule(
+        csv=str(tmp_path / "pairs.csv"), size=64, width=128, batch_size=2, val_fraction=0.5
+    )
     dm.setup("fit")
     assert tuple(dm.train_set.images.shape[1:]) == (3, 64, 128)
     with pytest.raises(ValueError, match="expected 96x96 iris pairs"):
