@@ -223,8 +223,16 @@ def test_every_study_variant_composes_and_says_what_the_network_sees():
                 cfg = compose("train", overrides=overrides)
                 expected = variant if variant in ("luminance", "relative") else "rgb"
                 assert cfg.model.colour == expected, variant
-                margin = {"context": 0.6, "context_mixstyle": 0.6, "wide": 1.0, "mid": 0.3}.get(variant, 0.1)
-                assert cfg.data.iris_margin == margin, variant
+                margins = {
+                    "context": 0.6,
+                    "context_mixstyle": 0.6,
+                    "wide": 1.0,
+                    "mid": 0.3,
+                    "undistorted": 0.6,
+                }
+                assert cfg.data.iris_margin == margins.get(variant, 0.1), variant
+                shape = (64, 128) if variant == "undistorted" else (96, None)
+                assert (cfg.model.pair_size, cfg.model.pair_width) == shape, variant
                 assert cg.baseline(variant) in cg.VARIANTS, variant
         shipped = compose("train", overrides=["experiment=faces", "stage=ran"])
         assert shipped.model.colour == "rgb"  # the held-out real sources did better with colour
