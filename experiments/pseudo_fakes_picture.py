@@ -28,6 +28,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/img/pseudo_fakes.jpg"))
     parser.add_argument("--n", type=int, default=8, help="pairs per row")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--iris-margin", type=float, default=0.1, help="the margin the pairs were cut with (pair.iris_margin)"
+    )
     args = parser.parse_args()
     images, labels, _ = load_pairs(args.pairs_csv)
     real = images[labels == 0]
@@ -35,7 +38,9 @@ def main() -> None:
     real = real[torch.randperm(len(real), generator=g)[: args.n]].float() / 255.0
     rows = [("real", real)]
     for kind in PSEUDO_FAKE_KINDS:
-        fakes, _, _ = PseudoFakes(rate=1.0, kinds=(kind,))(real, torch.zeros(len(real)), g)
+        fakes, _, _ = PseudoFakes(rate=1.0, kinds=(kind,), iris_margin=args.iris_margin)(
+            real, torch.zeros(len(real)), g
+        )
         rows.append((kind, fakes))
     rows.append(("augmented", PairAugment(p=1.0)(real, g)))
     scale, label_width = 2, 130

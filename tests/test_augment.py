@@ -89,6 +89,27 @@ def test_each_pseudo_fake_kind_changes_one_eye_of_real_pairs_only(kind):
     assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
 
 
+@pytest.mark.parametrize("kind", ["highlight", "iris_swap", "colour", "seam"])
+def test_pseudo_fakes_land_on_the_iris_of_a_wide_crop(kind):
+    """A crop 2.2 iris diameters wide (iris_margin 0.6) holds a smaller iris: the planted change stays on it
+    (within 0.55 of the half's centre in normalised coordinates, the iris reaching 0.45), not on the lids."""
+    x = _pairs(12)
+    labels = torch.zeros(12)
+    out, _, _ = PseudoFakes(rate=1.0, kinds=(kind,), iris_margin=0.6)(
+        x, labels, torch.Generator().manual_seed(0)
+    )
+    h, w = x.shape[-2:]
+    v = torch.linspace(-1, 1, h).view(h, 1)
+    u = torch.linspace(-1, 1, w // 2).view(1, w // 2)
+    outside = (u**2 + v**2).sqrt() > 0.55
+    diff = (out - x).abs().amax(dim=1)  # (N, H, W)
+    for half in (diff[..., : w // 2], diff[..., w // 2 :]):
+        assert float(half[:, outside].max()) < 0.02, kind
+    assert float(diff.max()) > 0.02, kind
+    with pytest.raises(ValueError, match="iris_margin"):
+        PseudoFakes(iris_margin=-0.1)
+
+
 def test_pseudo_fake_rate_and_arguments():
     x, labels = _pairs(200), torch.zeros(200)
     _, new_labels, changed = PseudoFakes(rate=0.3)(x, labels, torch.Generator().manual_seed(0))

@@ -189,5 +189,7 @@ def test_the_crop_margin_is_set_once_and_reaches_the_model(tmp_path):
     csv.write_text("path,label\n")
     dm = FaceFoldersDataModule(csv=str(csv), iris_margin=0.6)
     assert dm.extract_overrides[-2:] == ["pair.iris_margin=0.6", "pair.size=96"]
+    pseudo = FaceFoldersDataModule(csv=str(csv), iris_margin=0.6, pseudo_fakes={"rate": 0.3}).pseudo_fakes
+    assert pseudo.iris_margin == 0.6  # planted on the iris at the crop's scale
     with pytest.raises(ValueError, match="data.iris_margin only"):
         FaceFoldersDataModule(csv=str(csv), iris_margin=0.6, extract_overrides=["pair.iris_margin=0.3"])

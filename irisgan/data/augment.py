@@ -208,14 +208,21 @@ class PseudoFakes:
     Args:
         rate: fraction of the real pairs of each batch that become pseudo-fakes.
         kinds: which inconsistencies to plant (one per pseudo-fake, drawn uniformly).
+        iris_margin: the margin the pairs' crops were cut with (``pair.iris_margin``): the wider the crop, the
+            smaller the iris in it, and every planted change shrinks with it so that it lands on the iris.
     """
 
     rate: float = 0.3
     kinds: tuple[str, ...] = PSEUDO_FAKE_KINDS
+    iris_margin: float = 0.1
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.rate <= 1.0:
             raise ValueError(f"pseudo-fake rate must be in [0, 1], got {self.rate}")
+        if not 0.0 <= self.iris_margin <= 2.0:
+            raise ValueError(f"pseudo-fake iris_margin must be in [0, 2], got {self.iris_margin}")
+        # The planters' sizes are for the iris-only crop (margin 0.1, the iris spans 1 / 1.2 of the half).
+        self.scale = 1.2 / (1.0 + 2.0 * self.iris_margin)
         unknown = set(self.kinds) - set(PSEUDO_FAKE_KINDS)
         if unknown or not self.kinds:
             raise ValueError(f"unknown pseudo-fake kinds {sorted(unknown)}; valid: {list(PSEUDO_FAKE_KINDS)}")
@@ -266,9 +273,9 @@ class PseudoFakes:
         n, u, v = self._geometry(xs)
         dev = xs.device
         angle = _uniform(n, 0, 2 * math.pi, dev, gen)
-        dist = _uniform(n, 0.0, 0.6, dev, gen) * IRIS_AXIS * 2
+        dist = _uniform(n, 0.0, 0.6, dev, gen) * IRIS_AXIS * 2 * self.scale
         cx, cy = dist * torch.cos(angle), dist * torch.sin(angle)
-        rx = _uniform(n, 0.05, 0.16, dev, gen)
+        rx = _uniform(n, 0.05, 0.16, dev, gen) * self.scale
         ry = rx * _uniform(n, 0.6, 1.8, dev, gen)
         mask = _soft_ellipse(u, v, cx, cy, rx, ry, softness=0.25) * _uniform(n, 0.6, 1.0, dev, gen)
         white = torch.ones_like(xs[..., : xs.shape[-1] // 2])
@@ -279,8 +286,8 @@ class PseudoFakes:
         xs = x[sel]
         n, u, v = self._geometry(xs)
         dev = xs.device
-        r0 = _uniform(n, 0.12, 0.28, dev, gen)
-        cx, cy = _uniform(n, -0.12, 0.12, dev, gen), _uniform(n, -0.12, 0.12, dev, gen)
+        r0 = _uniform(n, 0.12, 0.28, dev, gen) * self.scale
+        cx, cy = (_uniform(n, -0.12, 0.12, dev, gen) * self.scale for _ in range(2))
         theta = torch.atan2(v - cy, u - cx)
         wobble = torch.zeros_like(theta)
         for harmonic in (2, 3, 5):
@@ -289,7 +296,7 @@ class PseudoFakes:
             wobble = wobble + amp * torch.cos(harmonic * theta + phase)
         radius = r0 * (1 + wobble)
         d = ((u - cx) ** 2 + ((v - cy) * 0.5) ** 2).sqrt()  # the half is squeezed 2:1 horizontally
-        mask = torch.sigmoid((radius * 0.5 - d) / 0.02)
+        mask = torch.sigmoid((radius * 0.5 - d) / (0.02 * self.scale))
         dark = torch.full_like(xs[..., : xs.shape[-1] // 2], 0.03)
         return self._blend(xs, eye, dark, mask * _uniform(n, 0.7, 1.0, dev, gen))
 
@@ -310,7 +317,7 @@ class PseudoFakes:
             target.mean(dim=(1, 2, 3), keepdim=True)
             / donor_half.mean(dim=(1, 2, 3), keepdim=True).clamp_min(1e-3)
         )
-        r = _uniform(n, 0.75, 0.95, dev, gen) * IRIS_AXIS * 2
+        r = _uniform(n, 0.75, 0.95, dev, gen) * IRIS_AXIS * 2 * self.scale
         mask = _soft_ellipse(u, v, 0.0, 0.0, r, r, softness=0.12)
         return self._blend(xs, eye, donor_half, mask)
 
@@ -325,7 +332,7 @@ class PseudoFakes:
         sign = torch.randint(2, (n, 3, 1, 1), device=dev, generator=gen).float() * 2 - 1
         gains = 1 + sign * _uniform(n * 3, 0.12, 0.35, dev, gen).view(n, 3, 1, 1)
         recoloured = (part * gains).clamp(0, 1)
-        r = _uniform(n, 0.7, 0.95, dev, gen) * IRIS_AXIS * 2
+        r = _uniform(n, 0.7, 0.95, dev, gen) * IRIS_AXIS * 2 * self.scale
         mask = _soft_ellipse(u, v, 0.0, 0.0, r, r, softness=0.12)
         return self._blend(xs, eye, recoloured, mask)
 
@@ -336,9 +343,9 @@ class PseudoFakes:
         dev = xs.device
         half = xs.shape[-1] // 2
         part = xs[..., eye * half : (eye + 1) * half]
-        r = _uniform(n, 0.7, 1.0, dev, gen) * IRIS_AXIS * 2
+        r = _uniform(n, 0.7, 1.0, dev, gen) * IRIS_AXIS * 2 * self.scale
         d = (u**2 + v**2).sqrt()
-        ring = torch.exp(-(((d - r) / 0.035) ** 2))
+        ring = torch.exp(-(((d - r) / (0.035 * self.scale)) ** 2))
         shade = _uniform(n, -0.2, 0.2, dev, gen)
         # Smear: the iris replaced by a blurred copy of itself inside the ring.
         blurred = F.avg_pool2d(part, kernel_size=5, stride=1, padding=2, count_include_pad=False)

@@ -173,6 +173,9 @@ class FaceFoldersDataModule(IrisPairsDataModule):
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"data.{name} must be in [0, 1), got {value}")
         pairs_kwargs.pop("synthetic", None)
+        if pairs_kwargs.get("pseudo_fakes") and iris_margin is not None:
+            # the pseudo-fakes are planted on the iris, whose size in the crop the margin sets
+            pairs_kwargs["pseudo_fakes"] = {**pairs_kwargs["pseudo_fakes"], "iris_margin": float(iris_margin)}
         super().__init__(csv=csv, synthetic=None, **pairs_kwargs)
         self.face_root = Path(root).expanduser() if root is not None else None
         self.face_csv = Path(csv).expanduser() if csv is not None else None
