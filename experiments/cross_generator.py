@@ -138,6 +138,8 @@ VARIANTS = {
         "data.iris_margin=0.6",
         *NO_COLOUR,
     ],
+    # context with the paper-size RAN (model=ran: stage widths 64/128/256, about 4x the quick one's compute)
+    "context_ran": ["model=ran", "data.pseudo_fakes.rate=0", "data.iris_margin=0.6", *NO_COLOUR],
     # context, each eye kept square: pairs 64 high and 128 wide (data.size / data.width) instead of the paper's
     # 96 x 96, which squeezes each eye to half its width; as many pixels a pair, so as fast to train
     "undistorted": [
@@ -156,6 +158,7 @@ BASELINES = {
     "mid": "context",
     "undistorted": "context",
     "context_pseudo": "context",
+    "context_ran": "context",
 }
 
 
