@@ -231,6 +231,7 @@ def test_every_study_variant_composes_and_says_what_the_network_sees():
                     "undistorted": 0.6,
                     "context_pseudo": 0.6,
                     "context_ran": 0.6,
+                    "context_tiny": 0.6,
                 }
                 assert cfg.data.iris_margin == margins.get(variant, 0.1), variant
                 shape = (64, 128) if variant == "undistorted" else (96, None)
