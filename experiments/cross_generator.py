@@ -150,7 +150,7 @@ VARIANTS = {
         *NO_COLOUR,
     ],
     # context, each eye kept square: pairs 64 high and 128 wide (data.size / data.width) instead of the paper's
-    # 96 x 96, which squeezes each eye to half its width; as many pixels a pair, so as fast to train
+    # 96 x 96, which squeezes each eye to half its width; 89% of the pixels a pair, so about as fast to train
     "undistorted": [
         "data.pseudo_fakes.rate=0",
         "data.iris_margin=0.6",
