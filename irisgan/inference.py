@@ -12,7 +12,7 @@ import torch
 
 from irisgan.checkpoints import CLASSIFIER, CheckpointError, load_checkpoint, stamp_kind
 from irisgan.config import override_value
-from irisgan.data.pairs_format import resolve_pair_width
+from irisgan.data.pairs_format import pair_shape
 from irisgan.training.classifier import RANClassifier
 
 log = logging.getLogger(__name__)
@@ -106,8 +106,10 @@ def stored_pair_margin(model: RANClassifier, requested: float | str | None = Non
 def stored_pair_shape(model: RANClassifier) -> tuple[int, int]:
     """(height, width) of the pairs ``model`` was trained on: square 96 x 96 for runs saved before the shape
     was recorded."""
-    size = int(model.hparams.get("pair_size", INFERENCE_HPARAMS["pair_size"]))
-    return size, resolve_pair_width(size, model.hparams.get("pair_width", INFERENCE_HPARAMS["pair_width"]))
+    return pair_shape(
+        model.hparams.get("pair_size", INFERENCE_HPARAMS["pair_size"]),
+        model.hparams.get("pair_width", INFERENCE_HPARAMS["pair_width"]),
+    )
 
 
 def check_pair_shape(

@@ -116,15 +116,11 @@ class Predictor:
 
     def _attention(self, n: int) -> list[np.ndarray]:
         """Per attention module: the soft mask averaged over channels, upsampled to the pair's size."""
-        maps = []
+        maps, shape = [], stored_pair_shape(self.model)
         for module in self.model.net.attention_modules():
             m = module.last_mask.float().mean(dim=1, keepdim=True)
             maps.append(
-                F.interpolate(m, size=stored_pair_shape(self.model), mode="bilinear", align_corners=False)[
-                    :n, 0
-                ]
-                .cpu()
-                .numpy()
+                F.interpolate(m, size=shape, mode="bilinear", align_corners=False)[:n, 0].cpu().numpy()
             )
         return maps
 

@@ -212,10 +212,9 @@ class FaceFoldersDataModule(IrisPairsDataModule):
         for key in _NOT_IN_KEY:
             settings.pop(key, None)
         settings.pop("hydra", None)
+        # the square pair: caches cut before pair.width existed keep their key
         if settings["pair"].get("width") in (None, settings["pair"]["size"]):
-            settings["pair"].pop(
-                "width", None
-            )  # the square pair: caches cut before pair.width keep their key
+            settings["pair"].pop("width", None)
         key = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
         return cfg, self.cache_root / key
 

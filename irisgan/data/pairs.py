@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from irisgan.data.augment import PairAugment, PseudoFakes
 from irisgan.data.degrade import RandomDegradation
 from irisgan.data.device_batches import DeviceBatches
-from irisgan.data.pairs_format import PAIR_SIZE, read_pairs_csv, resolve_pair_width
+from irisgan.data.pairs_format import PAIR_SIZE, pair_shape, read_pairs_csv
 from irisgan.runtime import resolve_auto
 
 log = logging.getLogger(__name__)
@@ -46,11 +46,6 @@ def _decode_row(
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def pair_shape(size: int = PAIR_SIZE, width: int | None = None) -> tuple[int, int]:
-    """(height, width) of the pairs: ``size`` high, ``width`` wide (``None``: square)."""
-    return int(size), resolve_pair_width(size, width)
-
-
 def load_pairs(
     csv_path: str | Path, shape: tuple[int, int] | None = None, threads: int = 4
 ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
@@ -61,14 +56,13 @@ def load_pairs(
     rows = read_pairs_csv(csv_path)
     if not rows:
         raise ValueError(f"{csv_path}: the pairs CSV lists no pairs")
-    if shape is None:
-        first = _decode_row(csv_path.parent, csv_path, 2, rows[0]["path"], None)
-        shape = first.shape[:2]
+    first = _decode_row(csv_path.parent, csv_path, 2, rows[0]["path"], shape)
+    shape = first.shape[:2]
     with ThreadPoolExecutor(max_workers=threads) as pool:  # cv2 releases the GIL while decoding
-        images = list(
+        images = [first] + list(
             pool.map(
                 lambda ir: _decode_row(csv_path.parent, csv_path, ir[0] + 2, ir[1]["path"], shape),
-                enumerate(rows),
+                enumerate(rows[1:], start=1),
             )
         )
     array = np.stack(images).transpose(0, 3, 1, 2)

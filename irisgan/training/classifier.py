@@ -18,7 +18,7 @@ import torch
 from hydra.utils import get_class, instantiate
 
 from irisgan.checkpoints import CLASSIFIER, stamp_kind, upgrade_targets
-from irisgan.data.pairs_format import resolve_pair_width
+from irisgan.data.pairs_format import pair_shape
 from irisgan.models.ran import NetEnsemble, RANConfig, ResidualAttentionNet
 from irisgan.runtime import resolve_auto
 from irisgan.training.metrics import THRESHOLD_METHODS, curve_metrics, curve_report, scalar_metrics
@@ -94,7 +94,7 @@ class RANClassifier(L.LightningModule):
             raise ValueError(
                 f"model.pair_margin must be in [0, 2] (a share of the iris size), got {pair_margin}"
             )
-        resolve_pair_width(pair_size, pair_width)  # a clear error for a shape no extractor can cut
+        pair_shape(pair_size, pair_width)  # a clear error for a shape no extractor can cut
         self.save_hyperparameters()
         config = RANConfig(**(net or {}))
         # members > 1: an ensemble of trained runs (irisgan.ensemble builds it); trained as one network never.
