@@ -93,7 +93,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 log.warning(
                     "training was interrupted; resume with ckpt_path=%s", output_dir / "checkpoints/last.ckpt"
                 )
-        ckpt = trainer.checkpoint_callback
+        # the checkpoint that follows the monitored metric (the other one is last.ckpt)
+        ckpt = next((c for c in trainer.checkpoint_callbacks if c.monitor), None)
         best = ckpt.best_model_path if ckpt is not None and ckpt.best_model_path else None
         if cfg.train and not trainer.interrupted:
             trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False)

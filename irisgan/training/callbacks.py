@@ -3,7 +3,8 @@
 ``ClassifierReport`` writes the PNG figures (ROC, PR, metric-vs-threshold, confusion, loss curves) and,
 when a ``WandbLogger`` is attached, logs the same curves, the confusion matrix and a table of sample pairs
 with their scores to W&B. ``PairsThroughput`` measures training pairs per second. ``ProgressBar`` is
-Lightning's bar, redrawn at most twice a second.
+Lightning's bar, redrawn at most twice a second. ``TailWeightAverage`` validates, checkpoints and so ships the
+mean of the weights from a chosen epoch on (stochastic weight averaging).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Any
 
 import lightning as L
 import numpy as np
-from lightning.pytorch.callbacks import TQDMProgressBar
+from lightning.pytorch.callbacks import TQDMProgressBar, WeightAveraging
+from lightning.pytorch.trainer.states import TrainerFn
 
 from irisgan import plots
 
@@ -190,3 +192,79 @@ class ProgressBar(TQDMProgressBar):
 
 
 __all__ = ["ClassifierReport", "PairsThroughput", "ProgressBar"]
+
+
+class TailWeightAverage(WeightAveraging):
+    """The mean of the weights over every optimizer step from epoch ``start_epoch`` (0-based) on: stochastic
+    weight averaging (Izmailov et al. 2018), which finds flatter minima and holds up better on unseen domains
+    (Cha et al. 2021, SWAD). ``start_epoch=None`` turns it off.
+
+    Built on Lightning's ``WeightAveraging``: validation, early stopping and the checkpoints' ``state_dict`` see
+    the average, so ``best.ckpt``, ``export=`` and ``ensemble`` ship it unchanged. Three things differ:
+    - before ``start_epoch`` the average follows the current weights, so the first epochs validate the network
+      as trained instead of an average that still holds the random start;
+    - the average goes back after the module's ``on_validation_epoch_end`` (Lightning runs callbacks first),
+      so the threshold chosen there on the averaged network's scores is the one its checkpoint carries;
+    - ``validate``/``test`` after ``fit`` load the averaged ``state_dict`` as it is (Lightning's callback would
+      reload the last trained weights into the module when its average is still in memory).
+    """
+
+    def __init__(
+        self, start_epoch: int | None = None, keep_buffers: tuple[str, ...] = ("threshold",)
+    ) -> None:
+        super().__init__()  # equal weights for every update: SWA
+        if start_epoch is not None and (
+            isinstance(start_epoch, bool) or int(start_epoch) != start_epoch or start_epoch < 0
+        ):
+            raise ValueError(
+                f"callbacks.weight_average.start_epoch must be null or an epoch >= 0, not {start_epoch!r}"
+            )
+        self.start_epoch = None if start_epoch is None else int(start_epoch)
+        # buffers a validation writes (the decision threshold): copied to the trained weights too, so that the
+        # next average does not blend the new value with an old one
+        self.keep_buffers = tuple(keep_buffers)
+
+    def _fitting(self, trainer: L.Trainer) -> bool:
+        return self._average_model is not None and trainer.state.fn == TrainerFn.FITTING
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self.start_epoch is not None:
+            super().setup(trainer, pl_module, stage)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self._average_model is None:
+            return
+        epoch = trainer.current_epoch
+        if epoch < self.start_epoch or (epoch == self.start_epoch and batch_idx == 0):
+            self._average_model.n_averaged.zero_()  # this update copies the current weights
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        pass  # updates per step only
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._average_model is not None:
+            super().on_train_end(trainer, pl_module)
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._fitting(trainer):
+            super().on_validation_epoch_start(trainer, pl_module)  # the average in, the trained weights aside
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        pass  # the swap back waits for on_validation_end, after the module has chosen its threshold
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self._fitting(trainer):
+            return
+        # the parent's epoch-end hook swaps back; ModelCheckpoint (always last) then saves the average
+        super().on_validation_epoch_end(trainer, pl_module)
+        for name in self.keep_buffers:
+            pl_module.get_buffer(name).copy_(self._average_model.module.get_buffer(name))
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        if self._average_model is not None:
+            super().on_save_checkpoint(trainer, pl_module, checkpoint)
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        if self._fitting(trainer):  # resuming: the trained weights and the average, each where it was
+            super().on_load_checkpoint(trainer, pl_module, checkpoint)
