@@ -60,6 +60,8 @@ def test_off_by_default_and_bad_epochs_are_refused():
     for bad in (-1, 1.5, True):
         with pytest.raises(ValueError, match="start_epoch"):
             TailWeightAverage(bad)
+    with pytest.raises(ValueError, match="start_epoch=3 is not before the last epoch"):
+        _fit(start_epoch=3, epochs=3)
 
 
 def test_a_classifier_run_ships_the_average_with_its_own_threshold(tmp_path):

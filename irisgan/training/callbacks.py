@@ -228,8 +228,14 @@ class TailWeightAverage(WeightAveraging):
         return self._average_model is not None and trainer.state.fn == TrainerFn.FITTING
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if self.start_epoch is not None:
-            super().setup(trainer, pl_module, stage)
+        if self.start_epoch is None:
+            return
+        if stage == "fit" and trainer.max_epochs is not None and 0 < trainer.max_epochs <= self.start_epoch:
+            raise ValueError(
+                f"callbacks.weight_average.start_epoch={self.start_epoch} is not before the last epoch "
+                f"(trainer.max_epochs={trainer.max_epochs}): nothing would be averaged"
+            )
+        super().setup(trainer, pl_module, stage)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self._average_model is None:
@@ -243,8 +249,14 @@ class TailWeightAverage(WeightAveraging):
         pass  # updates per step only
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._average_model is not None:
-            super().on_train_end(trainer, pl_module)
+        if self._average_model is None:
+            return
+        if trainer.current_epoch <= self.start_epoch:  # early stopping came first
+            log.warning(
+                "training stopped before epoch %d, where weight averaging starts: the weights are the trained ones",
+                self.start_epoch,
+            )
+        super().on_train_end(trainer, pl_module)
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._fitting(trainer):
