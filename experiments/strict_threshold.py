@@ -7,7 +7,8 @@ its best checkpoint scores its validation and test pairs. Three thresholds, all 
 pairs: the stored one (``gmean``), and the lowest that keeps every real source *seen in training* at or
 below 10% and 5% false positives. The table gives, at each, the worst false-positive rate of the real
 sources in the test set (for a real-source fold: the held-out source) and the share of the test set's
-generated photos called GAN (for a GAN fold: the held-out family). Results: ``results/strict_threshold.md``.
+generated photos called GAN (for a GAN fold: the held-out family). Results: ``results/strict_threshold.md``
+(``augment``) and ``results/strict_threshold_<variant>.md``.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def main() -> None:
         "# A stricter threshold on the held-out folds",
         "",
         f"Variant `{args.variant}`, bce_auc, balanced, seed 0; runs in `{shown}`. Command: "
-        "`python experiments/strict_threshold.py`.",
+        f"`python experiments/strict_threshold.py --variant {args.variant}`.",
         "",
         "| held out | threshold (chosen on validation) | value | worst real-source FPR in the test set | "
         "test GAN photos called GAN |",
@@ -73,7 +74,9 @@ def main() -> None:
             lines += fold_rows(folder, fold)
             print(lines[-1], flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "strict_threshold.md").write_text("\n".join(lines) + "\n")
+    # augment's table came first and keeps its name; every other variant gets a file of its own
+    name = "strict_threshold" if args.variant == "augment" else f"strict_threshold_{args.variant}"
+    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
