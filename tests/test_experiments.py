@@ -232,10 +232,13 @@ def test_every_study_variant_composes_and_says_what_the_network_sees():
                     "context_pseudo": 0.6,
                     "context_ran": 0.6,
                     "context_tiny": 0.6,
+                    "context_swa": 0.6,
                 }
                 assert cfg.data.iris_margin == margins.get(variant, 0.1), variant
                 shape = (64, 128) if variant == "undistorted" else (96, None)
                 assert (cfg.model.pair_size, cfg.model.pair_width) == shape, variant
                 assert cg.baseline(variant) in cg.VARIANTS, variant
+                swa = 4 if variant == "context_swa" else None
+                assert cfg.callbacks.weight_average.start_epoch == swa, variant
         shipped = compose("train", overrides=["experiment=faces", "stage=ran"])
         assert shipped.model.colour == "rgb"  # the held-out real sources did better with colour
