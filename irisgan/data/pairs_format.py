@@ -1,7 +1,8 @@
 """The iris-pairs format on disk, shared by the extractor, the synthetic generator and the loader.
 
 A folder holds RGB pair images (96x96 unless ``pair.size`` / ``pair.width`` say otherwise) and a CSV with
-at least ``path,label`` (label 1 = GAN-generated, 0 = real), paths relative to the CSV's folder. Extra columns (``source``, ``cues``...) are kept.
+at least ``path,label`` (label 1 = GAN-generated, 0 = real), paths relative to the CSV's folder. Extra
+columns (``source``, ``cues``...) are kept.
 A pair is the image-left iris (the subject's right eye, dlib landmarks 36-41) and the image-right
 iris side by side, each a square crop, the two joined and resized to ``size`` high and ``width`` wide. The
 paper's square pair (``width`` = ``size``) squeezes each eye to half its width; ``width`` = 2 x ``size`` keeps

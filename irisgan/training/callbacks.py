@@ -191,9 +191,6 @@ class ProgressBar(TQDMProgressBar):
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
 
-__all__ = ["ClassifierReport", "PairsThroughput", "ProgressBar"]
-
-
 class TailWeightAverage(WeightAveraging):
     """The mean of the weights over every optimizer step from epoch ``start_epoch`` (0-based) on: stochastic
     weight averaging (Izmailov et al. 2018), which finds flatter minima and holds up better on unseen domains
@@ -280,3 +277,6 @@ class TailWeightAverage(WeightAveraging):
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         if self._fitting(trainer):  # resuming: the trained weights and the average, each where it was
             super().on_load_checkpoint(trainer, pl_module, checkpoint)
+
+
+__all__ = ["ClassifierReport", "PairsThroughput", "ProgressBar", "TailWeightAverage"]
