@@ -394,8 +394,20 @@ def real_source_lines(measured: dict[tuple, dict], keys: list[tuple[str, str, st
     return lines
 
 
+def compared_pairs(keys: set[tuple[str, str, str]]) -> list[tuple[tuple, tuple]]:
+    """(A, B) to compare among the (variant, loss, ratio) keys that have runs: BCE+AUC against BCE for the same
+    variant and ratio (the paper's question), and each variant against its baseline with the same loss."""
+    pairs = []
+    for variant, loss, ratio in sorted(keys):
+        if loss == "bce_auc" and (variant, "bce", ratio) in keys:
+            pairs.append(((variant, "bce_auc", ratio), (variant, "bce", ratio)))
+        if variant != "augment" and (baseline(variant), loss, ratio) in keys:
+            pairs.append(((variant, loss, ratio), (baseline(variant), loss, ratio)))
+    return pairs
+
+
 def real_comparison_lines(measured: dict[tuple, dict]) -> list[str]:
-    """Paired differences on matched held-out-source runs (source and seed): each variant vs its baseline."""
+    """Paired differences on matched held-out-source runs (source and seed): the pairs of ``compared_pairs``."""
     lines = [
         "",
         "## Paired comparisons on the held-out real sources",
@@ -407,11 +419,7 @@ def real_comparison_lines(measured: dict[tuple, dict]) -> list[str]:
         "| A | B | matched runs | AUC vs GAN: A - B | 95% interval | A wins | FPR: A - B | 95% interval | A lower |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    variants = sorted({k[:3] for k in measured})
-    for a in variants:
-        b = (baseline(a[0]), *a[1:])
-        if a[0] == "augment" or b not in variants:
-            continue
+    for a, b in compared_pairs({k[:3] for k in measured}):
         matched = [
             (m, measured[(*b, *k[3:])])
             for k, m in measured.items()
@@ -500,13 +508,7 @@ def tta_and_ensemble_lines(runs: Path, rows: list[dict]) -> list[str]:
 def comparison_lines(rows: list[dict]) -> list[str]:
     """Paired differences on matched runs (family and seed): BCE+AUC vs BCE, and each variant vs its baseline."""
     auc = {(r["variant"], r["loss"], r["ratio"], r["seed"], r["family"]): r["test_auc"] for r in rows}
-    keys = {k[:3] for k in auc}
-    pairs = []
-    for variant, loss, ratio in sorted(keys):
-        if loss == "bce_auc" and (variant, "bce", ratio) in keys:
-            pairs.append(((variant, "bce_auc", ratio), (variant, "bce", ratio)))
-        if variant != "augment" and (baseline(variant), loss, ratio) in keys:
-            pairs.append(((variant, loss, ratio), (baseline(variant), loss, ratio)))
+    pairs = compared_pairs({k[:3] for k in auc})
     lines = [
         "",
         "## Paired comparisons",

@@ -192,14 +192,23 @@ def test_cross_generator_pairs_variants_on_the_held_out_real_sources(tmp_path):
                [0.1, 0.2, 0.4, 0.7, 0.9, 0.3])  # fmt: skip
     _fake_fold(runs, cg.run_name("wide", "bce_auc", "balanced", 0, "real-london"), photos,
                [0.1, 0.2, 0.3, 0.4, 0.9, 0.8])  # fmt: skip
-    for name in ("augment", "sharpen", "context", "wide"):
-        (runs / cg.run_name(name, "bce_auc", "balanced", 0, "real-london") / "band.json").write_text(
+    # the paper's question on the held-out sources too: context with plain BCE, every GAN photo above every real
+    _fake_fold(runs, cg.run_name("context", "bce", "balanced", 0, "real-london"), photos,
+               [0.1, 0.2, 0.3, 0.4, 0.9, 0.8])  # fmt: skip
+    banded = [(n, "bce_auc") for n in ("augment", "sharpen", "context", "wide")] + [("context", "bce")]
+    for name, loss in banded:
+        (runs / cg.run_name(name, loss, "balanced", 0, "real-london") / "band.json").write_text(
             json.dumps({"band": [0.15, 0.75]})
         )
     text = cg.aggregate(runs, tmp_path / "results", "study").read_text()
     assert "## Paired comparisons on the held-out real sources" in text
     assert "| wide, bce_auc, balanced | context, bce_auc, balanced | 1 | +0.250 |" in text
     assert "| wide, bce_auc, balanced | augment" not in text
+    # BCE+AUC minus BCE: AUC 0.75 - 1.0, FPR 0.25 - 0.0
+    assert (
+        "| context, bce_auc, balanced | context, bce, balanced | 1 | -0.250 | [-0.250, -0.250] | 0/1 | +0.250 "
+        "| [+0.250, +0.250] | 0/1 |"
+    ) in text
     row = next(
         line for line in text.splitlines() if line.startswith("| sharpen, bce_auc, balanced | augment")
     )
