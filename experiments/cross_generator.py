@@ -166,6 +166,9 @@ VARIANTS = {
         "callbacks.weight_average.start_epoch=4",
         *NO_COLOUR,
     ],
+    # context scored by the local-patch net (model=patch): every logit sees 33 px of the pair, the score is their
+    # mean, so a source's overall look of the eye (lighting, catch-light, eye colour) cannot be learnt
+    "context_patch": ["model=patch", "data.pseudo_fakes.rate=0", "data.iris_margin=0.6", *NO_COLOUR],
 }
 # The variant each one is compared with on matched runs: augment, but those built on the shipped context crop
 # are measured against context, so that the table gives what each step adds.
@@ -178,6 +181,7 @@ BASELINES = {
     "context_ran": "context",
     "context_tiny": "context",
     "context_swa": "context",
+    "context_patch": "context",
 }
 
 

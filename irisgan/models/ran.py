@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from irisgan.models.patch import PatchNet
+
 
 @dataclass
 class RANConfig:
@@ -242,6 +244,15 @@ class ResidualAttentionNet(nn.Module):
         return [m for m in self.modules() if isinstance(m, AttentionModule)]
 
 
+def build_net(config: RANConfig | dict | None = None) -> nn.Module:
+    """The network a ``model.net`` config describes: ``arch: patch`` the local-patch net (patch.py), else a RAN."""
+    if isinstance(config, dict) and config.get("arch", "ran") == "patch":
+        return PatchNet(config)
+    if isinstance(config, dict):
+        config = {k: v for k, v in config.items() if k != "arch" or v != "ran"}
+    return ResidualAttentionNet(config)
+
+
 class NetEnsemble(nn.Module):
     """Several RANs of one configuration scoring the same pair: the mean of their logits.
 
@@ -253,7 +264,7 @@ class NetEnsemble(nn.Module):
         super().__init__()
         if members < 2:
             raise ValueError(f"an ensemble needs 2 or more members, got {members}")
-        self.members = nn.ModuleList(ResidualAttentionNet(config) for _ in range(members))
+        self.members = nn.ModuleList(build_net(config) for _ in range(members))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.stack([m(x) for m in self.members]).mean(dim=0)

@@ -19,7 +19,7 @@ from hydra.utils import get_class, instantiate
 
 from irisgan.checkpoints import CLASSIFIER, stamp_kind, upgrade_targets
 from irisgan.data.pairs_format import pair_shape
-from irisgan.models.ran import NetEnsemble, RANConfig, ResidualAttentionNet
+from irisgan.models.ran import NetEnsemble, build_net
 from irisgan.runtime import resolve_auto
 from irisgan.training.metrics import THRESHOLD_METHODS, curve_metrics, curve_report, scalar_metrics
 from irisgan.training.optim import configure_optimization
@@ -96,9 +96,8 @@ class RANClassifier(L.LightningModule):
             )
         pair_shape(pair_size, pair_width)  # a clear error for a shape no extractor can cut
         self.save_hyperparameters()
-        config = RANConfig(**(net or {}))
         # members > 1: an ensemble of trained runs (irisgan.ensemble builds it); trained as one network never.
-        self.net = ResidualAttentionNet(config) if members == 1 else NetEnsemble(config, members)
+        self.net = build_net(dict(net or {})) if members == 1 else NetEnsemble(dict(net or {}), members)
         self.criterion = instantiate(upgrade_targets(loss)) if loss else None
         self.register_buffer("mean", torch.full((3,), 0.5))
         self.register_buffer("std", torch.full((3,), 0.25))
