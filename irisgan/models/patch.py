@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from irisgan.models.layers import StridedPointwise
+
 
 @dataclass
 class PatchConfig:
@@ -63,7 +65,7 @@ class BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(out_ch)
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False)
         self.shortcut = (
-            nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=False) if stride != 1 or in_ch != out_ch else None
+            StridedPointwise(in_ch, out_ch, stride) if stride != 1 or in_ch != out_ch else None
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from irisgan.models.layers import StridedPointwise
 from irisgan.models.patch import PatchNet
 
 
@@ -74,7 +75,7 @@ class PreActBottleneck(nn.Module):
         self.bn3 = nn.BatchNorm2d(mid)
         self.conv3 = nn.Conv2d(mid, out_ch, 1, bias=False)
         self.shortcut = (
-            nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=False) if stride != 1 or in_ch != out_ch else None
+            StridedPointwise(in_ch, out_ch, stride) if stride != 1 or in_ch != out_ch else None
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
