@@ -64,9 +64,7 @@ class BasicBlock(nn.Module):
         self.conv1 = nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(out_ch)
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False)
-        self.shortcut = (
-            StridedPointwise(in_ch, out_ch, stride) if stride != 1 or in_ch != out_ch else None
-        )
+        self.shortcut = StridedPointwise(in_ch, out_ch, stride) if stride != 1 or in_ch != out_ch else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.relu(self.bn1(x))

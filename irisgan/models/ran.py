@@ -74,9 +74,7 @@ class PreActBottleneck(nn.Module):
         self.conv2 = nn.Conv2d(mid, mid, 3, stride=stride, padding=1, bias=False)
         self.bn3 = nn.BatchNorm2d(mid)
         self.conv3 = nn.Conv2d(mid, out_ch, 1, bias=False)
-        self.shortcut = (
-            StridedPointwise(in_ch, out_ch, stride) if stride != 1 or in_ch != out_ch else None
-        )
+        self.shortcut = StridedPointwise(in_ch, out_ch, stride) if stride != 1 or in_ch != out_ch else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # In-place ReLUs on BatchNorm outputs: BN's backward needs its input, not its output, so this saves
