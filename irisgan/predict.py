@@ -6,7 +6,7 @@ stored threshold, or ``uncertain`` (with its reasons) when the score lies inside
 validation pairs, the ensemble's members disagree, or a grayscale photo would be called real
 (``irisgan.inference.DecisionRule``). A photo without a decision (unreadable, no face, no iris...) gets its
 status instead; every input gets one line in ``predictions.jsonl`` (or ``.csv``). ``explain=true`` writes a
-PNG per photo: the face with eye and iris boxes, the pair, the RAN's soft-mask attention over the pair, the
+PNG per photo: the face with eye and iris boxes, the pair, the RAN's soft-mask attention (the patch net's patch scores) over the pair, the
 score against the threshold and the band, the members' spread, and the decision.
 """
 
@@ -76,8 +76,7 @@ class Predictor:
         self.extractor = build_pair_extractor(cfg)
         self.extractor.locator.prepare(torch.device(self.device))
         if self.explain:
-            for module in self.model.net.attention_modules():
-                module.record_masks = True
+            self.model.net.record_maps()
 
     def __call__(self, photos: Sequence[PhotoInput | str | Path]) -> list[PhotoResult]:
         photos = [
@@ -112,17 +111,21 @@ class Predictor:
                     result.p_gan, result.member_spread, result.grayscale
                 )
                 if masks is not None:
-                    result.attention = [m[i] for m in masks]
+                    result.attention = [(title, m[i]) for title, m in masks]
 
-    def _attention(self, n: int) -> list[np.ndarray]:
-        """Per attention module: the soft mask averaged over channels, upsampled to the pair's size."""
-        maps, shape = [], stored_pair_shape(self.model)
-        for module in self.model.net.attention_modules():
-            m = module.last_mask.float().mean(dim=1, keepdim=True)
-            maps.append(
-                F.interpolate(m, size=shape, mode="bilinear", align_corners=False)[:n, 0].cpu().numpy()
+    def _attention(self, n: int) -> list[tuple[str, np.ndarray]]:
+        """The network's explanation maps (the RAN's soft masks, the patch net's patch scores), upsampled to
+        the pair's size: (title, (n, H, W) array) each."""
+        shape = stored_pair_shape(self.model)
+        return [
+            (
+                title,
+                F.interpolate(m.float(), size=shape, mode="bilinear", align_corners=False)[:n, 0]
+                .cpu()
+                .numpy(),
             )
-        return maps
+            for title, m in self.model.net.explanation_maps()
+        ]
 
 
 def public_record(result: PhotoResult, rule: DecisionRule) -> dict:
@@ -182,13 +185,13 @@ def explanation_figure(result: PhotoResult, rule: DecisionRule) -> np.ndarray:
             spread = "" if result.member_spread is None else f", members ±{result.member_spread:.3f}"
             ax.set(xlim=(0, 1), yticks=[], xlabel="P(GAN)")
             ax.set_title(f"{result.decision}{spread}", fontsize=8)
-        # 3 stages x 2 attention modules: soft masks averaged over channels, over the pair
+        # the RAN: 3 stages x 2 attention modules, soft masks averaged over channels; the patch net: its patch scores
         slots = [(0, 3), (0, 4), (0, 5), (1, 3), (1, 4), (1, 5)]
-        for k, (m, (r, c)) in enumerate(zip(maps, slots)):
+        for (title, m), (r, c) in zip(maps, slots):
             ax = fig.add_subplot(grid[r, c])
             ax.imshow(pair)
             ax.imshow(m, cmap="jet", alpha=0.45, vmin=float(m.min()), vmax=float(m.max()) + 1e-6)
-            ax.set_title(f"attention module {k + 1}", fontsize=8)
+            ax.set_title(title, fontsize=8)
             ax.set_axis_off()
     fig.tight_layout()
     buf = io.BytesIO()

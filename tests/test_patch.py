@@ -58,3 +58,34 @@ def test_patch_detector_travels_with_its_weights(tmp_path):
     loaded = load_classifier(tmp_path / "patch.pt")
     assert isinstance(loaded.net, PatchNet) and loaded.net.attention_modules() == []
     np.testing.assert_allclose(score_pairs(loaded, pairs), score_pairs(model, pairs), atol=1e-6)
+
+
+def test_a_patch_detector_explains_with_its_patch_scores(tmp_path):
+    import json
+    from pathlib import Path
+
+    from PIL import Image
+    from skimage import data
+
+    from tests.conftest import run_cli
+
+    net = PatchNet(SMALL).eval()
+    net.record_maps()
+    with torch.no_grad():
+        net(torch.randn(2, 3, 96, 96))
+    [(title, scores)] = net.explanation_maps()
+    assert title.startswith("P(GAN) per") and scores.shape == (2, 1, 48, 48)
+    assert 0 <= float(scores.min()) and float(scores.max()) <= 1
+
+    model = RANClassifier(net=SMALL).eval()
+    save_weights(model.state_dict(), dict(model.hparams), tmp_path / "patch.pt")
+    (tmp_path / "photos").mkdir()
+    Image.fromarray(data.astronaut()).save(tmp_path / "photos" / "astronaut.png")
+    run_cli(
+        "irisgan.predict", f"ckpt={tmp_path / 'patch.pt'}", f"images={tmp_path / 'photos'}", "explain=true",
+        "hydra.run.dir=pred", cwd=tmp_path,
+    )  # fmt: skip
+    [record] = map(json.loads, (tmp_path / "pred" / "predictions.jsonl").open())
+    assert record["status"] == "ok" and 0 <= record["p_gan"] <= 1
+    assert (tmp_path / "pred" / record["explanation"]).stat().st_size > 5000
+    assert Path(record["path"]).name == "astronaut.png"

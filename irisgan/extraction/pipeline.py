@@ -99,7 +99,8 @@ class PhotoResult:
     pair_image: np.ndarray | None = _transient()
     overlay_image: np.ndarray | None = _transient()  # a small copy of the photo to draw on
     overlay_scale: float | None = _transient()
-    attention: list[np.ndarray] | None = _transient()  # predict explain=true: the RAN's soft masks
+    # predict explain=true: (title, map) of the network's explanation maps (the RAN's soft masks)
+    attention: list[tuple[str, np.ndarray]] | None = _transient()
 
     _ALWAYS = ("label", "pair")
 

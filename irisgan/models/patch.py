@@ -102,6 +102,8 @@ class PatchNet(nn.Module):
         for m in self.modules():  # each residual branch starts as the identity, as the RAN's do
             if isinstance(m, BasicBlock):
                 nn.init.zeros_(m.conv2.weight)
+        self.recording = False
+        self.last_map: torch.Tensor | None = None
 
     def patch_logits(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 1, h, w) logits, one per patch of ``config.receptive_field`` pixels."""
@@ -109,7 +111,18 @@ class PatchNet(nn.Module):
         return self.classifier(self.dropout(features))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.patch_logits(x).mean(dim=(1, 2, 3))
+        logits = self.patch_logits(x)
+        if self.recording:
+            self.last_map = torch.sigmoid(logits.detach())
+        return logits.mean(dim=(1, 2, 3))
 
     def attention_modules(self) -> list:
-        return []  # no soft masks: explanations show the patch logits instead
+        return []  # no soft masks
+
+    def record_maps(self, on: bool = True) -> None:
+        """Keep the patch scores of the next forward pass for ``explanation_maps`` (predict explain=true)."""
+        self.recording = on
+
+    def explanation_maps(self) -> list[tuple[str, torch.Tensor]]:
+        """The last recorded pass's P(GAN) of each patch: where in the pair the score comes from."""
+        return [(f"P(GAN) per {self.config.receptive_field}-px patch", self.last_map)]

@@ -242,6 +242,18 @@ class ResidualAttentionNet(nn.Module):
     def attention_modules(self) -> list[AttentionModule]:
         return [m for m in self.modules() if isinstance(m, AttentionModule)]
 
+    def record_maps(self, on: bool = True) -> None:
+        """Keep each soft mask of the next forward pass for ``explanation_maps`` (predict explain=true)."""
+        for module in self.attention_modules():
+            module.record_masks = on
+
+    def explanation_maps(self) -> list[tuple[str, torch.Tensor]]:
+        """(title, (N, 1, h, w) map) of the last recorded pass: each soft mask averaged over its channels."""
+        return [
+            (f"attention module {k + 1}", m.last_mask.float().mean(dim=1, keepdim=True))
+            for k, m in enumerate(self.attention_modules())
+        ]
+
 
 def build_net(config: RANConfig | dict | None = None) -> nn.Module:
     """The network a ``model.net`` config describes: ``arch: patch`` the local-patch net (patch.py), else a RAN."""
@@ -270,6 +282,13 @@ class NetEnsemble(nn.Module):
 
     def attention_modules(self) -> list[AttentionModule]:
         return self.members[0].attention_modules()
+
+    # Explanations show the first member's maps.
+    def record_maps(self, on: bool = True) -> None:
+        self.members[0].record_maps(on)
+
+    def explanation_maps(self) -> list[tuple[str, torch.Tensor]]:
+        return self.members[0].explanation_maps()
 
 
 def count_parameters(model: nn.Module) -> int:
