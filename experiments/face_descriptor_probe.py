@@ -17,7 +17,6 @@ Results: ``experiments/results/face_descriptor.md``.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import subprocess
 import sys
