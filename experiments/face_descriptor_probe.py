@@ -44,27 +44,41 @@ from irisgan.training.metrics import choose_threshold
 RESULTS = ROOT / "experiments" / "results"
 
 
+def descriptor_net():
+    import dlib
+
+    from irisgan.extraction.faces import face_models_dir
+
+    return dlib.face_recognition_model_v1(
+        str(face_models_dir() / "dlib_face_recognition_resnet_model_v1.dat")
+    )
+
+
+def describe(net, image: np.ndarray, face_box, landmarks, scale: float = 1.0) -> np.ndarray:
+    """The 128-d descriptor of one RGB photo's face, aligned by its 68 landmarks (scaled with the photo)."""
+    import dlib
+
+    x0, y0, x1, y1 = (int(v * scale) for v in face_box)
+    points = [dlib.point(int(x * scale), int(y * scale)) for x, y in landmarks]
+    shape = dlib.full_object_detection(dlib.rectangle(x0, y0, x1, y1), points)
+    return np.array(net.compute_face_descriptor(image, shape, 0), np.float32)
+
+
 def descriptors(manifest: Path, cached: Path) -> dict[str, np.ndarray]:
     """Photo path -> 128-d descriptor, for every photo of the extractor's manifest with 68 landmarks."""
     if cached.is_file():
         d = np.load(cached)
         return dict(zip(d["path"].tolist(), d["x"], strict=True))
     import cv2
-    import dlib
 
-    from irisgan.extraction.faces import face_models_dir
-
-    net = dlib.face_recognition_model_v1(str(face_models_dir() / "dlib_face_recognition_resnet_model_v1.dat"))
+    net = descriptor_net()
     out = {}
     for line in manifest.open():
         d = json.loads(line)
         if not d.get("landmarks") or not d.get("face_box"):
             continue
         image = cv2.cvtColor(cv2.imread(d["path"]), cv2.COLOR_BGR2RGB)
-        x0, y0, x1, y1 = (int(v) for v in d["face_box"])
-        points = [dlib.point(int(x), int(y)) for x, y in d["landmarks"]]
-        shape = dlib.full_object_detection(dlib.rectangle(x0, y0, x1, y1), points)
-        out[d["path"]] = np.array(net.compute_face_descriptor(image, shape, 0), np.float32)
+        out[d["path"]] = describe(net, image, d["face_box"], d["landmarks"])
     cached.parent.mkdir(parents=True, exist_ok=True)
     np.savez(cached, path=np.array(list(out)), x=np.stack(list(out.values())))
     return out
@@ -127,6 +141,57 @@ def fold_measures(folder: Path, desc: dict[str, np.ndarray]) -> dict[str, dict] 
     return out
 
 
+def robustness(folder: Path, manifest: Path, desc: dict[str, np.ndarray]) -> list[str]:
+    """The probe of one fold on photo-level degradations of its test photos: AUC, the mean change of the logit
+    of the GAN photos, and the share of the GAN photos called GAN clean that a degraded copy calls real."""
+    import cv2
+
+    from irisgan.data.degrade import PHOTO_DEGRADATIONS, degrade, parse
+
+    csvs = json.loads((folder / "metrics.json").read_text())["data_csvs"]
+    fit, val, test = (rows_of(folder, csvs[k]) for k in ("fit", "val", "test"))
+    fit = [r for r in fit if r["photo"] in desc]
+    probe = logistic_fit(
+        np.stack([desc[r["photo"]] for r in fit]).astype(np.float64), np.array([int(r["label"]) for r in fit])
+    )
+    val = [r for r in val if r["photo"] in desc]
+    thr = threshold(
+        logistic_score(probe, np.stack([desc[r["photo"]] for r in val])),
+        np.array([int(r["label"]) for r in val]),
+    )
+    found = {json.loads(line)["path"]: json.loads(line) for line in manifest.open()}
+    test = [r for r in test if r["photo"] in desc]
+    y = np.array([int(r["label"]) for r in test])
+    net, rng = descriptor_net(), np.random.default_rng(0)
+    clean = logistic_score(probe, np.stack([desc[r["photo"]] for r in test]))
+    lines = [
+        "",
+        f"Photo-level degradations of the `{folder.name.split('__')[-1]}` fold's test photos ({len(test)}; the probe",
+        "of that fold, threshold from its validation photos): AUC, the mean change of the GAN photos' logit, and",
+        "the share of the GAN photos called GAN clean that the degraded copy calls real.",
+        "",
+        "| degradation | AUC | GAN logit change | GAN -> real |",
+        "|---|---|---|---|",
+    ]
+    for name in PHOTO_DEGRADATIONS:
+        kind, value = parse(name)
+        scores = []
+        for r in test:
+            d = found[r["photo"]]
+            image = degrade(cv2.cvtColor(cv2.imread(r["photo"]), cv2.COLOR_BGR2RGB), name, rng)
+            scale = value if kind == "shrink" else 1.0
+            scores.append(describe(net, image, d["face_box"], d["landmarks"], scale))
+        s_deg = logistic_score(probe, np.stack(scores))
+        gan = y == 1
+        caught = gan & (clean >= thr)
+        lines.append(
+            f"| {name} | {auroc(s_deg, y):.3f} | {np.mean(s_deg[gan] - clean[gan]):+.2f} | "
+            f"{np.mean(s_deg[caught] < thr):.3f} |"
+        )
+        print(lines[-1], flush=True)
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -136,6 +201,9 @@ def main() -> None:
     parser.add_argument("--seeds", default="0")
     parser.add_argument(
         "--cache", type=Path, help="the faces cache the runs used (default: from the first run)"
+    )
+    parser.add_argument(
+        "--robustness", help="a fold whose test photos are degraded and scored again, e.g. real-london"
     )
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -197,6 +265,8 @@ def main() -> None:
         "|---|---|---|---|---|",
         *real_rows,
     ]
+    if args.robustness:
+        lines += robustness(folders[(seeds[0], args.robustness)], cache / "manifest.jsonl", desc)
     text = "\n".join(lines) + "\n"
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "face_descriptor.md").write_text(text)
