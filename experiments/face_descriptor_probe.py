@@ -39,29 +39,10 @@ from study_stats import auroc
 from torchmetrics.functional.classification import binary_roc
 
 from irisgan.data.pairs_format import read_pairs_csv
+from irisgan.extraction.faces import face_descriptor
 from irisgan.training.metrics import choose_threshold
 
 RESULTS = ROOT / "experiments" / "results"
-
-
-def descriptor_net():
-    import dlib
-
-    from irisgan.extraction.faces import face_models_dir
-
-    return dlib.face_recognition_model_v1(
-        str(face_models_dir() / "dlib_face_recognition_resnet_model_v1.dat")
-    )
-
-
-def describe(net, image: np.ndarray, face_box, landmarks, scale: float = 1.0) -> np.ndarray:
-    """The 128-d descriptor of one RGB photo's face, aligned by its 68 landmarks (scaled with the photo)."""
-    import dlib
-
-    x0, y0, x1, y1 = (int(v * scale) for v in face_box)
-    points = [dlib.point(int(x * scale), int(y * scale)) for x, y in landmarks]
-    shape = dlib.full_object_detection(dlib.rectangle(x0, y0, x1, y1), points)
-    return np.array(net.compute_face_descriptor(image, shape, 0), np.float32)
 
 
 def descriptors(manifest: Path, cached: Path) -> dict[str, np.ndarray]:
@@ -71,14 +52,13 @@ def descriptors(manifest: Path, cached: Path) -> dict[str, np.ndarray]:
         return dict(zip(d["path"].tolist(), d["x"], strict=True))
     import cv2
 
-    net = descriptor_net()
     out = {}
     for line in manifest.open():
         d = json.loads(line)
         if not d.get("landmarks") or not d.get("face_box"):
             continue
         image = cv2.cvtColor(cv2.imread(d["path"]), cv2.COLOR_BGR2RGB)
-        out[d["path"]] = describe(net, image, d["face_box"], d["landmarks"])
+        out[d["path"]] = face_descriptor(image, d["face_box"], d["landmarks"])
     cached.parent.mkdir(parents=True, exist_ok=True)
     np.savez(cached, path=np.array(list(out)), x=np.stack(list(out.values())))
     return out
@@ -162,7 +142,7 @@ def robustness(folder: Path, manifest: Path, desc: dict[str, np.ndarray]) -> lis
     found = {json.loads(line)["path"]: json.loads(line) for line in manifest.open()}
     test = [r for r in test if r["photo"] in desc]
     y = np.array([int(r["label"]) for r in test])
-    net, rng = descriptor_net(), np.random.default_rng(0)
+    rng = np.random.default_rng(0)
     clean = logistic_score(probe, np.stack([desc[r["photo"]] for r in test]))
     lines = [
         "",
@@ -179,8 +159,9 @@ def robustness(folder: Path, manifest: Path, desc: dict[str, np.ndarray]) -> lis
         for r in test:
             d = found[r["photo"]]
             image = degrade(cv2.cvtColor(cv2.imread(r["photo"]), cv2.COLOR_BGR2RGB), name, rng)
-            scale = value if kind == "shrink" else 1.0
-            scores.append(describe(net, image, d["face_box"], d["landmarks"], scale))
+            scale = value if kind == "shrink" else 1.0  # the landmarks follow the photo's size
+            box, points = np.asarray(d["face_box"]) * scale, np.asarray(d["landmarks"]) * scale
+            scores.append(face_descriptor(image, box, points))
         s_deg = logistic_score(probe, np.stack(scores))
         gan = y == 1
         caught = gan & (clean >= thr)

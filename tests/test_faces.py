@@ -21,6 +21,7 @@ from irisgan.extraction.faces import (
     decode_image,
     eye_box,
     eye_openness,
+    face_descriptor,
     face_models_dir,
     read_image,
 )
@@ -301,3 +302,19 @@ def test_cnn_fallback_is_not_run_where_hog_finds_a_face(astronaut, landmarker, m
     assert [f.box for f in with_fallback.detect(astronaut)] == [f.box for f in landmarker.detect(astronaut)]
     with pytest.raises(ValueError, match="fallback"):
         FaceLandmarker(fallback="mtcnn")
+
+
+def test_face_descriptor_is_one_identity_through_grey_and_shrinking(astronaut, landmarker):
+    """dlib's 128-d descriptor (the face descriptor probe's feature): a grey or half-size copy of a face stays
+    well within dlib's same-person distance (0.6); landmarks of the wrong shape are an error."""
+    [face] = landmarker.detect(astronaut)
+    points = landmarker.landmarks(astronaut, face.box)
+    d = face_descriptor(astronaut, face.box, points)
+    assert d.shape == (128,) and d.dtype == np.float32 and np.isfinite(d).all()
+    np.testing.assert_array_equal(d, face_descriptor(astronaut, face.box, points))  # deterministic
+    grey = np.repeat(cv2.cvtColor(astronaut, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+    assert np.linalg.norm(face_descriptor(grey, face.box, points) - d) < 0.3
+    half = cv2.resize(astronaut, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+    assert np.linalg.norm(face_descriptor(half, np.array(face.box) * 0.5, points * 0.5) - d) < 0.3
+    with pytest.raises(ValueError, match="68 landmarks"):
+        face_descriptor(astronaut, face.box, points[:5])

@@ -273,6 +273,26 @@ class FaceLandmarker:
 # --------------------------------------------------------------------------------------------- eyes
 
 
+def face_descriptor(image: np.ndarray, face_box: Box, landmarks: np.ndarray) -> np.ndarray:
+    """dlib's 128-d face descriptor of an RGB photo's face (its recognition ResNet, trained on real faces to tell
+    identities apart), the face aligned by its 68 landmarks (full-resolution pixel coordinates)."""
+    import dlib
+
+    points = np.asarray(landmarks)
+    if points.shape != (68, 2):
+        raise ValueError(f"face_descriptor needs the 68 landmarks as (68, 2), got {points.shape}")
+    net = _cached_model(
+        dlib.face_recognition_model_v1,
+        face_models_dir() / "dlib_face_recognition_resnet_model_v1.dat",
+        "dlib's face recognition model",
+    )
+    x0, y0, x1, y1 = (int(round(v)) for v in face_box)
+    shape = dlib.full_object_detection(
+        dlib.rectangle(x0, y0, x1, y1), [dlib.point(int(round(x)), int(round(y))) for x, y in points]
+    )
+    return np.array(net.compute_face_descriptor(np.ascontiguousarray(image), shape, 0), np.float32)
+
+
 def eye_width(points: np.ndarray) -> float:
     """Corner-to-corner width of one eye's six landmarks."""
     return float(np.linalg.norm(points[3] - points[0]))
