@@ -79,11 +79,7 @@ class PatchNet(nn.Module):
 
     def __init__(self, config: PatchConfig | dict | None = None) -> None:
         super().__init__()
-        if config is None:
-            config = PatchConfig()
-        elif isinstance(config, dict):
-            config = PatchConfig(**config)
-        self.config = c = config
+        self.config = c = config if isinstance(config, PatchConfig) else PatchConfig(**(config or {}))
         self.stem = nn.Conv2d(3, c.stem_channels, 3, padding=1, bias=False)
         blocks: list[nn.Module] = []
         in_ch = c.stem_channels
