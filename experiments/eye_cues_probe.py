@@ -20,9 +20,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 from cross_generator import DIFFUSION, FAMILIES, REAL_SOURCES
 from study_stats import auroc
+
+from irisgan.face_cue import fit_logistic
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -112,27 +113,13 @@ def features(image: np.ndarray, left, right) -> dict[str, float]:
     }
 
 
-def logistic_fit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, torch.nn.Linear]:
-    mu, sd = x.mean(0), x.std(0) + 1e-9
-    lin = torch.nn.Linear(x.shape[1], 1)
-    xt, yt = torch.tensor((x - mu) / sd, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)
-    opt = torch.optim.LBFGS(lin.parameters(), max_iter=200)
-
-    def closure():
-        opt.zero_grad()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(lin(xt).squeeze(1), yt)
-        loss = loss + 1e-3 * lin.weight.pow(2).sum()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    return mu, sd, lin
+def logistic_fit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    return fit_logistic(x, y)
 
 
 def logistic_score(model, x: np.ndarray) -> np.ndarray:
-    mu, sd, lin = model
-    with torch.no_grad():
-        return lin(torch.tensor((x - mu) / sd, dtype=torch.float32)).squeeze(1).numpy()
+    mean, scale, weight, bias = model
+    return ((x - mean) / scale) @ weight + bias
 
 
 def table(rows: list[dict]) -> str:

@@ -34,12 +34,12 @@ from cross_generator import (
     run_name,
     source_masks,
 )
-from eye_cues_probe import logistic_fit, logistic_score
 from study_stats import auroc
 from torchmetrics.functional.classification import binary_roc
 
 from irisgan.data.pairs_format import read_pairs_csv
 from irisgan.extraction.faces import face_descriptor
+from irisgan.face_cue import FaceCue, fit_face_cue, fit_logistic, logit
 from irisgan.training.metrics import choose_threshold
 
 RESULTS = ROOT / "experiments" / "results"
@@ -87,11 +87,6 @@ def threshold(scores: np.ndarray, labels: np.ndarray) -> float:
     return choose_threshold(fpr.numpy(), tpr.numpy(), thr.numpy())
 
 
-def logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-6, 1 - 1e-6)
-    return np.log(p / (1 - p))
-
-
 def fold_measures(folder: Path, desc: dict[str, np.ndarray]) -> dict[str, dict] | None:
     """Test scores of the descriptor probe, the RAN and their sum, with thresholds from validation."""
     scored = fold_scores(folder)
@@ -103,14 +98,12 @@ def fold_measures(folder: Path, desc: dict[str, np.ndarray]) -> dict[str, dict] 
     keep = lambda rows: np.array([r["photo"] in desc for r in rows])  # noqa: E731
     x = lambda rows: np.stack([desc[r["photo"]] for r in rows if r["photo"] in desc])  # noqa: E731
     y = lambda rows: np.array([int(r["label"]) for r in rows if r["photo"] in desc])  # noqa: E731
-    probe = logistic_fit(x(fit).astype(np.float64), y(fit))
     ran_val = ran_val_scores(folder, csvs["val"])
     kv, kt = keep(val), keep(test)
-    face_val, face_test = logistic_score(probe, x(val)), logistic_score(probe, x(test))
+    cue = fit_face_cue(x(fit), y(fit), x(val), ran_val[kv])
+    face_val, face_test = cue.face_logits(x(val)), cue.face_logits(x(test))
     ran_val_l, ran_test_l = logit(ran_val[kv]), logit(ran_test[kt])
-    z = lambda v, ref: (v - ref.mean()) / (ref.std() + 1e-9)  # noqa: E731
-    fused_val = z(face_val, face_val) + z(ran_val_l, ran_val_l)
-    fused_test = z(face_test, face_val) + z(ran_test_l, ran_val_l)
+    fused_val, fused_test = cue.fused_logits(ran_val[kv], x(val)), cue.fused_logits(ran_test[kt], x(test))
     yv, yt = y(val), labels[kt]
     generators = np.array([r.get("generator") or "" for r in test])[kt]
     out = {}
@@ -131,19 +124,20 @@ def robustness(folder: Path, manifest: Path, desc: dict[str, np.ndarray]) -> lis
     csvs = json.loads((folder / "metrics.json").read_text())["data_csvs"]
     fit, val, test = (rows_of(folder, csvs[k]) for k in ("fit", "val", "test"))
     fit = [r for r in fit if r["photo"] in desc]
-    probe = logistic_fit(
-        np.stack([desc[r["photo"]] for r in fit]).astype(np.float64), np.array([int(r["label"]) for r in fit])
+    mean, scale, weight, bias = fit_logistic(
+        np.stack([desc[r["photo"]] for r in fit]), np.array([int(r["label"]) for r in fit])
     )
+    cue = FaceCue(mean.tolist(), scale.tolist(), weight.tolist(), bias)
     val = [r for r in val if r["photo"] in desc]
     thr = threshold(
-        logistic_score(probe, np.stack([desc[r["photo"]] for r in val])),
+        cue.face_logits(np.stack([desc[r["photo"]] for r in val])),
         np.array([int(r["label"]) for r in val]),
     )
     found = {json.loads(line)["path"]: json.loads(line) for line in manifest.open()}
     test = [r for r in test if r["photo"] in desc]
     y = np.array([int(r["label"]) for r in test])
     rng = np.random.default_rng(0)
-    clean = logistic_score(probe, np.stack([desc[r["photo"]] for r in test]))
+    clean = cue.face_logits(np.stack([desc[r["photo"]] for r in test]))
     lines = [
         "",
         f"Photo-level degradations of the `{folder.name.split('__')[-1]}` fold's test photos ({len(test)}; the probe",
@@ -162,7 +156,7 @@ def robustness(folder: Path, manifest: Path, desc: dict[str, np.ndarray]) -> lis
             scale = value if kind == "shrink" else 1.0  # the landmarks follow the photo's size
             box, points = np.asarray(d["face_box"]) * scale, np.asarray(d["landmarks"]) * scale
             scores.append(face_descriptor(image, box, points))
-        s_deg = logistic_score(probe, np.stack(scores))
+        s_deg = cue.face_logits(np.stack(scores))
         gan = y == 1
         caught = gan & (clean >= thr)
         lines.append(
