@@ -34,7 +34,7 @@ from cross_generator import (
     run_name,
     source_masks,
 )
-from study_stats import auroc
+from study_stats import auroc, paired_difference
 from torchmetrics.functional.classification import binary_roc
 
 from irisgan.data.pairs_format import read_pairs_csv
@@ -194,6 +194,8 @@ def main() -> None:
     print(f"{len(desc)} photos with a descriptor", flush=True)
     methods = ("face", "ran", "fused")
     gan_rows, real_rows = [], []
+    auc = {}  # (method, fold, seed) -> AUC of a GAN or diffusion fold
+    real = {}  # (method, fold, seed) -> (FPR, AUC vs GAN) of a real-source fold
     for (seed, fold), folder in folders.items():
         measures = fold_measures(folder, desc)
         if measures is None:
@@ -202,16 +204,18 @@ def main() -> None:
             cells = []
             for mth in methods:
                 m = measures[mth]
-                real, gan, diff = source_masks(m["labels"], m["generators"], REAL_SOURCES[fold])
+                own, gan, diff = source_masks(m["labels"], m["generators"], REAL_SOURCES[fold])
                 s = m["scores"]
-                fpr = float(np.mean(s[real] >= m["threshold"]))
-                auc_gan = auroc(np.r_[s[real], s[gan]], np.r_[np.zeros(real.sum()), np.ones(gan.sum())])
-                auc_diff = auroc(np.r_[s[real], s[diff]], np.r_[np.zeros(real.sum()), np.ones(diff.sum())])
+                fpr = float(np.mean(s[own] >= m["threshold"]))
+                auc_gan = auroc(np.r_[s[own], s[gan]], np.r_[np.zeros(own.sum()), np.ones(gan.sum())])
+                auc_diff = auroc(np.r_[s[own], s[diff]], np.r_[np.zeros(own.sum()), np.ones(diff.sum())])
+                real[mth, fold, seed] = (fpr, auc_gan)
                 cells.append(f"{fpr:.3f}; {auc_gan:.3f} / {auc_diff:.3f}")
             real_rows.append(f"| {fold} | {seed} | " + " | ".join(cells) + " |")
         else:
-            cells = [f"{auroc(measures[mth]['scores'], measures[mth]['labels']):.3f}" for mth in methods]
-            gan_rows.append((fold, seed, cells))
+            for mth in methods:
+                auc[mth, fold, seed] = auroc(measures[mth]["scores"], measures[mth]["labels"])
+            gan_rows.append((fold, seed, [f"{auc[mth, fold, seed]:.3f}" for mth in methods]))
     lines = [
         "# A face descriptor beside the iris score, on the study's folds",
         "",
@@ -225,12 +229,19 @@ def main() -> None:
         "| fold | seed | face | ran | fused |",
         "|---|---|---|---|---|",
         *(f"| {fold} | {seed} | " + " | ".join(cells) + " |" for fold, seed, cells in gan_rows),
+        "",
     ]
-    gan_only = [c for f, _, c in gan_rows if f in FAMILIES]
-    if gan_only:
-        for k, mth in enumerate(methods):
-            vals = [float(c[k]) for c in gan_only]
-            lines.append(f"\n`{mth}` GAN mean {np.mean(vals):.3f}, worst {min(vals):.3f} ({len(vals)} folds)")
+    for mth in methods:  # each family's mean over the seeds, then the mean and the worst family
+        per_family = [
+            np.mean([v for (m, f, _), v in auc.items() if m == mth and f == family])
+            for family in FAMILIES
+            if any(m == mth and f == family for m, f, _ in auc)
+        ]
+        if per_family:
+            lines.append(
+                f"- `{mth}`: GAN mean {np.mean(per_family):.3f}, worst {min(per_family):.3f} "
+                f"({len(per_family)} families)"
+            )
     lines += [
         "",
         "Held-out real source: false-positive rate at the threshold chosen on validation; AUC against the",
@@ -239,7 +250,37 @@ def main() -> None:
         "| source | seed | face | ran | fused |",
         "|---|---|---|---|---|",
         *real_rows,
+        "",
+        "Paired differences, fused minus the RAN alone, over matched folds and seeds (95% bootstrap interval; wins):",
+        "",
     ]
+    runs = [(f, sd) for m, f, sd in auc if m == "ran"]
+    sources = [(f, sd) for m, f, sd in real if m == "ran"]
+    comparisons = [
+        (
+            "AUC, GAN and diffusion folds",
+            [auc["fused", f, sd] - auc["ran", f, sd] for f, sd in runs],
+            "higher",
+        ),
+        (
+            "AUC vs GAN, held-out sources",
+            [real["fused", f, sd][1] - real["ran", f, sd][1] for f, sd in sources],
+            "higher",
+        ),
+        (
+            "FPR, held-out sources",
+            [real["ran", f, sd][0] - real["fused", f, sd][0] for f, sd in sources],
+            "lower",
+        ),
+    ]
+    for name, diffs, better in comparisons:
+        if diffs:
+            d = paired_difference(diffs)
+            sign = 1 if better == "higher" else -1  # FPR: the difference is taken the other way round
+            lo, hi = sorted((sign * d["lo"], sign * d["hi"]))
+            lines.append(
+                f"- {name}: {sign * d['mean']:+.3f} [{lo:+.3f}, {hi:+.3f}], fused {better} in {d['a_wins']}/{d['n']}"
+            )
     if args.robustness:
         lines += robustness(folders[(seeds[0], args.robustness)], cache / "manifest.jsonl", desc)
     text = "\n".join(lines) + "\n"
