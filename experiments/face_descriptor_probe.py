@@ -82,9 +82,12 @@ def ran_val_scores(folder: Path, val_csv: str) -> np.ndarray:
     return np.load(out / "scores_ran.npy")
 
 
-def threshold(scores: np.ndarray, labels: np.ndarray) -> float:
-    fpr, tpr, thr = binary_roc(torch.tensor(scores, dtype=torch.float32), torch.tensor(labels))
-    return choose_threshold(fpr.numpy(), tpr.numpy(), thr.numpy())
+def threshold(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The G-mean threshold of logit-scale scores, on their own scale (binary_roc would read logits through a
+    sigmoid and return a probability)."""
+    p = torch.sigmoid(torch.tensor(logits, dtype=torch.float64))
+    fpr, tpr, thr = binary_roc(p, torch.tensor(labels))
+    return float(logit(choose_threshold(fpr.numpy(), tpr.numpy(), thr.numpy())))
 
 
 def fold_measures(folder: Path, desc: dict[str, np.ndarray]) -> dict[str, dict] | None:
