@@ -23,7 +23,7 @@ import numpy as np
 from cross_generator import DIFFUSION, FAMILIES, REAL_SOURCES
 from study_stats import auroc
 
-from irisgan.face_cue import fit_logistic
+from irisgan.models.face_cue import fit_logistic
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

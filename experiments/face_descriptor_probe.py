@@ -39,7 +39,7 @@ from torchmetrics.functional.classification import binary_roc
 
 from irisgan.data.pairs_format import read_pairs_csv
 from irisgan.extraction.faces import face_descriptor
-from irisgan.face_cue import FaceCue, fit_face_cue, fit_logistic, logit
+from irisgan.models.face_cue import FaceCue, fit_face_cue, fit_logistic, logit
 from irisgan.training.metrics import choose_threshold
 
 RESULTS = ROOT / "experiments" / "results"

@@ -3,7 +3,7 @@ import pytest
 import torch
 from torchmetrics.functional.classification import binary_auroc
 
-from irisgan.face_cue import DESCRIPTOR_SIZE, FaceCue, fit_face_cue, fit_logistic, logit
+from irisgan.models.face_cue import DESCRIPTOR_SIZE, FaceCue, fit_face_cue, fit_logistic, logit
 
 
 def _descriptors(n: int, shift: float, rng: np.random.Generator) -> np.ndarray:
