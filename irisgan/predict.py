@@ -6,8 +6,8 @@ stored threshold, or ``uncertain`` (with its reasons) when the score lies inside
 validation pairs, the ensemble's members disagree, or a grayscale photo would be called real
 (``irisgan.inference.DecisionRule``). A photo without a decision (unreadable, no face, no iris...) gets its
 status instead; every input gets one line in ``predictions.jsonl`` (or ``.csv``). ``explain=true`` writes a
-PNG per photo: the face with eye and iris boxes, the pair, the RAN's soft-mask attention (the patch net's patch scores) over the pair, the
-score against the threshold and the band, the members' spread, and the decision.
+PNG per photo: the face with eye and iris boxes, the pair, the RAN's soft-mask attention (the patch net's patch
+scores) over the pair, the score against the threshold and the band, the members' spread, and the decision.
 """
 
 from __future__ import annotations

@@ -42,16 +42,23 @@ class PatchConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def block_layout(self) -> list[tuple[int, int]]:
+        """(width, stride) of each residual block in order: the first block of every stage after the first
+        halves the resolution."""
+        return [
+            (ch, 2 if stage > 0 and block == 0 else 1)
+            for stage, (ch, n) in enumerate(zip(self.stage_channels, self.blocks, strict=True))
+            for block in range(n)
+        ]
+
     @property
     def receptive_field(self) -> int:
         """Side in input pixels of the patch one output logit sees (3x3 convolutions throughout)."""
         field, jump = 3, 1  # the stem
-        for stage, n in enumerate(self.blocks):
-            for block in range(n):
-                stride = 2 if stage > 0 and block == 0 else 1
-                field += 2 * jump
-                jump *= stride
-                field += 2 * jump
+        for _, stride in self.block_layout():
+            field += 2 * jump
+            jump *= stride
+            field += 2 * jump
         return field
 
 
@@ -83,10 +90,9 @@ class PatchNet(nn.Module):
         self.stem = nn.Conv2d(3, c.stem_channels, 3, padding=1, bias=False)
         blocks: list[nn.Module] = []
         in_ch = c.stem_channels
-        for stage, (ch, n) in enumerate(zip(c.stage_channels, c.blocks, strict=True)):
-            for block in range(n):
-                blocks.append(BasicBlock(in_ch, ch, stride=2 if stage > 0 and block == 0 else 1))
-                in_ch = ch
+        for ch, stride in c.block_layout():
+            blocks.append(BasicBlock(in_ch, ch, stride))
+            in_ch = ch
         self.blocks = nn.Sequential(*blocks)
         self.norm = nn.BatchNorm2d(in_ch)
         self.dropout = nn.Dropout2d(c.dropout)

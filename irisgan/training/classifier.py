@@ -35,7 +35,7 @@ class RANClassifier(L.LightningModule):
     """Real (0) vs GAN-generated (1) iris pairs.
 
     Args:
-        net: ``RANConfig`` fields (widths, module counts).
+        net: ``RANConfig`` fields (widths, module counts), or with ``arch: patch`` ``PatchConfig`` fields.
         loss: a ``_target_`` dict for ``irisgan.training.losses.BCELoss`` / ``BCEAUCLoss``; needed to train and
             validate, not to score (``irisgan.inference.load_classifier`` builds the module without one).
         optimizer: a ``_target_`` dict of a ``torch.optim`` class (params are passed at build time).
@@ -97,7 +97,8 @@ class RANClassifier(L.LightningModule):
         pair_shape(pair_size, pair_width)  # a clear error for a shape no extractor can cut
         self.save_hyperparameters()
         # members > 1: an ensemble of trained runs (irisgan.ensemble builds it); trained as one network never.
-        self.net = build_net(dict(net or {})) if members == 1 else NetEnsemble(dict(net or {}), members)
+        net = dict(net or {})
+        self.net = build_net(net) if members == 1 else NetEnsemble(net, members)
         self.criterion = instantiate(upgrade_targets(loss)) if loss else None
         self.register_buffer("mean", torch.full((3,), 0.5))
         self.register_buffer("std", torch.full((3,), 0.25))
