@@ -23,23 +23,28 @@ import torch
 
 from irisgan.checkpoints import CLASSIFIER, CheckpointError, load_checkpoint
 from irisgan.data.pairs import load_pairs
+from irisgan.data.pairs_format import read_pairs_csv
+from irisgan.extraction.descriptors import pair_descriptors
 from irisgan.inference import (
     INFERENCE_HPARAMS,
     DecisionRule,
     build_classifier,
     check_pair_shape,
     decision_summary,
+    fuse_face_cue,
     member_scores,
     save_weights,
 )
+from irisgan.models.face_cue import FaceCue, fit_face_cue
 from irisgan.training.classifier import RANClassifier
-from irisgan.training.metrics import report_from_scores, uncertain_band
+from irisgan.training.metrics import report_from_scores, source_threshold, uncertain_band
 
 log = logging.getLogger("irisgan.ensemble")
 
 
-def resolve_run(path: str | Path) -> tuple[Path, Path | None]:
-    """(best checkpoint, validation CSV or None) of a run folder, or (path, None) for a checkpoint file."""
+def resolve_run(path: str | Path, split: str = "val") -> tuple[Path, Path | None]:
+    """(best checkpoint, the run's ``split`` CSV or None) of a run folder, or (path, None) for a checkpoint
+    file."""
     path = Path(path)
     if path.is_file():
         return path, None
@@ -49,8 +54,30 @@ def resolve_run(path: str | Path) -> tuple[Path, Path | None]:
     m = json.loads(metrics.read_text())
     if not m.get("best_checkpoint"):
         raise FileNotFoundError(f"{metrics} names no best checkpoint: did the run train?")
-    val = (m.get("data_csvs") or {}).get("val")
-    return Path(m["best_checkpoint"]), Path(val) if val else None
+    csv = (m.get("data_csvs") or {}).get(split)
+    return Path(m["best_checkpoint"]), Path(csv) if csv else None
+
+
+def one_csv(resolved: list[tuple[Path, Path | None]], split: str, given: str | Path | None) -> Path:
+    """The one ``split`` CSV the runs share, or ``given``."""
+    if given is not None:
+        return Path(given)
+    csvs = {str(c) for _, c in resolved if c is not None}
+    if len(csvs) != 1:
+        raise ValueError(
+            f"the runs name {len(csvs)} {split} sets ({sorted(csvs)}); pass --{split}-csv, and train the "
+            "members with the same data.split_seed"
+        )
+    return Path(csvs.pop())
+
+
+def fit_cue(fit_csv: Path, val_csv: Path, val_iris_p: np.ndarray) -> tuple[FaceCue, np.ndarray]:
+    """The face cue fitted on the training pairs' photos and standardised on the validation ones; the validation
+    photos' descriptors."""
+    fit_labels = np.array([int(r["label"]) for r in read_pairs_csv(fit_csv)])
+    log.info("face descriptors of the training photos (%s) and the validation photos (%s)", fit_csv, val_csv)
+    fit_x, val_x = pair_descriptors(fit_csv), pair_descriptors(val_csv)
+    return fit_face_cue(fit_x, fit_labels, val_x, val_iris_p), val_x
 
 
 def combine(ckpts: list[Path]) -> RANClassifier:
@@ -101,54 +128,72 @@ def build_ensemble(
     val_csv: str | Path | None = None,
     precision: float = 0.95,
     spread_quantile: float = 0.95,
+    face_cue: bool = False,
+    fit_csv: str | Path | None = None,
+    source_fpr: float | None = None,
 ) -> dict:
-    """Combine the runs, choose the threshold and the uncertain band on the validation pairs, write ``out``."""
+    """Combine the runs, choose the threshold and the uncertain band on the validation pairs, write ``out``.
+
+    ``face_cue``: add the face descriptor's logit to the pairs' (``irisgan.models.face_cue``), fitted on the
+    photos of the runs' training pairs (``fit_csv``); threshold and band are then the fused score's.
+    ``source_fpr``: the threshold holds every real source of the validation pairs (their ``generator`` column)
+    to at most this false-positive rate (``source_threshold``) instead of the G-mean's balance.
+    """
     resolved = [resolve_run(r) for r in runs]
-    vals = {str(v) for _, v in resolved if v is not None}
-    if val_csv is None:
-        if len(vals) != 1:
-            raise ValueError(
-                f"the runs name {len(vals)} validation sets ({sorted(vals)}); pass --val-csv, and train the "
-                "members with the same data.split_seed"
-            )
-        val_csv = vals.pop()
+    val_csv = one_csv(resolved, "val", val_csv)
     model = combine([c for c, _ in resolved])
     images, labels, _ = load_pairs(val_csv)
     check_pair_shape(model, images, val_csv)
     probs, members = member_scores(model, images)
     spread = members.std(axis=0) if len(members) > 1 else None
+    iris_scalars, iris_report = report_from_scores(
+        torch.from_numpy(probs), labels, None, model.hparams.threshold_method
+    )
+    cue = None
+    if face_cue:
+        fit_csv = one_csv([resolve_run(r, "fit") for r in runs], "fit", fit_csv)
+        cue, val_x = fit_cue(fit_csv, val_csv, probs)
+        model.face_cue = cue
+        probs = fuse_face_cue(model, probs, val_x)
     scalars, report = report_from_scores(
         torch.from_numpy(probs), labels, None, model.hparams.threshold_method
     )
-    model.threshold.fill_(report["threshold"])
-    band = uncertain_band(probs, labels.numpy(), report["threshold"], precision)
+    threshold = report["threshold"]
+    if source_fpr is not None:
+        sources = [r.get("generator") or "" for r in read_pairs_csv(val_csv)]
+        threshold = source_threshold(probs, labels.numpy(), sources, source_fpr)
+    model.threshold.fill_(threshold)
+    band = uncertain_band(probs, labels.numpy(), threshold, precision)
     max_spread = float(np.quantile(spread, spread_quantile)) if spread is not None else None
-    rule = DecisionRule(report["threshold"], band, max_spread, model.luminance)
+    rule = DecisionRule(threshold, band, max_spread, model.luminance)
     summary = decision_summary(rule.decide_pairs(probs, spread, images.numpy()), labels.numpy())
     decision = {
         "band": list(band),
         "precision": precision,
         "max_spread": max_spread,
         "spread_quantile": spread_quantile if spread is not None else None,
+        "source_fpr": source_fpr,
         "val_uncertain_share": summary["uncertain_share"],
         "val_acc_outside": summary["acc_outside_band"],
+        # the iris network's own threshold, for evaluate's iris-only line beside a fused detector's
+        "iris_threshold": iris_report["threshold"],
     }
     # each member's own scores came with the ensemble's: no second pass per checkpoint
     member_aucs = [report_from_scores(torch.from_numpy(m), labels)[0]["auroc"] for m in members]
     metrics = {
         "val/auroc": scalars["auroc"],
-        "val/threshold": report["threshold"],
+        "val/iris_auroc": iris_scalars["auroc"],
+        "val/threshold": threshold,
         "decision": decision,
         "val/member_auroc": member_aucs,
         "val_csv": str(val_csv),
+        "fit_csv": str(fit_csv) if cue else None,
         "members": [str(c) for c, _ in resolved],
     }
-    save_weights(
-        model.state_dict(),
-        {**dict(model.hparams), "decision": decision},
-        out,
-        {"ensemble": metrics, "runs": run_records(runs)},
-    )
+    hparams = {**dict(model.hparams), "decision": decision}
+    if cue is not None:
+        hparams["face_cue"] = cue.to_dict()
+    save_weights(model.state_dict(), hparams, out, {"ensemble": metrics, "runs": run_records(runs)})
     return metrics
 
 
@@ -193,12 +238,29 @@ def main(argv: list[str] | None = None) -> None:
         default=0.95,
         help="share of validation pairs whose members agree enough",
     )
+    parser.add_argument(
+        "--face-cue",
+        action="store_true",
+        help="add a face descriptor probe, fitted on the runs' training photos, to the iris score",
+    )
+    parser.add_argument(
+        "--fit-csv", type=Path, help="training pairs CSV of --face-cue (default: the runs' own)"
+    )
+    parser.add_argument(
+        "--source-fpr",
+        type=float,
+        help="threshold: at most this false-positive rate on every real source of the validation pairs "
+        "(default: the G-mean of the runs' threshold method)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")
-    metrics = build_ensemble(args.runs, args.out, args.val_csv, args.precision, args.spread_quantile)
+    metrics = build_ensemble(
+        args.runs, args.out, args.val_csv, args.precision, args.spread_quantile, args.face_cue, args.fit_csv,
+        args.source_fpr,
+    )  # fmt: skip
     log.info(
-        "%d runs -> %s: val AUROC %.4f (members %s), threshold %.4f",
-        len(metrics["members"]), args.out, metrics["val/auroc"],
+        "%d runs -> %s: val AUROC %.4f (iris alone %.4f; members %s), threshold %.4f",
+        len(metrics["members"]), args.out, metrics["val/auroc"], metrics["val/iris_auroc"],
         ", ".join(f"{a:.4f}" for a in metrics["val/member_auroc"]), metrics["val/threshold"],
     )  # fmt: skip
     d = metrics["decision"]

@@ -31,11 +31,13 @@ from irisgan.config import CONFIG_DIR
 from irisgan.data.degrade import degrade_batch, write_degraded_photo
 from irisgan.data.pairs import load_pairs
 from irisgan.data.pairs_format import read_pairs_csv, write_bytes_atomic
+from irisgan.extraction.descriptors import pair_descriptors
 from irisgan.extraction.manifest import format_statuses
 from irisgan.inference import (
     DecisionRule,
     check_pair_shape,
     decision_summary,
+    fuse_face_cue,
     load_classifier,
     pair_overrides,
     resolve_checkpoint,
@@ -229,6 +231,8 @@ def _photo_row(
     images, labels, _ = load_pairs(csv)
     images, labels = images.numpy(), labels.numpy().astype(int)
     probs, spread = score_members(model, images, cfg.batch_size)
+    if model.face_cue is not None and len(labels):
+        probs = fuse_face_cue(model, probs, pair_descriptors(csv))
     decisions = rule.decide_pairs(probs, spread, images)
     calls = dict(zip(index, decisions, strict=True))
     if name == "clean":
@@ -268,10 +272,18 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         log.warning("the test set holds one class only: AUROC and AP are undefined")
 
     rule = DecisionRule.of(model)
-    methods: dict[str, Any] = {"ran": lambda x: score_pairs(model, x, cfg.batch_size)}
+    # A detector with a face cue scores each pair's face as well: the descriptors of the photos behind the pairs
+    # (a pair-level degradation below changes the pair, not the face).
+    faces = pair_descriptors(info["csv"]) if model.face_cue is not None else None
+    methods: dict[str, Any] = {
+        "ran": lambda x: fuse_face_cue(model, score_pairs(model, x, cfg.batch_size), faces)
+    }
+    thresholds = {"ran": threshold, "highlight_baseline": 0.5}
+    if faces is not None:  # the iris network alone, at its own threshold: what the face cue adds
+        methods["iris_only"] = lambda x: score_pairs(model, x, cfg.batch_size)
+        thresholds["iris_only"] = float((model.decision or {}).get("iris_threshold", 0.5))
     if cfg.baseline:
         methods["highlight_baseline"] = highlight_scores
-    thresholds = {"ran": threshold, "highlight_baseline": 0.5}
 
     cues = info.pop("cues", None)
     groups = info.pop("groups", {})
@@ -284,9 +296,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     }
     reports = {}
     # One pass gives the RAN's scores and its members' spread, which the decisions need.
-    probs, spread = score_members(model, images, cfg.batch_size)
+    iris_p, spread = score_members(model, images, cfg.batch_size)
+    probs = fuse_face_cue(model, iris_p, faces)
     for name, scorer in methods.items():
-        scores = probs if name == "ran" else scorer(images)
+        scores = {"ran": probs, "iris_only": iris_p}.get(name)
+        scores = scorer(images) if scores is None else scores
         results["methods"][name], reports[name] = summarize(scores, labels, thresholds[name], cfg)
         if cues is not None:
             results["methods"][name]["per_cue"] = per_cue_breakdown(scores, labels, cues, thresholds[name])

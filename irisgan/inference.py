@@ -13,6 +13,7 @@ import torch
 from irisgan.checkpoints import CLASSIFIER, CheckpointError, load_checkpoint, stamp_kind
 from irisgan.config import override_value
 from irisgan.data.pairs_format import pair_shape
+from irisgan.models.face_cue import FaceCue
 from irisgan.training.classifier import RANClassifier
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,7 @@ __all__ = [
     "decision_summary",
     "is_grayscale_pair",
     "export_weights",
+    "fuse_face_cue",
     "load_classifier",
     "check_pair_shape",
     "pair_overrides",
@@ -45,7 +47,7 @@ INFERENCE_HPARAMS = {
     "net": None, "threshold_method": "gmean", "channels_last": True, "flip_tta": False, "members": 1, "colour": "rgb",
     "pair_margin": 0.1, "pair_size": 96, "pair_width": None,
 }  # fmt: skip
-EXPORTED_HPARAMS = (*INFERENCE_HPARAMS, "decision")
+EXPORTED_HPARAMS = (*INFERENCE_HPARAMS, "decision", "face_cue")
 # The detector that ships inside the package (``make model``; see the README): used when no ckpt= is given.
 SHIPPED_WEIGHTS = Path(__file__).resolve().parent / "weights" / "ran_faces.pt"
 
@@ -176,6 +178,9 @@ def load_classifier(
     # The uncertain band and the members' largest agreed spread (irisgan.ensemble chooses them on validation
     # pairs); a plain training checkpoint has none and decides at its threshold alone.
     model.decision = hparams.get("decision")
+    # A detector built with `irisgan.ensemble --face-cue` adds the face descriptor's logit to the pair's: its
+    # threshold and band are those of the fused score (fuse_face_cue).
+    model.face_cue = FaceCue(**hparams["face_cue"]) if hparams.get("face_cue") else None
     configure_inference(model, precision, compile)
     return model
 
@@ -238,6 +243,20 @@ def score_members(
     if not len(probs):
         return probs, None
     return probs, members.std(axis=0) if model.hparams.get("members", 1) > 1 else None
+
+
+def fuse_face_cue(model: RANClassifier, iris_p: np.ndarray, descriptors: np.ndarray | None) -> np.ndarray:
+    """The detector's P(GAN) from its iris network's P(GAN) of N pairs and the (N, 128) face descriptors of their
+    photos: the fused score when the detector carries a face cue, the iris score unchanged when it does not."""
+    cue = getattr(model, "face_cue", None)
+    if cue is None:
+        return np.asarray(iris_p)
+    if descriptors is None or len(descriptors) != len(iris_p):
+        raise ValueError(
+            f"this detector scores the face beside the irises: {len(iris_p)} pairs need as many face descriptors "
+            f"({0 if descriptors is None else len(descriptors)} given)"
+        )
+    return cue.fused_probability(iris_p, descriptors).astype(np.float32)
 
 
 # A pair whose mean (max - min) over the colour channels stays below this (0-255 units) carries no colour: a

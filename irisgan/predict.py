@@ -1,8 +1,9 @@
 """Score face photos: ``python -m irisgan.predict ckpt=CKPT images=PATH [explain=true]``.
 
 Per photo: dlib face and landmarks, the two eye crops, the irises (training-free locator or the trained
-segmenter), the 96x96 pair, P(GAN) from the RAN and the decision: ``GAN`` or ``real`` at the checkpoint's
-stored threshold, or ``uncertain`` (with its reasons) when the score lies inside the uncertain band chosen on
+segmenter), the 96x96 pair, P(GAN) from the RAN (for a detector with a face cue, such as the shipped one, fused
+with a probe of the face's descriptor: ``p_iris`` keeps the RAN's own) and the decision: ``GAN`` or ``real`` at the
+checkpoint's stored threshold, or ``uncertain`` (with its reasons) when the score lies inside the uncertain band chosen on
 validation pairs, the ensemble's members disagree, or a grayscale photo would be called real
 (``irisgan.inference.DecisionRule``). A photo without a decision (unreadable, no face, no iris...) gets its
 status instead; every input gets one line in ``predictions.jsonl`` (or ``.csv``). ``explain=true`` writes a
@@ -41,6 +42,7 @@ from irisgan.extraction.pipeline import (
 )
 from irisgan.inference import (
     DecisionRule,
+    fuse_face_cue,
     is_grayscale_pair,
     load_classifier,
     score_members,
@@ -68,6 +70,7 @@ class Predictor:
         )
         self.threshold = float(self.model.threshold)
         self.rule = DecisionRule.of(self.model)
+        self.face_cue = self.model.face_cue is not None
         self.landmarker = build_landmarker(cfg.face)
         # null: the detector's own margin, so pairs are cut as its training pairs were
         cfg.pair.iris_margin = stored_pair_margin(self.model, cfg.pair.get("iris_margin"))
@@ -83,7 +86,9 @@ class Predictor:
             p if isinstance(p, PhotoInput) else PhotoInput(str(Path(p).resolve()), None, fingerprint(p))
             for p in photos
         ]
-        dataset = build_dataset(self.cfg, photos, self.landmarker, overlay=self.explain)
+        dataset = build_dataset(
+            self.cfg, photos, self.landmarker, overlay=self.explain, describe_faces=self.face_cue
+        )
         batches = run_in_process(
             dataset, self.extractor, self.cfg.batch_size, int(self.cfg.get("num_workers", 0))
         )
@@ -101,10 +106,13 @@ class Predictor:
         step = size if self.explain else len(scored)
         for start in range(0, len(scored), step):
             chunk = scored[start : start + step]
-            probs, spread = score_members(self.model, pairs[start : start + step], size)
+            iris_p, spread = score_members(self.model, pairs[start : start + step], size)
             masks = self._attention(len(chunk)) if self.explain else None
+            faces = np.stack([r.face_descriptor for r in chunk]) if self.face_cue else None
+            probs = fuse_face_cue(self.model, iris_p, faces)
             for i, (result, prob) in enumerate(zip(chunk, probs, strict=True)):
                 result.p_gan = float(prob)
+                result.p_iris = float(iris_p[i]) if self.face_cue else None
                 result.member_spread = None if spread is None else float(spread[i])
                 result.grayscale = is_grayscale_pair(result.pair_image)
                 result.decision, result.reasons = self.rule.decide(
@@ -130,8 +138,8 @@ class Predictor:
 
 def public_record(result: PhotoResult, rule: DecisionRule) -> dict:
     keep = (
-        "path", "status", "p_gan", "decision", "reasons", "member_spread", "grayscale", "message", "face_box",
-        "eye_boxes", "iris", "n_faces",
+        "path", "status", "p_gan", "decision", "reasons", "member_spread", "p_iris", "grayscale", "message",
+        "face_box", "eye_boxes", "iris", "n_faces",
     )  # fmt: skip
     full = result.record()
     record = {k: full[k] for k in keep if k in full}
@@ -163,6 +171,8 @@ def explanation_figure(result: PhotoResult, rule: DecisionRule) -> np.ndarray:
     threshold = rule.threshold
     if result.p_gan is not None:
         verdict = f"P(GAN) = {result.p_gan:.3f} -> {result.decision} (threshold {threshold:.3f})"
+        if result.p_iris is not None:
+            verdict += f"\nirises alone {result.p_iris:.3f}, with the face cue {result.p_gan:.3f}"
         if result.reasons:
             verdict += "\n" + "; ".join(result.reasons)
     else:
@@ -210,7 +220,17 @@ def write_predictions(records: list[dict], out: Path, fmt: str) -> Path:
         buf = io.StringIO()
         writer = csv.DictWriter(
             buf,
-            ["path", "status", "p_gan", "decision", "reasons", "member_spread", "threshold", "message"],
+            [
+                "path",
+                "status",
+                "p_gan",
+                "decision",
+                "reasons",
+                "member_spread",
+                "p_iris",
+                "threshold",
+                "message",
+            ],
             extrasaction="ignore",
             lineterminator="\n",
         )

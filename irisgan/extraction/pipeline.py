@@ -35,6 +35,7 @@ from irisgan.extraction.faces import (
     eye_box,
     eye_openness,
     eye_width,
+    face_descriptor,
 )
 from irisgan.extraction.iris_locator import IrisLocation
 from irisgan.extraction.iris_quality import IrisQualityRule
@@ -92,6 +93,7 @@ class PhotoResult:
     reasons: list[str] | None = None  # why a decision is uncertain
     member_spread: float | None = None  # standard deviation of the ensemble members' P(GAN)
     grayscale: bool | None = None  # the pair carries no colour
+    p_iris: float | None = None  # the iris network's own P(GAN), when the detector adds the face cue to it
 
     eye_crops: list[np.ndarray] | None = _transient()  # image-left eye first
     eye_points: list[np.ndarray] | None = _transient()  # each eye's landmarks in its crop's pixels
@@ -99,6 +101,7 @@ class PhotoResult:
     pair_image: np.ndarray | None = _transient()
     overlay_image: np.ndarray | None = _transient()  # a small copy of the photo to draw on
     overlay_scale: float | None = _transient()
+    face_descriptor: np.ndarray | None = _transient()  # dlib's 128-d descriptor (describe_faces=True)
     # predict explain=true: (title, map) of the network's explanation maps (the RAN's soft masks)
     attention: list[tuple[str, np.ndarray]] | None = _transient()
 
@@ -136,7 +139,8 @@ def _error(result: PhotoResult, error: Exception) -> None:
 
 class FacePhotoDataset(torch.utils.data.Dataset):
     """Photo -> eyes, per photo in DataLoader workers: decode, detect the face, fit landmarks, crop both
-    eyes. Returns a ``PhotoResult`` (``status`` ``ok`` if both eyes were cropped)."""
+    eyes. Returns a ``PhotoResult`` (``status`` ``ok`` if both eyes were cropped). ``describe_faces``: also
+    the face's descriptor (``PhotoResult.face_descriptor``), which a detector with a face cue scores."""
 
     def __init__(
         self,
@@ -146,6 +150,7 @@ class FacePhotoDataset(torch.utils.data.Dataset):
         eye_margin: float = 0.25,
         min_iris_size: float = 6.0,
         overlay_max_side: int | None = None,
+        describe_faces: bool = False,
     ) -> None:
         if several_faces not in SEVERAL_FACES_CHOICES:
             raise ValueError(f"several_faces={several_faces!r} is not one of {SEVERAL_FACES_CHOICES}")
@@ -155,6 +160,7 @@ class FacePhotoDataset(torch.utils.data.Dataset):
         self.eye_margin = float(eye_margin)
         self.min_iris_size = float(min_iris_size)
         self.overlay_max_side = overlay_max_side
+        self.describe_faces = bool(describe_faces)
 
     def __len__(self) -> int:
         return len(self.photos)
@@ -219,6 +225,11 @@ class FacePhotoDataset(torch.utils.data.Dataset):
         expected = IRIS_TO_EYE_WIDTH * min(eye_width(p) for p in result.eye_points)
         if expected < self.min_iris_size:
             result.fail("iris_too_small", f"expected iris diameter {expected:.1f} px < {self.min_iris_size}")
+        elif self.describe_faces:
+            start = time.perf_counter()
+            # from the rounded landmarks the manifest keeps, so that a pairs CSV's faces describe alike
+            result.face_descriptor = face_descriptor(rgb, face.box, np.asarray(result.landmarks))
+            timings["describe"] = (time.perf_counter() - start) * 1e3
 
 
 def collate_photos(items: list[PhotoResult]) -> list[PhotoResult]:
@@ -356,7 +367,11 @@ def build_landmarker(face: DictConfig) -> FaceLandmarker:
 
 
 def build_dataset(
-    cfg: DictConfig, photos: Sequence[PhotoInput], landmarker: FaceLandmarker, overlay: bool
+    cfg: DictConfig,
+    photos: Sequence[PhotoInput],
+    landmarker: FaceLandmarker,
+    overlay: bool,
+    describe_faces: bool = False,
 ) -> FacePhotoDataset:
     """The photo -> eyes step from an extract/predict config."""
     return FacePhotoDataset(
@@ -366,6 +381,7 @@ def build_dataset(
         eye_margin=cfg.eyes.margin,
         min_iris_size=cfg.iris.min_size,
         overlay_max_side=cfg.overlay_max_side if overlay else None,
+        describe_faces=describe_faces,
     )
 
 

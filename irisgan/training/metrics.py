@@ -7,6 +7,8 @@ the metrics at the chosen threshold: no second pass over the predictions.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 from torchmetrics import MetricCollection
@@ -179,3 +181,32 @@ def uncertain_band(
             hi = float(cut)
             break
     return lo, hi
+
+
+def source_threshold(
+    probs: np.ndarray, labels: np.ndarray, sources: Sequence[str], max_fpr: float = 0.05
+) -> float:
+    """A threshold at which no real source calls more than ``max_fpr`` of its photos GAN (score at or above it):
+    just above the highest source's (1 - ``max_fpr``) quantile (numpy's ``higher``), which leaves fewer than
+    ``max_fpr`` x n of a source's n photos at or above it, and at most two photos fewer than that.
+
+    A threshold chosen on all real photos together (G-mean) lets the real source the detector ranks worst carry
+    most of the false positives, and a source it never saw sits higher still; this one holds each seen source
+    to the same rate (``experiments/face_descriptor_probe.py`` measures what it leaves held-out sources).
+    """
+    probs, labels, sources = (
+        np.asarray(probs, np.float64),
+        np.asarray(labels).astype(int),
+        np.asarray(sources),
+    )
+    if not 0.0 <= max_fpr < 1.0:
+        raise ValueError(f"max_fpr must be in [0, 1), got {max_fpr}")
+    real = labels == 0
+    if not real.any():
+        raise ValueError("a per-source threshold needs real photos")
+    # the next float32 up: thresholds are stored, and scores compared, in float32
+    return max(
+        float(np.nextafter(np.float32(np.quantile(probs[real & (sources == s)], 1 - max_fpr, method="higher")),
+                           np.float32(np.inf)))
+        for s in np.unique(sources[real])
+    )  # fmt: skip

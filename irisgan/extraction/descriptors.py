@@ -1,0 +1,95 @@
+"""The face descriptors of the photos behind a pairs CSV: what the face cue (``irisgan.models.face_cue``) scores
+beside each pair.
+
+A pairs CSV written by ``extract`` (or cached by ``data=faces``) sits in, or below, the folder of its extraction
+manifest, whose record of each photo names the pair file, the photo, its face box and its 68 landmarks. The
+descriptor is computed from those, as ``predict`` computes it for a new photo (``FacePhotoDataset`` with
+``describe_faces``), and cached beside the manifest by the photo's content fingerprint: the landmarks, and so the
+descriptor, are fixed by the extraction's settings, which the folder stands for.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from irisgan.data.pairs_format import read_pairs_csv, write_bytes_atomic
+from irisgan.extraction.faces import decode_image, face_descriptor
+from irisgan.extraction.manifest import MANIFEST, read_manifest
+
+log = logging.getLogger(__name__)
+
+DESCRIPTORS = "face_descriptors.npz"
+# data=faces keeps its split CSVs in <cache>/splits/<key>/: the manifest is at most this many folders up
+MANIFEST_DEPTH = 3
+
+
+class MissingFaceError(ValueError):
+    """A pair whose photo, face box or landmarks cannot be found: the face cue cannot score it."""
+
+
+def find_manifest(csv_path: str | Path) -> Path:
+    """The extraction folder a pairs CSV belongs to: the nearest folder, from the CSV's own up, with a manifest."""
+    folder = Path(csv_path).resolve().parent
+    for candidate in [folder, *folder.parents][: MANIFEST_DEPTH + 1]:
+        if (candidate / MANIFEST).is_file():
+            return candidate
+    raise MissingFaceError(
+        f"{csv_path}: no {MANIFEST} in its folder or the {MANIFEST_DEPTH} above it. This detector scores each "
+        "pair's face as well, so it needs the extraction that cut the pairs: evaluate faces=DIR, or pairs_csv= of "
+        "a folder written by `python -m irisgan.extract`"
+    )
+
+
+def photo_descriptors(records: list[dict], cache: Path | None = None) -> np.ndarray:
+    """(N, 128) descriptors of manifest records (each with ``path``, ``fingerprint``, ``face_box``, ``landmarks``),
+    read from and added to ``cache`` (an ``.npz`` keyed by fingerprint) when given."""
+    known: dict[str, np.ndarray] = {}
+    if cache is not None and cache.is_file():
+        with np.load(cache) as stored:
+            if "fingerprint" in stored:  # an older file of another layout is recomputed
+                known = dict(zip(stored["fingerprint"].tolist(), stored["x"], strict=True))
+    added = 0
+    out = np.zeros((len(records), 128), np.float32)
+    for i, record in enumerate(records):
+        key = record.get("fingerprint") or record["path"]
+        if key not in known:
+            if not record.get("face_box") or not record.get("landmarks"):
+                raise MissingFaceError(
+                    f"{record['path']}: the manifest holds no face box and landmarks for it"
+                )
+            try:
+                image = decode_image(Path(record["path"]).read_bytes(), record["path"])
+            except OSError as error:
+                raise MissingFaceError(
+                    f"{record['path']}: the photo behind the pair cannot be read ({error})"
+                ) from None
+            known[key] = face_descriptor(image, record["face_box"], record["landmarks"])
+            added += 1
+        out[i] = known[key]
+    if added and cache is not None:
+        buf = io.BytesIO()
+        np.savez(buf, fingerprint=np.array(list(known)), x=np.stack(list(known.values())))
+        write_bytes_atomic(cache, buf.getvalue())
+        log.info("%d face descriptors computed (%d cached in %s)", added, len(known), cache)
+    return out
+
+
+def pair_descriptors(csv_path: str | Path) -> np.ndarray:
+    """(N, 128) face descriptors of the photos behind the N pairs of a pairs CSV, in its row order."""
+    csv_path = Path(csv_path)
+    root = find_manifest(csv_path)
+    by_pair = {(root / r["pair"]).resolve(): r for r in read_manifest(root).values() if r.get("pair")}
+    records = []
+    for line, row in enumerate(read_pairs_csv(csv_path), start=2):
+        record = by_pair.get((csv_path.parent / row["path"]).resolve())
+        if record is None:
+            raise MissingFaceError(
+                f"{csv_path}, line {line} ({row['path']}): the pair is not in {root / MANIFEST}, so its face is "
+                "unknown"
+            )
+        records.append(record)
+    return photo_descriptors(records, root / DESCRIPTORS)

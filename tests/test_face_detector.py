@@ -1,0 +1,146 @@
+"""The detector with a face cue: descriptors of the photos behind a pairs CSV, the per-source threshold, and
+``ensemble --face-cue`` through ``predict`` and ``evaluate`` on real photos."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from irisgan.data.pairs_format import read_pairs_csv, write_image_atomic, write_pairs_csv
+from irisgan.ensemble import build_ensemble
+from irisgan.extraction import descriptors
+from irisgan.extraction.descriptors import MissingFaceError, pair_descriptors
+from irisgan.inference import fuse_face_cue, load_classifier, score_pairs
+from irisgan.training.metrics import report_from_scores, source_threshold
+from tests.conftest import FACES, run_cli
+
+
+def _fake_extraction(root: Path, n: int = 6) -> Path:
+    """An extraction folder (photos, pairs, manifest) and a split CSV two folders below it, as data=faces
+    keeps them."""
+    records, rows = [], []
+    for i in range(n):
+        photo = root / "photos" / f"p{i}.png"
+        write_image_atomic(photo, np.full((8, 8, 3), 10 * i, np.uint8))
+        write_image_atomic(root / "pairs" / f"p{i}.png", np.zeros((4, 8, 3), np.uint8))
+        records.append(
+            {"path": str(photo), "label": i % 2, "fingerprint": f"f{i}", "status": "ok", "pair": f"pairs/p{i}.png",
+             "face_box": [0, 0, 8, 8], "landmarks": [[1.0, 1.0]] * 68}
+        )  # fmt: skip
+        rows.append({"path": f"../../pairs/p{i}.png", "label": i % 2})
+    records.append({"path": str(root / "photos" / "none.png"), "label": 0, "status": "no_face"})
+    (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return write_pairs_csv(root / "splits" / "k" / "val.csv", rows[::-1])
+
+
+def test_pair_descriptors_follow_the_manifest_in_the_csvs_order_and_are_cached(tmp_path, monkeypatch):
+    calls = []
+
+    def describe(image, box, landmarks):  # stands in for dlib's network: the photo's grey level
+        calls.append(int(image[0, 0, 0]))
+        return np.full(128, image[0, 0, 0], np.float32)
+
+    monkeypatch.setattr(descriptors, "face_descriptor", describe)
+    csv = _fake_extraction(tmp_path / "ex")
+    x = pair_descriptors(csv)
+    assert x.shape == (6, 128) and x[:, 0].tolist() == [50, 40, 30, 20, 10, 0]  # the CSV's order, reversed
+    assert sorted(calls) == [0, 10, 20, 30, 40, 50]
+    assert (tmp_path / "ex" / descriptors.DESCRIPTORS).is_file()
+    np.testing.assert_array_equal(pair_descriptors(csv), x)
+    assert len(calls) == 6  # the second read came from the cache
+
+    # a pair the manifest does not know, a photo gone, a CSV far from any manifest: each says what is missing
+    rows = read_pairs_csv(csv) + [{"path": "../../pairs/other.png", "label": "1"}]
+    with pytest.raises(MissingFaceError, match="line 8.*other.png.*not in"):
+        pair_descriptors(write_pairs_csv(tmp_path / "ex" / "splits" / "k" / "more.csv", rows))
+    (tmp_path / "ex" / descriptors.DESCRIPTORS).unlink()
+    (tmp_path / "ex" / "photos" / "p3.png").unlink()
+    with pytest.raises(MissingFaceError, match="p3.png: the photo behind the pair cannot be read"):
+        pair_descriptors(csv)
+    lone = write_pairs_csv(tmp_path / "a" / "b" / "c" / "d" / "pairs.csv", rows[:1])
+    with pytest.raises(MissingFaceError, match="no manifest.jsonl.*evaluate faces=DIR"):
+        pair_descriptors(lone)
+
+
+def test_source_threshold_holds_every_real_source_to_the_rate():
+    rng = np.random.default_rng(0)
+    # source b's real photos score higher than a's: a G-mean threshold would leave most false positives to b
+    probs = np.r_[rng.uniform(0.0, 0.5, 100), rng.uniform(0.3, 0.8, 40), rng.uniform(0.5, 1.0, 100)]
+    labels = np.r_[np.zeros(140), np.ones(100)]
+    sources = ["a"] * 100 + ["b"] * 40 + ["gan"] * 100
+    for rate in (0.0, 0.05, 0.2):
+        t = source_threshold(probs, labels, sources, rate)
+        assert np.mean(probs[:100] >= t) <= rate and np.mean(probs[100:140] >= t) <= rate
+        # no stricter than it needs: source b, whose photos score highest, sits within two photos of the rate
+        assert np.mean(probs[100:140] >= t) > rate - 2 / 40
+    with pytest.raises(ValueError, match="real photos"):
+        source_threshold(probs[140:], labels[140:], sources[140:])
+    with pytest.raises(ValueError, match="max_fpr"):
+        source_threshold(probs, labels, sources, 1.0)
+
+
+@pytest.mark.skipif(not FACES.is_dir(), reason="sample face photos ../shared/data/faces not present")
+def test_a_detector_with_a_face_cue_scores_the_face_in_predict_and_evaluate(tmp_path, smoke_run):
+    faces = tmp_path / "faces"
+    for cls in ("real", "fake"):
+        for photo in sorted((FACES / cls).iterdir())[:3]:
+            (faces / cls).mkdir(parents=True, exist_ok=True)
+            shutil.copy(photo, faces / cls / photo.name)
+    run_cli("irisgan.extract", f"faces={faces}", "out=ex", "num_workers=0", cwd=tmp_path)
+    csv = tmp_path / "ex" / "pairs.csv"
+    labels = np.array([int(r["label"]) for r in read_pairs_csv(csv)])
+    assert len(labels) >= 5 and 0 < labels.sum() < len(labels)
+    best = smoke_run / "checkpoints" / "best.ckpt"
+    metrics = build_ensemble(
+        [best], tmp_path / "fused.pt", val_csv=csv, face_cue=True, fit_csv=csv, source_fpr=0.0
+    )
+    model = load_classifier(tmp_path / "fused.pt")
+    assert model.face_cue is not None and metrics["fit_csv"] == str(csv)
+    images = torch.from_numpy(
+        np.stack(
+            [
+                cv2.cvtColor(cv2.imread(str(csv.parent / r["path"])), cv2.COLOR_BGR2RGB)
+                for r in read_pairs_csv(csv)
+            ]
+        )
+    ).permute(0, 3, 1, 2)
+    iris_p = score_pairs(model, images)
+    # the iris network's own threshold travels along, chosen on the same pairs as training chooses it
+    _, iris_report = report_from_scores(
+        torch.from_numpy(iris_p), torch.from_numpy(labels).float(), None, "gmean"
+    )
+    assert model.decision["iris_threshold"] == pytest.approx(iris_report["threshold"])
+    fused = fuse_face_cue(model, iris_p, pair_descriptors(csv))
+    # the threshold keeps every real photo of the validation pairs below it (source_fpr=0)
+    assert (fused[labels == 0] < float(model.threshold)).all()
+    with pytest.raises(ValueError, match="face descriptors"):
+        fuse_face_cue(model, iris_p, None)
+
+    run_cli("irisgan.predict", "ckpt=fused.pt", f"images={faces}", "hydra.run.dir=pred", cwd=tmp_path)
+    records = [json.loads(line) for line in (tmp_path / "pred" / "predictions.jsonl").open()]
+    scored = {Path(r["path"]).name: r for r in records if r["p_gan"] is not None}
+    expected = {Path(r["source"]).name: p for r, p in zip(read_pairs_csv(csv), fused, strict=True)}
+    assert scored.keys() == expected.keys()
+    for name, record in scored.items():  # the photo's face and irises, as the pairs CSV's
+        assert record["p_iris"] is not None and record["p_gan"] == pytest.approx(expected[name], abs=1e-3)
+
+    run_cli(
+        "irisgan.evaluate", "ckpt=fused.pt", f"faces={faces}", "bootstrap=0", "hydra.run.dir=ev", cwd=tmp_path
+    )
+    report = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert {"ran", "iris_only"} <= report["methods"].keys()
+    assert report["methods"]["ran"]["threshold"] == pytest.approx(float(model.threshold))
+    # pairs without their extraction cannot be scored by this detector: it says so
+    lone = tmp_path / "lone"
+    shutil.copytree(tmp_path / "ex" / "pairs", lone / "pairs")
+    shutil.copy(csv, lone / "pairs.csv")
+    proc = run_cli(
+        "irisgan.evaluate", "ckpt=fused.pt", f"pairs_csv={lone}/pairs.csv", cwd=tmp_path, check=False
+    )
+    assert proc.returncode != 0 and "no manifest.jsonl" in proc.stderr
