@@ -42,7 +42,9 @@ extract: $(STAMP) ## face photos to iris pairs: make extract ARGS="faces=DIR out
 
 FACES_TRAIN ?= ../shared/data/faces_train/sources.csv
 # make model: one experiment=faces run per seed on one split, MODEL_JOBS at a time, then irisgan.ensemble
-# combines them (one seed: that run alone) and chooses the threshold on the validation pairs.
+# combines them (one seed: that run alone), adds the face cue fitted on the training photos, and chooses the
+# threshold on the validation pairs: no real source above MODEL_SOURCE_FPR false positives there.
+MODEL_SOURCE_FPR ?= 0.05
 MODEL_SEEDS ?= 0 1 2 3
 MODEL_JOBS ?= 2
 MODEL_STAMP := $(shell date +%Y-%m-%d_%H-%M-%S)
@@ -51,7 +53,8 @@ model: $(STAMP) ## train the shipped detector on real face photos (FACES_TRAIN=C
 	printf '%s\n' $(MODEL_SEEDS) | xargs -P $(MODEL_JOBS) -I{} $(PY) -m irisgan.train experiment=faces \
 	  data.csv=$(FACES_TRAIN) seed={} data.split_seed=0 logger=csv runtime.num_threads=1 \
 	  '~callbacks.progress_bar' hydra.run.dir=$(MODEL_DIR)/seed{} $(ARGS)
-	$(PY) -m irisgan.ensemble $(addprefix $(MODEL_DIR)/seed,$(MODEL_SEEDS)) --out $(CURDIR)/irisgan/weights/ran_faces.pt
+	$(PY) -m irisgan.ensemble $(addprefix $(MODEL_DIR)/seed,$(MODEL_SEEDS)) --face-cue --source-fpr $(MODEL_SOURCE_FPR) \
+	  --out $(CURDIR)/irisgan/weights/ran_faces.pt
 
 cross-generator: $(STAMP) ## leave-one-generator-out study on FACES_TRAIN: experiments/results/cross_generator.md
 	$(PY) experiments/cross_generator.py --csv $(FACES_TRAIN) $(ARGS)

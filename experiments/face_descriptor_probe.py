@@ -38,30 +38,29 @@ from study_stats import auroc, paired_difference
 from torchmetrics.functional.classification import binary_roc
 
 from irisgan.data.pairs_format import read_pairs_csv
+from irisgan.extraction.descriptors import DESCRIPTORS, photo_descriptors
 from irisgan.extraction.faces import face_descriptor
+from irisgan.extraction.manifest import read_manifest
 from irisgan.models.face_cue import FaceCue, fit_face_cue, fit_logistic, logit
-from irisgan.training.metrics import choose_threshold
+from irisgan.training.metrics import choose_threshold, source_threshold
 
 RESULTS = ROOT / "experiments" / "results"
 
 
-def descriptors(manifest: Path, cached: Path) -> dict[str, np.ndarray]:
-    """Photo path -> 128-d descriptor, for every photo of the extractor's manifest with 68 landmarks."""
-    if cached.is_file():
-        d = np.load(cached)
-        return dict(zip(d["path"].tolist(), d["x"], strict=True))
-    import cv2
-
-    out = {}
-    for line in manifest.open():
-        d = json.loads(line)
-        if not d.get("landmarks") or not d.get("face_box"):
-            continue
-        image = cv2.cvtColor(cv2.imread(d["path"]), cv2.COLOR_BGR2RGB)
-        out[d["path"]] = face_descriptor(image, d["face_box"], d["landmarks"])
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(cached, path=np.array(list(out)), x=np.stack(list(out.values())))
-    return out
+def descriptors(cache: Path, padding: tuple[float, ...] = (0.25,)) -> dict[str, np.ndarray]:
+    """Photo path -> descriptor, for every photo of the extractor's manifest with 68 landmarks (cached in the
+    extraction folder, as ``ensemble --face-cue`` caches them). Another ``padding`` than dlib's 0.25 (more of
+    the head and the background around the aligned face) has its own cache; several are concatenated."""
+    records = [r for r in read_manifest(cache).values() if r.get("landmarks") and r.get("face_box")]
+    parts = []
+    for pad in padding:
+        if pad == 0.25:
+            parts.append(photo_descriptors(records, cache / DESCRIPTORS))
+        else:
+            describe = lambda image, box, points, pad=pad: face_descriptor(image, box, points, pad)  # noqa: E731
+            parts.append(photo_descriptors(records, cache / f"face_descriptors_pad{pad}.npz", describe))
+    x = np.concatenate(parts, axis=1)
+    return {r["path"]: v for r, v in zip(records, x, strict=True)}
 
 
 def rows_of(folder: Path, csv_path: str) -> list[dict]:
@@ -116,19 +115,9 @@ def fold_measures(folder: Path, desc: dict[str, np.ndarray]) -> dict[str, dict] 
     ):  # fmt: skip
         out[name] = {
             "scores": st, "labels": yt, "generators": generators, "threshold": threshold(sv, yv),
-            "strict": strict_threshold(sv, yv, val_sources),
+            "strict": source_threshold(sv, yv, val_sources, 0.05),
         }  # fmt: skip
     return out
-
-
-def strict_threshold(scores: np.ndarray, labels: np.ndarray, sources: np.ndarray, fpr: float = 0.05) -> float:
-    """The lowest threshold at which every real source of the validation photos has at most ``fpr`` of its
-    photos at or above it (called GAN)."""
-    real = labels == 0
-    return max(
-        float(np.nextafter(np.quantile(scores[real & (sources == g)], 1 - fpr, method="higher"), np.inf))
-        for g in np.unique(sources[real])
-    )
 
 
 def robustness(folder: Path, manifest: Path, desc: dict[str, np.ndarray]) -> list[str]:
@@ -197,6 +186,11 @@ def main() -> None:
     parser.add_argument(
         "--robustness", help="a fold whose test photos are degraded and scored again, e.g. real-london"
     )
+    parser.add_argument(
+        "--padding",
+        help="a descriptor variant measured beside dlib's own (padding 0.25): the aligned face's border, "
+        "e.g. 1.0, or several concatenated, e.g. 0.25,1.0 (methods face_v and fused_v)",
+    )
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     folders = {
@@ -207,9 +201,13 @@ def main() -> None:
     first = next(f for f in folders.values() if (f / "metrics.json").is_file())
     fit_csv = _project_path(first, json.loads((first / "metrics.json").read_text())["data_csvs"]["fit"])
     cache = args.cache or fit_csv.parents[2]
-    desc = descriptors(cache / "manifest.jsonl", cache / "face_descriptors.npz")
+    desc = descriptors(cache)
     print(f"{len(desc)} photos with a descriptor", flush=True)
     methods = ("face", "ran", "fused")
+    variant = tuple(float(p) for p in args.padding.split(",")) if args.padding else None
+    if variant:
+        desc_v = descriptors(cache, variant)
+        methods = (*methods, "face_v", "fused_v")
     gan_rows, real_rows = [], []
     auc = {}  # (method, fold, seed) -> AUC of a GAN or diffusion fold
     real = {}  # (method, fold, seed) -> (FPR, AUC vs GAN) of a real-source fold
@@ -218,6 +216,9 @@ def main() -> None:
         measures = fold_measures(folder, desc)
         if measures is None:
             continue
+        if variant:
+            other = fold_measures(folder, desc_v)
+            measures.update(face_v=other["face"], fused_v=other["fused"])
         if fold in REAL_SOURCES:
             cells = []
             for mth in methods:
@@ -253,8 +254,8 @@ def main() -> None:
         "",
         "Held-out generator family: AUC against the held-out real photos.",
         "",
-        "| fold | seed | face | ran | fused |",
-        "|---|---|---|---|---|",
+        "| fold | seed | " + " | ".join(methods) + " |",
+        "|---|---|" + "---|" * len(methods),
         *(f"| {fold} | {seed} | " + " | ".join(cells) + " |" for fold, seed, cells in gan_rows),
         "",
     ]
@@ -274,8 +275,8 @@ def main() -> None:
         "Held-out real source: false-positive rate at the threshold chosen on validation; AUC against the",
         "held-out GAN photos / the diffusion faces.",
         "",
-        "| source | seed | face | ran | fused |",
-        "|---|---|---|---|---|",
+        "| source | seed | " + " | ".join(methods) + " |",
+        "|---|---|" + "---|" * len(methods),
         *real_rows,
         "",
         "Paired differences, fused minus the RAN alone, over matched folds and seeds (95% bootstrap interval; wins):",
@@ -300,13 +301,26 @@ def main() -> None:
             "lower",
         ),
     ]
+    if variant:
+        comparisons += [
+            (
+                f"padding {args.padding} minus dlib's own, fused: AUC, GAN and diffusion folds",
+                [auc["fused_v", f, sd] - auc["fused", f, sd] for f, sd in runs],
+                "higher",
+            ),
+            (
+                f"padding {args.padding} minus dlib's own, fused: AUC vs GAN, held-out sources",
+                [real["fused_v", f, sd][1] - real["fused", f, sd][1] for f, sd in sources],
+                "higher",
+            ),
+        ]
     for name, diffs, better in comparisons:
         if diffs:
             d = paired_difference(diffs)
             sign = 1 if better == "higher" else -1  # FPR: the difference is taken the other way round
             lo, hi = sorted((sign * d["lo"], sign * d["hi"]))
             lines.append(
-                f"- {name}: {sign * d['mean']:+.3f} [{lo:+.3f}, {hi:+.3f}], fused {better} in {d['a_wins']}/{d['n']}"
+                f"- {name}: {sign * d['mean']:+.3f} [{lo:+.3f}, {hi:+.3f}], {better} in {d['a_wins']}/{d['n']} runs"
             )
     lines += [
         "",
@@ -315,15 +329,16 @@ def main() -> None:
         "test set's generated photos caught (the held-out family alone on a GAN or diffusion fold; the GAN photos",
         "on a source fold).",
         "",
-        "| fold | seed | face | ran | fused |",
-        "|---|---|---|---|---|",
+        "| fold | seed | " + " | ".join(methods) + " |",
+        "|---|---|" + "---|" * len(methods),
         *(f"| {fold} | {seed} | " + " | ".join(cells) + " |" for (fold, seed), cells in strict_cells.items()),
     ]
     if args.robustness:
         lines += robustness(folders[(seeds[0], args.robustness)], cache / "manifest.jsonl", desc)
     text = "\n".join(lines) + "\n"
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "face_descriptor.md").write_text(text)
+    name = f"face_descriptor_pad{args.padding.replace(',', '_')}" if variant else "face_descriptor"
+    (RESULTS / f"{name}.md").write_text(text)
     print(text)
 
 

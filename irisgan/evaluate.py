@@ -292,6 +292,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         **info,
         "precision": precision,
         "compile": compile,
+        "face_cue": faces is not None,
         "methods": {},
     }
     reports = {}
@@ -416,6 +417,12 @@ def _report_markdown(
         f"{results['n_pairs']} pairs ({results['n_real']} real, {results['n_fake']} GAN).",
         "",
     ]
+    if results.get("face_cue"):
+        text += [
+            "`ran` is the detector's score: the iris RAN's logit plus the face descriptor probe's, each "
+            "standardised; `iris_only` is the RAN alone at its own threshold.",
+            "",
+        ]
     extraction = results.get("extraction")
     if extraction:
         text += ["Photos per class and status (photos without a pair are not scored):", ""]

@@ -44,17 +44,19 @@ def find_manifest(csv_path: str | Path) -> Path:
     )
 
 
-def photo_descriptors(records: list[dict], cache: Path | None = None) -> np.ndarray:
+def photo_descriptors(records: list[dict], cache: Path | None = None, describe=None) -> np.ndarray:
     """(N, 128) descriptors of manifest records (each with ``path``, ``fingerprint``, ``face_box``, ``landmarks``),
-    read from and added to ``cache`` (an ``.npz`` keyed by fingerprint) when given."""
+    read from and added to ``cache`` (an ``.npz`` keyed by fingerprint) when given. ``describe(image, box,
+    landmarks)``: another descriptor than ``face_descriptor`` (a study's variant, with its own cache)."""
+    describe = describe or face_descriptor
     known: dict[str, np.ndarray] = {}
     if cache is not None and cache.is_file():
         with np.load(cache) as stored:
             if "fingerprint" in stored:  # an older file of another layout is recomputed
                 known = dict(zip(stored["fingerprint"].tolist(), stored["x"], strict=True))
     added = 0
-    out = np.zeros((len(records), 128), np.float32)
-    for i, record in enumerate(records):
+    out: list[np.ndarray] = []
+    for record in records:
         key = record.get("fingerprint") or record["path"]
         if key not in known:
             if not record.get("face_box") or not record.get("landmarks"):
@@ -67,15 +69,15 @@ def photo_descriptors(records: list[dict], cache: Path | None = None) -> np.ndar
                 raise MissingFaceError(
                     f"{record['path']}: the photo behind the pair cannot be read ({error})"
                 ) from None
-            known[key] = face_descriptor(image, record["face_box"], record["landmarks"])
+            known[key] = describe(image, record["face_box"], record["landmarks"])
             added += 1
-        out[i] = known[key]
+        out.append(known[key])
     if added and cache is not None:
         buf = io.BytesIO()
         np.savez(buf, fingerprint=np.array(list(known)), x=np.stack(list(known.values())))
         write_bytes_atomic(cache, buf.getvalue())
         log.info("%d face descriptors computed (%d cached in %s)", added, len(known), cache)
-    return out
+    return np.stack(out) if out else np.zeros((0, 128), np.float32)
 
 
 def pair_descriptors(csv_path: str | Path) -> np.ndarray:

@@ -273,9 +273,13 @@ class FaceLandmarker:
 # --------------------------------------------------------------------------------------------- eyes
 
 
-def face_descriptor(image: np.ndarray, face_box: Box, landmarks: np.ndarray) -> np.ndarray:
+def face_descriptor(
+    image: np.ndarray, face_box: Box, landmarks: np.ndarray, padding: float = 0.25
+) -> np.ndarray:
     """dlib's 128-d face descriptor of an RGB photo's face (its recognition ResNet, trained on real faces to tell
-    identities apart), the face aligned by its 68 landmarks (full-resolution pixel coordinates)."""
+    identities apart), the face aligned by its 68 landmarks (full-resolution pixel coordinates). ``padding``:
+    the border around the aligned face, as a share of its size (dlib's default, 0.25, is what the network was
+    trained with)."""
     import dlib
 
     points = np.asarray(landmarks)
@@ -290,7 +294,7 @@ def face_descriptor(image: np.ndarray, face_box: Box, landmarks: np.ndarray) -> 
     shape = dlib.full_object_detection(
         dlib.rectangle(x0, y0, x1, y1), [dlib.point(int(round(x)), int(round(y))) for x, y in points]
     )
-    return np.array(net.compute_face_descriptor(np.ascontiguousarray(image), shape, 0), np.float32)
+    return np.array(net.compute_face_descriptor(np.ascontiguousarray(image), shape, 0, padding), np.float32)
 
 
 def eye_width(points: np.ndarray) -> float:
