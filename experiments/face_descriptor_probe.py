@@ -42,24 +42,22 @@ from irisgan.extraction.descriptors import DESCRIPTORS, photo_descriptors
 from irisgan.extraction.faces import face_descriptor
 from irisgan.extraction.manifest import read_manifest
 from irisgan.models.face_cue import FaceCue, fit_face_cue, fit_logistic, logit
+from irisgan.plots import plot_rocs
 from irisgan.training.metrics import choose_threshold, source_threshold
 
 RESULTS = ROOT / "experiments" / "results"
 
 
-def descriptors(cache: Path, padding: tuple[float, ...] = (0.25,)) -> dict[str, np.ndarray]:
+def descriptors(cache: Path, padding: float = 0.25) -> dict[str, np.ndarray]:
     """Photo path -> descriptor, for every photo of the extractor's manifest with 68 landmarks (cached in the
     extraction folder, as ``ensemble --face-cue`` caches them). Another ``padding`` than dlib's 0.25 (more of
-    the head and the background around the aligned face) has its own cache; several are concatenated."""
+    the head and the background around the aligned face) has a cache of its own."""
     records = [r for r in read_manifest(cache).values() if r.get("landmarks") and r.get("face_box")]
-    parts = []
-    for pad in padding:
-        if pad == 0.25:
-            parts.append(photo_descriptors(records, cache / DESCRIPTORS))
-        else:
-            describe = lambda image, box, points, pad=pad: face_descriptor(image, box, points, pad)  # noqa: E731
-            parts.append(photo_descriptors(records, cache / f"face_descriptors_pad{pad}.npz", describe))
-    x = np.concatenate(parts, axis=1)
+    if padding == 0.25:
+        x = photo_descriptors(records, cache / DESCRIPTORS)
+    else:
+        describe = lambda image, box, points: face_descriptor(image, box, points, padding)  # noqa: E731
+        x = photo_descriptors(records, cache / f"face_descriptors_pad{padding}.npz", describe)
     return {r["path"]: v for r, v in zip(records, x, strict=True)}
 
 
@@ -89,7 +87,7 @@ def threshold(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(logit(choose_threshold(fpr.numpy(), tpr.numpy(), thr.numpy())))
 
 
-def fold_measures(folder: Path, desc: dict[str, np.ndarray]) -> dict[str, dict] | None:
+def fold_measures(folder: Path, desc: dict[str, np.ndarray], l2: float = 1e-3) -> dict[str, dict] | None:
     """Test scores of the descriptor probe, the RAN and their sum, with thresholds from validation."""
     scored = fold_scores(folder)
     if scored is None:
@@ -102,7 +100,7 @@ def fold_measures(folder: Path, desc: dict[str, np.ndarray]) -> dict[str, dict] 
     y = lambda rows: np.array([int(r["label"]) for r in rows if r["photo"] in desc])  # noqa: E731
     ran_val = ran_val_scores(folder, csvs["val"])
     kv, kt = keep(val), keep(test)
-    cue = fit_face_cue(x(fit), y(fit), x(val), ran_val[kv])
+    cue = fit_face_cue(x(fit), y(fit), x(val), ran_val[kv], l2)
     face_val, face_test = cue.face_logits(x(val)), cue.face_logits(x(test))
     ran_val_l, ran_test_l = logit(ran_val[kv]), logit(ran_test[kt])
     fused_val, fused_test = cue.fused_logits(ran_val[kv], x(val)), cue.fused_logits(ran_test[kt], x(test))
@@ -188,8 +186,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--padding",
-        help="a descriptor variant measured beside dlib's own (padding 0.25): the aligned face's border, "
-        "e.g. 1.0, or several concatenated, e.g. 0.25,1.0 (methods face_v and fused_v)",
+        type=float,
+        help="a variant measured beside the default (methods face_v and fused_v): the aligned face's border "
+        "(dlib's default 0.25), e.g. 1.0",
+    )
+    parser.add_argument(
+        "--l2", type=float, help="the variant's L2 penalty of the probe (default: the package's)"
     )
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -204,20 +206,22 @@ def main() -> None:
     desc = descriptors(cache)
     print(f"{len(desc)} photos with a descriptor", flush=True)
     methods = ("face", "ran", "fused")
-    variant = tuple(float(p) for p in args.padding.split(",")) if args.padding else None
-    if variant:
-        desc_v = descriptors(cache, variant)
+    variant = None
+    if args.padding or args.l2 is not None:
+        variant = f"padding {args.padding or 0.25}" + (f", L2 {args.l2:g}" if args.l2 is not None else "")
+        desc_v = descriptors(cache, args.padding or 0.25)
         methods = (*methods, "face_v", "fused_v")
     gan_rows, real_rows = [], []
     auc = {}  # (method, fold, seed) -> AUC of a GAN or diffusion fold
     real = {}  # (method, fold, seed) -> (FPR, AUC vs GAN) of a real-source fold
     strict_cells = {}  # (fold, seed) -> per method: "FPR of the test reals; share of the test fakes caught"
+    curves = []  # the fused score's ROC of each fold, first seed: the held-out photos against the other class
     for (seed, fold), folder in folders.items():
         measures = fold_measures(folder, desc)
         if measures is None:
             continue
         if variant:
-            other = fold_measures(folder, desc_v)
+            other = fold_measures(folder, desc_v, 1e-3 if args.l2 is None else args.l2)
             measures.update(face_v=other["face"], fused_v=other["fused"])
         if fold in REAL_SOURCES:
             cells = []
@@ -229,6 +233,10 @@ def main() -> None:
                 auc_gan = auroc(np.r_[s[own], s[gan]], np.r_[np.zeros(own.sum()), np.ones(gan.sum())])
                 auc_diff = auroc(np.r_[s[own], s[diff]], np.r_[np.zeros(own.sum()), np.ones(diff.sum())])
                 real[mth, fold, seed] = (fpr, auc_gan)
+                if mth == "fused" and seed == seeds[0]:
+                    curves.append(
+                        (f"{fold} held out, vs GAN", np.r_[s[own], s[gan]], np.r_[0 * s[own], 1 + 0 * s[gan]])
+                    )
                 cells.append(f"{fpr:.3f}; {auc_gan:.3f} / {auc_diff:.3f}")
                 t = m["strict"]
                 strict_cells.setdefault((fold, seed), []).append(
@@ -239,6 +247,8 @@ def main() -> None:
             for mth in methods:
                 m = measures[mth]
                 auc[mth, fold, seed] = auroc(m["scores"], m["labels"])
+                if mth == "fused" and seed == seeds[0]:
+                    curves.append((fold, m["scores"], m["labels"]))
                 s, y, t = m["scores"], m["labels"], m["strict"]
                 strict_cells.setdefault((fold, seed), []).append(
                     f"{np.mean(s[y == 0] >= t):.3f}; {np.mean(s[y == 1] >= t):.3f}"
@@ -304,12 +314,12 @@ def main() -> None:
     if variant:
         comparisons += [
             (
-                f"padding {args.padding} minus dlib's own, fused: AUC, GAN and diffusion folds",
+                f"{variant} minus the default, fused: AUC, GAN and diffusion folds",
                 [auc["fused_v", f, sd] - auc["fused", f, sd] for f, sd in runs],
                 "higher",
             ),
             (
-                f"padding {args.padding} minus dlib's own, fused: AUC vs GAN, held-out sources",
+                f"{variant} minus the default, fused: AUC vs GAN, held-out sources",
                 [real["fused_v", f, sd][1] - real["fused", f, sd][1] for f, sd in sources],
                 "higher",
             ),
@@ -333,11 +343,23 @@ def main() -> None:
         "|---|---|" + "---|" * len(methods),
         *(f"| {fold} | {seed} | " + " | ".join(cells) + " |" for (fold, seed), cells in strict_cells.items()),
     ]
+    if curves and not variant:
+        figure = ROOT / "docs" / "img" / "face_cue_roc.png"
+        plot_rocs(
+            sorted(curves, key=lambda c: c[0].startswith("real")), figure,
+            f"Iris + face cue, each fold's held-out photos (seed {seeds[0]})",
+            "false positive rate (the held-out real photos)",
+        )  # fmt: skip
+        lines += ["", f"ROC curves of the fused score: `{figure.relative_to(ROOT)}`."]
     if args.robustness:
         lines += robustness(folders[(seeds[0], args.robustness)], cache / "manifest.jsonl", desc)
     text = "\n".join(lines) + "\n"
     RESULTS.mkdir(parents=True, exist_ok=True)
-    name = f"face_descriptor_pad{args.padding.replace(',', '_')}" if variant else "face_descriptor"
+    name = "face_descriptor"
+    if variant:
+        name += (f"_pad{args.padding:g}" if args.padding else "") + (
+            f"_l2_{args.l2:g}" if args.l2 is not None else ""
+        )
     (RESULTS / f"{name}.md").write_text(text)
     print(text)
 

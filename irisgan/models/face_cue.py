@@ -86,11 +86,15 @@ def fit_logistic(
 
 
 def fit_face_cue(
-    fit_descriptors: np.ndarray, fit_labels: np.ndarray, val_descriptors: np.ndarray, val_ran_p: np.ndarray
+    fit_descriptors: np.ndarray,
+    fit_labels: np.ndarray,
+    val_descriptors: np.ndarray,
+    val_ran_p: np.ndarray,
+    l2: float = 1e-3,
 ) -> FaceCue:
     """Fit the probe on the training photos, and standardise both logits on the validation photos (their
     descriptors and the RAN's P(GAN) of their pairs, which the RAN never trained on)."""
-    mean, scale, weight, bias = fit_logistic(fit_descriptors, fit_labels)
+    mean, scale, weight, bias = fit_logistic(fit_descriptors, fit_labels, l2)
     cue = FaceCue(mean.tolist(), scale.tolist(), weight.tolist(), bias)
     face, ran = cue.face_logits(val_descriptors), logit(val_ran_p)
     cue.face_logit = (float(face.mean()), float(face.std() + 1e-9))
