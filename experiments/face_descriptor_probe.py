@@ -87,7 +87,9 @@ def threshold(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(logit(choose_threshold(fpr.numpy(), tpr.numpy(), thr.numpy())))
 
 
-def fold_measures(folder: Path, desc: dict[str, np.ndarray], l2: float = 1e-3) -> dict[str, dict] | None:
+def fold_measures(
+    folder: Path, desc: dict[str, np.ndarray], l2: float = 1e-3, source_fpr: float = 0.05
+) -> dict[str, dict] | None:
     """Test scores of the descriptor probe, the RAN and their sum, with thresholds from validation."""
     scored = fold_scores(folder)
     if scored is None:
@@ -113,7 +115,7 @@ def fold_measures(folder: Path, desc: dict[str, np.ndarray], l2: float = 1e-3) -
     ):  # fmt: skip
         out[name] = {
             "scores": st, "labels": yt, "generators": generators, "threshold": threshold(sv, yv),
-            "strict": source_threshold(sv, yv, val_sources, 0.05),
+            "strict": source_threshold(sv, yv, val_sources, source_fpr),
         }  # fmt: skip
     return out
 
@@ -191,6 +193,9 @@ def main() -> None:
         "(dlib's default 0.25), e.g. 1.0",
     )
     parser.add_argument(
+        "--source-fpr", type=float, default=0.05, help="the strict threshold's rate per seen real source"
+    )
+    parser.add_argument(
         "--l2", type=float, help="the variant's L2 penalty of the probe (default: the package's)"
     )
     args = parser.parse_args()
@@ -217,11 +222,11 @@ def main() -> None:
     strict_cells = {}  # (fold, seed) -> per method: "FPR of the test reals; share of the test fakes caught"
     curves = []  # the fused score's ROC of each fold, first seed: the held-out photos against the other class
     for (seed, fold), folder in folders.items():
-        measures = fold_measures(folder, desc)
+        measures = fold_measures(folder, desc, source_fpr=args.source_fpr)
         if measures is None:
             continue
         if variant:
-            other = fold_measures(folder, desc_v, 1e-3 if args.l2 is None else args.l2)
+            other = fold_measures(folder, desc_v, 1e-3 if args.l2 is None else args.l2, args.source_fpr)
             measures.update(face_v=other["face"], fused_v=other["fused"])
         if fold in REAL_SOURCES:
             cells = []
@@ -335,7 +340,7 @@ def main() -> None:
     lines += [
         "",
         "At a strict threshold, the lowest at which every real source of the fold's validation photos has at most",
-        "5% called GAN: the test set's real photos called GAN (the held-out source alone on a source fold); the",
+        f"{args.source_fpr:.0%} called GAN: the test set's real photos called GAN (the held-out source alone on a source fold); the",
         "test set's generated photos caught (the held-out family alone on a GAN or diffusion fold; the GAN photos",
         "on a source fold).",
         "",
@@ -355,7 +360,7 @@ def main() -> None:
         lines += robustness(folders[(seeds[0], args.robustness)], cache / "manifest.jsonl", desc)
     text = "\n".join(lines) + "\n"
     RESULTS.mkdir(parents=True, exist_ok=True)
-    name = "face_descriptor"
+    name = "face_descriptor" + (f"_fpr{args.source_fpr:g}" if args.source_fpr != 0.05 else "")
     if variant:
         name += (f"_pad{args.padding:g}" if args.padding else "") + (
             f"_l2_{args.l2:g}" if args.l2 is not None else ""
