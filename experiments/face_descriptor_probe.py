@@ -88,7 +88,11 @@ def threshold(logits: np.ndarray, labels: np.ndarray) -> float:
 
 
 def fold_measures(
-    folder: Path, desc: dict[str, np.ndarray], l2: float = 1e-3, source_fpr: float = 0.05
+    folder: Path,
+    desc: dict[str, np.ndarray],
+    l2: float = 1e-3,
+    source_fpr: float = 0.05,
+    face_weight: float = 1.0,
 ) -> dict[str, dict] | None:
     """Test scores of the descriptor probe, the RAN and their sum, with thresholds from validation."""
     scored = fold_scores(folder)
@@ -105,7 +109,12 @@ def fold_measures(
     cue = fit_face_cue(x(fit), y(fit), x(val), ran_val[kv], l2)
     face_val, face_test = cue.face_logits(x(val)), cue.face_logits(x(test))
     ran_val_l, ran_test_l = logit(ran_val[kv]), logit(ran_test[kt])
-    fused_val, fused_test = cue.fused_logits(ran_val[kv], x(val)), cue.fused_logits(ran_test[kt], x(test))
+    # the shipped fusion adds the two standardised logits alike (face_weight 1); another weight tilts it
+    fused_val, fused_test = (
+        cue.fused_logits(ran_p, xs)
+        + (face_weight - 1) * (cue.face_logits(xs) - cue.face_logit[0]) / cue.face_logit[1]
+        for ran_p, xs in ((ran_val[kv], x(val)), (ran_test[kt], x(test)))
+    )
     yv, yt = y(val), labels[kt]
     generators = np.array([r.get("generator") or "" for r in test])[kt]
     val_sources = np.array([r.get("generator") or "" for r in val])[kv]
@@ -207,6 +216,9 @@ def main() -> None:
         "--source-fpr", type=float, default=0.05, help="the strict threshold's rate per seen real source"
     )
     parser.add_argument(
+        "--face-weight", type=float, help="the variant's weight of the face logit in the sum (default 1)"
+    )
+    parser.add_argument(
         "--l2", type=float, help="the variant's L2 penalty of the probe (default: the package's)"
     )
     args = parser.parse_args()
@@ -223,8 +235,9 @@ def main() -> None:
     print(f"{len(desc)} photos with a descriptor", flush=True)
     methods = ("face", "ran", "fused")
     variant = None
-    if args.padding or args.l2 is not None:
+    if args.padding or args.l2 is not None or args.face_weight is not None:
         variant = f"padding {args.padding or 0.25}" + (f", L2 {args.l2:g}" if args.l2 is not None else "")
+        variant += f", face weight {args.face_weight:g}" if args.face_weight is not None else ""
         desc_v = descriptors(cache, args.padding or 0.25)
         methods = (*methods, "face_v", "fused_v")
     gan_rows, real_rows = [], []
@@ -238,7 +251,9 @@ def main() -> None:
         if measures is None:
             continue
         if variant:
-            other = fold_measures(folder, desc_v, 1e-3 if args.l2 is None else args.l2, args.source_fpr)
+            other = fold_measures(
+                folder, desc_v, 1e-3 if args.l2 is None else args.l2, args.source_fpr, args.face_weight or 1.0
+            )
             measures.update(face_v=other["face"], fused_v=other["fused"])
         if fold in REAL_SOURCES:
             cells = []
@@ -393,8 +408,10 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = "face_descriptor" + (f"_fpr{args.source_fpr:g}" if args.source_fpr != 0.05 else "")
     if variant:
-        name += (f"_pad{args.padding:g}" if args.padding else "") + (
-            f"_l2_{args.l2:g}" if args.l2 is not None else ""
+        name += (
+            (f"_pad{args.padding:g}" if args.padding else "")
+            + (f"_l2_{args.l2:g}" if args.l2 is not None else "")
+            + (f"_face{args.face_weight:g}" if args.face_weight is not None else "")
         )
     (RESULTS / f"{name}.md").write_text(text)
     print(text)

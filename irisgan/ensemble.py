@@ -64,8 +64,9 @@ def one_csv(resolved: list[tuple[Path, Path | None]], split: str, given: str | P
         return Path(given)
     csvs = {str(c) for _, c in resolved if c is not None}
     if len(csvs) != 1:
+        what = {"val": "validation", "fit": "training"}.get(split, split)
         raise ValueError(
-            f"the runs name {len(csvs)} {split} sets ({sorted(csvs)}); pass --{split}-csv, and train the "
+            f"the runs name {len(csvs)} {what} sets ({sorted(csvs)}); pass --{split}-csv, and train the "
             "members with the same data.split_seed"
         )
     return Path(csvs.pop())
