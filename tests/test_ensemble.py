@@ -60,7 +60,9 @@ def test_members_of_other_splits_or_one_run_are_refused(tmp_path, smoke_run):
         build_ensemble([smoke_run, tmp_path], tmp_path / "x.pt")
     with pytest.raises(ValueError, match="validation sets"):
         build_ensemble([best, best], tmp_path / "x.pt")  # files alone name no validation pairs
-    with pytest.raises(ValueError, match="training sets.*--fit-csv"):  # nor the photos a face cue is fitted on
+    with pytest.raises(
+        ValueError, match="training sets.*--fit-csv"
+    ):  # nor the photos a face cue is fitted on
         build_ensemble([best], tmp_path / "x.pt", val_csv=VAL_CSV, face_cue=True)
 
 
