@@ -41,7 +41,7 @@ from irisgan.data.pairs_format import read_pairs_csv
 from irisgan.extraction.descriptors import DESCRIPTORS, photo_descriptors
 from irisgan.extraction.faces import face_descriptor
 from irisgan.extraction.manifest import read_manifest
-from irisgan.models.face_cue import FaceCue, fit_face_cue, fit_logistic, logit
+from irisgan.models.face_cue import NEIGHBOURS, fit_face_cue, logit
 from irisgan.plots import plot_rocs
 from irisgan.training.metrics import choose_threshold, source_threshold, uncertain_band
 
@@ -93,6 +93,7 @@ def fold_measures(
     l2: float = 1e-3,
     source_fpr: float = 0.05,
     face_weight: float = 1.0,
+    neighbours: int = NEIGHBOURS,
 ) -> dict[str, dict] | None:
     """Test scores of the descriptor probe, the RAN and their sum, with thresholds from validation."""
     scored = fold_scores(folder)
@@ -106,13 +107,12 @@ def fold_measures(
     y = lambda rows: np.array([int(r["label"]) for r in rows if r["photo"] in desc])  # noqa: E731
     ran_val = ran_val_scores(folder, csvs["val"])
     kv, kt = keep(val), keep(test)
-    cue = fit_face_cue(x(fit), y(fit), x(val), ran_val[kv], l2)
-    face_val, face_test = cue.face_logits(x(val)), cue.face_logits(x(test))
+    cue = fit_face_cue(x(fit), y(fit), x(val), ran_val[kv], l2, neighbours)
+    face_val, face_test = cue.face_part(x(val)), cue.face_part(x(test))
     ran_val_l, ran_test_l = logit(ran_val[kv]), logit(ran_test[kt])
-    # the shipped fusion adds the two standardised logits alike (face_weight 1); another weight tilts it
+    # the shipped fusion adds the standardised parts alike (face_weight 1); another weight tilts it
     fused_val, fused_test = (
-        cue.fused_logits(ran_p, xs)
-        + (face_weight - 1) * (cue.face_logits(xs) - cue.face_logit[0]) / cue.face_logit[1]
+        cue.fused_logits(ran_p, xs) + (face_weight - 1) * cue.face_part(xs)
         for ran_p, xs in ((ran_val[kv], x(val)), (ran_test[kt], x(test)))
     )
     yv, yt = y(val), labels[kt]
@@ -149,21 +149,17 @@ def robustness(folder: Path, manifest: Path, desc: dict[str, np.ndarray]) -> lis
 
     csvs = json.loads((folder / "metrics.json").read_text())["data_csvs"]
     fit, val, test = (rows_of(folder, csvs[k]) for k in ("fit", "val", "test"))
-    fit = [r for r in fit if r["photo"] in desc]
-    mean, scale, weight, bias = fit_logistic(
-        np.stack([desc[r["photo"]] for r in fit]), np.array([int(r["label"]) for r in fit])
-    )
-    cue = FaceCue(mean.tolist(), scale.tolist(), weight.tolist(), bias)
-    val = [r for r in val if r["photo"] in desc]
-    thr = threshold(
-        cue.face_logits(np.stack([desc[r["photo"]] for r in val])),
-        np.array([int(r["label"]) for r in val]),
-    )
+    fit, val = ([r for r in rows if r["photo"] in desc] for rows in (fit, val))
+    xs = lambda rows: np.stack([desc[r["photo"]] for r in rows])  # noqa: E731
+    ys = lambda rows: np.array([int(r["label"]) for r in rows])  # noqa: E731
+    # the face's part of the shipped score (the iris network is not degraded here: its standardisation unused)
+    cue = fit_face_cue(xs(fit), ys(fit), xs(val), np.full(len(val), 0.5))
+    thr = threshold(cue.face_part(xs(val)), ys(val))
     found = {d["path"]: d for d in map(json.loads, manifest.open())}
     test = [r for r in test if r["photo"] in desc]
     y = np.array([int(r["label"]) for r in test])
     rng = np.random.default_rng(0)
-    clean = cue.face_logits(np.stack([desc[r["photo"]] for r in test]))
+    clean = cue.face_part(np.stack([desc[r["photo"]] for r in test]))
     lines = [
         "",
         f"Photo-level degradations of the `{folder.name.split('__')[-1]}` fold's test photos ({len(test)}; the probe",
@@ -182,7 +178,7 @@ def robustness(folder: Path, manifest: Path, desc: dict[str, np.ndarray]) -> lis
             scale = value if kind == "shrink" else 1.0  # the landmarks follow the photo's size
             box, points = np.asarray(d["face_box"]) * scale, np.asarray(d["landmarks"]) * scale
             scores.append(face_descriptor(image, box, points))
-        s_deg = cue.face_logits(np.stack(scores))
+        s_deg = cue.face_part(np.stack(scores))
         gan = y == 1
         caught = gan & (clean >= thr)
         lines.append(
@@ -216,6 +212,12 @@ def main() -> None:
         "--source-fpr", type=float, default=0.05, help="the strict threshold's rate per seen real source"
     )
     parser.add_argument(
+        "--neighbours",
+        type=int,
+        help=f"the variant's k of the nearest-neighbour face score (0: the logistic regression alone; default "
+        f"{NEIGHBOURS})",
+    )
+    parser.add_argument(
         "--face-weight", type=float, help="the variant's weight of the face logit in the sum (default 1)"
     )
     parser.add_argument(
@@ -235,9 +237,10 @@ def main() -> None:
     print(f"{len(desc)} photos with a descriptor", flush=True)
     methods = ("face", "ran", "fused")
     variant = None
-    if args.padding or args.l2 is not None or args.face_weight is not None:
+    if args.padding or args.l2 is not None or args.face_weight is not None or args.neighbours is not None:
         variant = f"padding {args.padding or 0.25}" + (f", L2 {args.l2:g}" if args.l2 is not None else "")
         variant += f", face weight {args.face_weight:g}" if args.face_weight is not None else ""
+        variant += f", k {args.neighbours}" if args.neighbours is not None else ""
         desc_v = descriptors(cache, args.padding or 0.25)
         methods = (*methods, "face_v", "fused_v")
     gan_rows, real_rows = [], []
@@ -252,8 +255,9 @@ def main() -> None:
             continue
         if variant:
             other = fold_measures(
-                folder, desc_v, 1e-3 if args.l2 is None else args.l2, args.source_fpr, args.face_weight or 1.0
-            )
+                folder, desc_v, 1e-3 if args.l2 is None else args.l2, args.source_fpr, args.face_weight or 1.0,
+                NEIGHBOURS if args.neighbours is None else args.neighbours,
+            )  # fmt: skip
             measures.update(face_v=other["face"], fused_v=other["fused"])
         if fold in REAL_SOURCES:
             cells = []
@@ -297,9 +301,10 @@ def main() -> None:
     lines = [
         "# A face descriptor beside the iris score, on the study's folds",
         "",
-        f"Variant `{args.variant}` (bce_auc, balanced), seeds {args.seeds}. `face`: a logistic regression on dlib's",
-        "128-d face descriptor, fitted on the fold's training photos; `ran`: the fold's run; `fused`: the sum of",
-        "the two logits, each standardised on the validation photos. Command: `python",
+        f"Variant `{args.variant}` (bce_auc, balanced), seeds {args.seeds}. `face`: the face cue on dlib's 128-d",
+        f"face descriptor, fitted on the fold's training photos (a logistic regression and a {NEIGHBOURS}-nearest-",
+        "neighbour score, each standardised on the validation photos, summed); `ran`: the fold's run; `fused`: the",
+        "sum of the face part and the RAN's standardised logit, as the shipped detector scores. Command: `python",
         f"experiments/face_descriptor_probe.py --runs RUNS --variant {args.variant} --seeds {args.seeds}`.",
         "",
         "Held-out generator family: AUC against the held-out real photos.",
@@ -412,6 +417,7 @@ def main() -> None:
             (f"_pad{args.padding:g}" if args.padding else "")
             + (f"_l2_{args.l2:g}" if args.l2 is not None else "")
             + (f"_face{args.face_weight:g}" if args.face_weight is not None else "")
+            + (f"_k{args.neighbours}" if args.neighbours is not None else "")
         )
     (RESULTS / f"{name}.md").write_text(text)
     print(text)

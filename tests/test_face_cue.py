@@ -1,3 +1,5 @@
+import io
+
 import numpy as np
 import pytest
 import torch
@@ -31,7 +33,7 @@ def test_fused_logit_is_the_sum_of_the_standardised_logits():
     labels = np.r_[np.zeros(100), np.ones(100)]
     val = np.r_[_descriptors(40, 0.0, rng), _descriptors(40, 0.1, rng)]
     ran_p = np.r_[rng.uniform(0.1, 0.6, 40), rng.uniform(0.4, 0.9, 40)]
-    cue = fit_face_cue(fit, labels, val, ran_p)
+    cue = fit_face_cue(fit, labels, val, ran_p, k=0)  # the logistic regression alone
     face, ran = cue.face_logits(val), logit(ran_p)
     # standardised on the validation photos: each part has mean 0 and sd 1 there
     np.testing.assert_allclose(cue.face_logit, (face.mean(), face.std()), rtol=1e-6)
@@ -50,3 +52,37 @@ def test_fused_logit_is_the_sum_of_the_standardised_logits():
     np.testing.assert_allclose(again.fused_logits(ran_p, val), fused)
     with pytest.raises(ValueError, match="128 values"):
         FaceCue([0.0] * 5, [1.0] * 5, [0.0] * 5, 0.0)
+
+
+def test_nearest_neighbour_score_is_standardised_and_added_and_travels_in_a_weights_file():
+    rng = np.random.default_rng(2)
+    fit = np.r_[_descriptors(60, 0.0, rng), _descriptors(60, 0.1, rng)]
+    labels = np.r_[np.zeros(60), np.ones(60)]
+    val = np.r_[_descriptors(30, 0.0, rng), _descriptors(30, 0.1, rng)]
+    ran_p = rng.uniform(0.1, 0.9, 60)
+    cue = fit_face_cue(fit, labels, val, ran_p, k=5)
+    assert cue.real_neighbours.shape == (60, DESCRIPTOR_SIZE) and cue.fake_neighbours.shape == (
+        60,
+        DESCRIPTOR_SIZE,
+    )
+    knn = cue.knn_scores(val)
+    # by hand: mean distance to the 5 nearest real faces minus that to the 5 nearest generated ones
+    dist = np.linalg.norm(val[:, None] - fit[None], axis=-1)
+    expected = np.sort(dist[:, :60], 1)[:, :5].mean(1) - np.sort(dist[:, 60:], 1)[:, :5].mean(1)
+    np.testing.assert_allclose(knn, expected, rtol=1e-4, atol=1e-6)
+    assert knn[30:].mean() > knn[:30].mean()  # generated faces sit nearer the generated training faces
+    np.testing.assert_allclose(cue.knn_score, (knn.mean(), knn.std()), rtol=1e-4)
+    face = (cue.face_logits(val) - cue.face_logit[0]) / cue.face_logit[1]
+    np.testing.assert_allclose(
+        cue.face_part(val), face + (knn - knn.mean()) / knn.std(), rtol=1e-4, atol=1e-6
+    )
+    ran = (logit(ran_p) - cue.ran_logit[0]) / cue.ran_logit[1]
+    np.testing.assert_allclose(cue.fused_logits(ran_p, val), cue.face_part(val) + ran, rtol=1e-6)
+    # the neighbours travel as tensors: a weights-only load gives the same scores
+    buf = io.BytesIO()
+    torch.save({"face_cue": cue.to_dict()}, buf)
+    buf.seek(0)
+    again = FaceCue(**torch.load(buf, weights_only=True)["face_cue"])
+    np.testing.assert_allclose(again.fused_logits(ran_p, val), cue.fused_logits(ran_p, val), rtol=1e-6)
+    with pytest.raises(ValueError, match="k=70 needs at least 70 neighbours"):
+        fit_face_cue(fit, labels, val, ran_p, k=70)
