@@ -31,7 +31,7 @@ from irisgan.config import CONFIG_DIR
 from irisgan.data.degrade import degrade_batch, write_degraded_photo
 from irisgan.data.pairs import load_pairs
 from irisgan.data.pairs_format import read_pairs_csv, write_bytes_atomic
-from irisgan.extraction.descriptors import pair_descriptors
+from irisgan.extraction.descriptors import MissingFaceError, pair_descriptors
 from irisgan.extraction.manifest import format_statuses
 from irisgan.inference import (
     DecisionRule,
@@ -180,6 +180,30 @@ def load_test_set(cfg: DictConfig, out: Path, model) -> tuple[np.ndarray, np.nda
     return images.numpy(), labels.numpy(), info
 
 
+def face_descriptors(face_cue: bool | None, model, csv: str | Path) -> np.ndarray | None:
+    """The face descriptors of the pairs' photos when ``model`` scores the face (``face_cue``: see
+    conf/evaluate.yaml), else None. Without them the model is turned into its iris ensemble alone, with the
+    threshold chosen for it and no uncertain band (the band was chosen for the fused score)."""
+    if model.face_cue is None:
+        if face_cue:
+            raise ValueError(
+                "face_cue=true: this detector has no face cue (build one with irisgan.ensemble --face-cue)"
+            )
+        return None
+    if face_cue is None or face_cue:
+        try:
+            return pair_descriptors(csv)
+        except MissingFaceError as error:
+            if face_cue:
+                raise
+            log.warning("%s. Scoring the irises alone, at their own threshold (face_cue=false).", error)
+    decision = dict(model.decision or {})
+    model.face_cue = None
+    model.threshold.fill_(float(decision.get("iris_threshold", 0.5)))
+    model.decision = {"max_spread": decision.get("max_spread")}
+    return None
+
+
 def photo_robustness(cfg: DictConfig, model, rule: DecisionRule, out: Path) -> list[dict[str, Any]]:
     """Each photo degraded as a file, then extracted and scored: one row per degradation.
 
@@ -266,15 +290,14 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
     precision, compile = str(cfg.get("precision", "32")), bool(cfg.get("compile", False))
     model = load_classifier(cfg.ckpt, device, precision, compile, cfg.get("flip_tta"))
-    threshold = float(model.threshold)
     images, labels, info = load_test_set(cfg, out, model)
     if len(np.unique(labels)) < 2:
         log.warning("the test set holds one class only: AUROC and AP are undefined")
 
-    rule = DecisionRule.of(model)
     # A detector with a face cue scores each pair's face as well: the descriptors of the photos behind the pairs
     # (a pair-level degradation below changes the pair, not the face).
-    faces = pair_descriptors(info["csv"]) if model.face_cue is not None else None
+    faces = face_descriptors(cfg.get("face_cue"), model, info["csv"])
+    rule, threshold = DecisionRule.of(model), float(model.threshold)
     methods: dict[str, Any] = {
         "ran": lambda x: fuse_face_cue(model, score_pairs(model, x, cfg.batch_size), faces)
     }

@@ -85,4 +85,5 @@ def test_nearest_neighbour_score_is_standardised_and_added_and_travels_in_a_weig
     again = FaceCue(**torch.load(buf, weights_only=True)["face_cue"])
     np.testing.assert_allclose(again.fused_logits(ran_p, val), cue.fused_logits(ran_p, val), rtol=1e-6)
     with pytest.raises(ValueError, match="k=70 needs at least 70 neighbours"):
-        fit_face_cue(fit, labels, val, ran_p, k=70)
+        FaceCue(**{**cue.to_dict(), "k": 70})
+    assert fit_face_cue(fit, labels, val, ran_p, k=70).k == 60  # as many as the smaller class has

@@ -112,7 +112,7 @@ def test_a_detector_with_a_face_cue_scores_the_face_in_predict_and_evaluate(tmp_
     ).permute(0, 3, 1, 2)
     iris_p = score_pairs(model, images)
     # the iris network's own threshold travels along, chosen on the same pairs as training chooses it
-    _, iris_report = report_from_scores(
+    iris_scalars, iris_report = report_from_scores(
         torch.from_numpy(iris_p), torch.from_numpy(labels).float(), None, "gmean"
     )
     assert model.decision["iris_threshold"] == pytest.approx(iris_report["threshold"])
@@ -136,11 +136,20 @@ def test_a_detector_with_a_face_cue_scores_the_face_in_predict_and_evaluate(tmp_
     report = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert {"ran", "iris_only"} <= report["methods"].keys()
     assert report["methods"]["ran"]["threshold"] == pytest.approx(float(model.threshold))
-    # pairs without their extraction cannot be scored by this detector: it says so
+    # pairs without their extraction: the irises alone, at their own threshold and with a warning, or (face_cue=
+    # true) a clear error
     lone = tmp_path / "lone"
     shutil.copytree(tmp_path / "ex" / "pairs", lone / "pairs")
     shutil.copy(csv, lone / "pairs.csv")
-    proc = run_cli(
-        "irisgan.evaluate", "ckpt=fused.pt", f"pairs_csv={lone}/pairs.csv", cwd=tmp_path, check=False
+    args = ("irisgan.evaluate", "ckpt=fused.pt", f"pairs_csv={lone}/pairs.csv", "bootstrap=0", "wandb=false")
+    proc = run_cli(*args, "hydra.run.dir=ev_lone", cwd=tmp_path)
+    assert (
+        "no manifest.jsonl" in proc.stderr + proc.stdout
+        and "Scoring the irises alone" in proc.stderr + proc.stdout
     )
+    report = json.loads((tmp_path / "ev_lone" / "metrics.json").read_text())
+    assert not report["face_cue"] and "iris_only" not in report["methods"]
+    assert report["methods"]["ran"]["threshold"] == pytest.approx(model.decision["iris_threshold"])
+    assert report["methods"]["ran"]["auroc"] == pytest.approx(iris_scalars["auroc"], abs=1e-6)
+    proc = run_cli(*args, "face_cue=true", "hydra.run.dir=ev_strict", cwd=tmp_path, check=False)
     assert proc.returncode != 0 and "no manifest.jsonl" in proc.stderr
