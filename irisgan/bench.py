@@ -372,6 +372,10 @@ def main() -> None:
             ckpt = _smoke_checkpoint(Path(tmp))
             photo = sorted(faces.rglob("*.jpg"))[0]
             report["predict_one_photo"] = bench_predict_latency(ckpt, photo, args.device)
+        from irisgan.inference import SHIPPED_WEIGHTS
+
+        if SHIPPED_WEIGHTS.is_file():  # four small RANs and the face cue, whose descriptor each photo adds
+            report["predict_one_photo_shipped"] = bench_predict_latency(SHIPPED_WEIGHTS, photo, args.device)
     report["bench_wall_s"] = round(time.perf_counter() - started, 1)
     text = json.dumps(report, indent=2)
     print(text)
