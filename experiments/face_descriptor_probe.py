@@ -88,24 +88,30 @@ def threshold(logits: np.ndarray, labels: np.ndarray) -> float:
 
 
 def fold_measures(
-    folder: Path,
+    folder: Path | list[Path],
     desc: dict[str, np.ndarray],
     l2: float = 1e-3,
     source_fpr: float = 0.05,
     face_weight: float = 1.0,
     neighbours: int = NEIGHBOURS,
 ) -> dict[str, dict] | None:
-    """Test scores of the descriptor probe, the RAN and their sum, with thresholds from validation."""
-    scored = fold_scores(folder)
-    if scored is None:
+    """Test scores of the descriptor probe, the RAN and their sum, with thresholds from validation. Several
+    run folders of one fold (its seeds, one split) are scored as one iris ensemble: the mean of their logits."""
+    runs = folder if isinstance(folder, list) else [folder]
+    folder = runs[0]
+    scored = [fold_scores(f) for f in runs]
+    if any(s is None for s in scored):
         return None
-    ran_test, labels, test_csv = scored
     csvs = json.loads((folder / "metrics.json").read_text())["data_csvs"]
+    if any(json.loads((f / "metrics.json").read_text())["data_csvs"] != csvs for f in runs):
+        raise ValueError(f"{runs}: an ensemble needs runs of one split")
+    ensemble = lambda ps: 1 / (1 + np.exp(-np.mean([logit(p) for p in ps], axis=0)))  # noqa: E731
+    ran_test, labels = ensemble([s[0] for s in scored]), scored[0][1]
     fit, val, test = (rows_of(folder, csvs[k]) for k in ("fit", "val", "test"))
     keep = lambda rows: np.array([r["photo"] in desc for r in rows])  # noqa: E731
     x = lambda rows: np.stack([desc[r["photo"]] for r in rows if r["photo"] in desc])  # noqa: E731
     y = lambda rows: np.array([int(r["label"]) for r in rows if r["photo"] in desc])  # noqa: E731
-    ran_val = ran_val_scores(folder, csvs["val"])
+    ran_val = ensemble([ran_val_scores(f, csvs["val"]) for f in runs])
     kv, kt = keep(val), keep(test)
     cue = fit_face_cue(x(fit), y(fit), x(val), ran_val[kv], l2, neighbours)
     face_val, face_test = cue.face_part(x(val)), cue.face_part(x(test))
@@ -223,14 +229,23 @@ def main() -> None:
     parser.add_argument(
         "--l2", type=float, help="the variant's L2 penalty of the probe (default: the package's)"
     )
+    parser.add_argument(
+        "--ensemble",
+        action="store_true",
+        help="score each fold's seeds as one iris ensemble (the mean of their logits), as the shipped detector "
+        "averages its four",
+    )
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
-    folders = {
-        (s, f): args.runs / run_name(args.variant, "bce_auc", "balanced", s, f)
-        for s in seeds
-        for f in {**FAMILIES, **DIFFUSION, **REAL_SOURCES}
-    }
-    first = next(f for f in folders.values() if (f / "metrics.json").is_file())
+    folds = {**FAMILIES, **DIFFUSION, **REAL_SOURCES}
+    run = lambda s, f: args.runs / run_name(args.variant, "bce_auc", "balanced", s, f)  # noqa: E731
+    if args.ensemble:
+        if args.robustness:
+            parser.error("--robustness scores one run: leave out --ensemble")
+        folders = {("+".join(map(str, seeds)), f): [run(s, f) for s in seeds] for f in folds}
+    else:
+        folders = {(s, f): run(s, f) for s in seeds for f in folds}
+    first = next(run(s, f) for s in seeds for f in folds if (run(s, f) / "metrics.json").is_file())
     fit_csv = _project_path(first, json.loads((first / "metrics.json").read_text())["data_csvs"]["fit"])
     cache = args.cache or fit_csv.parents[2]
     desc = descriptors(cache)
@@ -412,6 +427,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = "face_descriptor" + (f"_fpr{args.source_fpr:g}" if args.source_fpr != 0.05 else "")
+    name += "_ensemble" if args.ensemble else ""
     if variant:
         name += (
             (f"_pad{args.padding:g}" if args.padding else "")
