@@ -123,6 +123,35 @@ def combine(ckpts: list[Path]) -> RANClassifier:
     return model.eval()
 
 
+def operating_threshold(
+    probs: np.ndarray, labels: torch.Tensor, sources: list[str], source_fpr: float | None, method: str
+) -> float:
+    """The threshold of validation scores: at most ``source_fpr`` false positives per real source, or the
+    runs' threshold method (G-mean) when None."""
+    if source_fpr is not None:
+        return source_threshold(probs, labels.numpy(), sources, source_fpr)
+    return report_from_scores(torch.from_numpy(probs), labels, None, method)[1]["threshold"]
+
+
+def face_only_rule(
+    probs: np.ndarray, labels: torch.Tensor, sources: list[str], source_fpr: float | None, method: str,
+    precision: float,
+) -> dict:  # fmt: skip
+    """Threshold and band of the face alone on the validation photos, chosen as the detector's are: what
+    ``predict`` decides a photo by when its irises give no pair. With its validation AUROC and decisions."""
+    threshold = operating_threshold(probs, labels, sources, source_fpr, method)
+    band = uncertain_band(probs, labels.numpy(), threshold, precision)
+    rule = DecisionRule(threshold, band)
+    summary = decision_summary([rule.decide(float(p))[0] for p in probs], labels.numpy())
+    return {
+        "threshold": threshold,
+        "band": list(band),
+        "val_auroc": report_from_scores(torch.from_numpy(probs), labels)[0]["auroc"],
+        "val_uncertain_share": summary["uncertain_share"],
+        "val_acc_outside": summary["acc_outside_band"],
+    }
+
+
 def build_ensemble(
     runs: list[str | Path],
     out: str | Path,
@@ -159,10 +188,8 @@ def build_ensemble(
     scalars, report = report_from_scores(
         torch.from_numpy(probs), labels, None, model.hparams.threshold_method
     )
-    threshold = report["threshold"]
-    if source_fpr is not None:
-        sources = [r.get("generator") or "" for r in read_pairs_csv(val_csv)]
-        threshold = source_threshold(probs, labels.numpy(), sources, source_fpr)
+    sources = [r.get("generator") or "" for r in read_pairs_csv(val_csv)]
+    threshold = operating_threshold(probs, labels, sources, source_fpr, model.hparams.threshold_method)
     model.threshold.fill_(threshold)
     band = uncertain_band(probs, labels.numpy(), threshold, precision)
     max_spread = float(np.quantile(spread, spread_quantile)) if spread is not None else None
@@ -179,6 +206,15 @@ def build_ensemble(
         # the iris network's own threshold, for evaluate's iris-only line beside a fused detector's
         "iris_threshold": iris_report["threshold"],
     }
+    if cue is not None:
+        decision["face_only"] = face_only_rule(
+            cue.face_probability(val_x),
+            labels,
+            sources,
+            source_fpr,
+            model.hparams.threshold_method,
+            precision,
+        )
     # each member's own scores came with the ensemble's: no second pass per checkpoint
     member_aucs = [report_from_scores(torch.from_numpy(m), labels)[0]["auroc"] for m in members]
     metrics = {

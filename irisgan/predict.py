@@ -51,6 +51,8 @@ from irisgan.inference import (
 )
 
 log = logging.getLogger("irisgan.predict")
+# statuses of a photo whose face and landmarks were found, but not a pair: the face cue can still score it
+FACE_ONLY = ("iris_too_small", "no_left_iris", "no_right_iris", "no_irises", "eyes_hidden")
 
 
 class Predictor:
@@ -71,6 +73,9 @@ class Predictor:
         self.threshold = float(self.model.threshold)
         self.rule = DecisionRule.of(self.model)
         self.face_cue = self.model.face_cue is not None
+        # the face alone decides, apart from the detector's decision, for a photo whose irises give no pair
+        face_only = (getattr(self.model, "decision", None) or {}).get("face_only") if self.face_cue else None
+        self.face_rule = DecisionRule(face_only["threshold"], tuple(face_only["band"])) if face_only else None
         self.landmarker = build_landmarker(cfg.face)
         # null: the detector's own margin, so pairs are cut as its training pairs were
         cfg.pair.iris_margin = stored_pair_margin(self.model, cfg.pair.get("iris_margin"))
@@ -94,7 +99,17 @@ class Predictor:
         )
         results = [result for batch in batches for result in batch]
         self._score([r for r in results if r.status == "ok" and r.pair_image is not None])
+        self._score_faces([r for r in results if r.status in FACE_ONLY and r.face_descriptor is not None])
         return results
+
+    def _score_faces(self, results: list[PhotoResult]) -> None:
+        """``p_face`` and ``face_decision`` of photos whose face was found but whose irises gave no pair."""
+        if not results or self.face_rule is None:
+            return
+        probs = self.model.face_cue.face_probability(np.stack([r.face_descriptor for r in results]))
+        for result, prob in zip(results, probs, strict=True):
+            result.p_face = float(prob)
+            result.face_decision = self.face_rule.decide(result.p_face)[0]
 
     def _score(self, scored: list[PhotoResult]) -> None:
         if not scored:
@@ -138,8 +153,8 @@ class Predictor:
 
 def public_record(result: PhotoResult, rule: DecisionRule) -> dict:
     keep = (
-        "path", "status", "p_gan", "decision", "reasons", "member_spread", "p_iris", "grayscale", "message",
-        "face_box", "eye_boxes", "iris", "n_faces",
+        "path", "status", "p_gan", "decision", "reasons", "member_spread", "p_iris", "p_face", "face_decision",
+        "grayscale", "message", "face_box", "eye_boxes", "iris", "n_faces",
     )  # fmt: skip
     full = result.record()
     record = {k: full[k] for k in keep if k in full}
@@ -228,6 +243,8 @@ def write_predictions(records: list[dict], out: Path, fmt: str) -> Path:
                 "reasons",
                 "member_spread",
                 "p_iris",
+                "p_face",
+                "face_decision",
                 "threshold",
                 "message",
             ],
@@ -265,12 +282,15 @@ def predict(cfg: DictConfig) -> list[dict]:
         write_predictions(records, out, cfg.format)
     decided = [r for r in records if r["decision"] is not None]
     log.info(
-        "%d photos, %d scored (%d GAN, %d real, %d uncertain), %d without a decision; %.2f s; predictions in %s",
+        "%d photos, %d scored (%d GAN, %d real, %d uncertain), %d without a decision (%d of them scored by the "
+        "face alone); %.2f s; predictions in %s",
         len(records), len(decided), *(sum(r["decision"] == d for r in decided) for d in ("GAN", "real", "uncertain")),
-        len(records) - len(decided), seconds, path,
+        len(records) - len(decided), sum(r.get("face_decision") is not None for r in records), seconds, path,
     )  # fmt: skip
     for r in records:
         verdict = f"P(GAN)={r['p_gan']:.3f} {r['decision']}" if r["decision"] else f"status={r['status']}"
+        if r.get("face_decision"):
+            verdict += f"; the face alone: P(GAN)={r['p_face']:.3f} {r['face_decision']}"
         if r.get("reasons"):
             verdict += f" ({'; '.join(r['reasons'])})"
         print(f"{r['path']}: {verdict}")

@@ -187,3 +187,4 @@ def test_shipped_weights_load_and_name_no_module():
     assert model.hparams.members == stored["hyper_parameters"].get("members", 1)
     # `make model` builds it with the face cue, its threshold holding each real source to 3% on validation
     assert model.face_cue is not None and model.decision["source_fpr"] == 0.03
+    assert {"threshold", "band"} <= model.decision["face_only"].keys()  # for photos without an iris pair

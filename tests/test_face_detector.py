@@ -16,9 +16,11 @@ from irisgan.data.pairs_format import read_pairs_csv, write_image_atomic, write_
 from irisgan.ensemble import build_ensemble
 from irisgan.extraction import descriptors
 from irisgan.extraction.descriptors import MissingFaceError, pair_descriptors
-from irisgan.inference import fuse_face_cue, load_classifier, score_pairs
+from irisgan.extraction.faces import FaceLandmarker
+from irisgan.inference import DecisionRule, fuse_face_cue, load_classifier, score_pairs
 from irisgan.training.metrics import report_from_scores, source_threshold
 from tests.conftest import FACES, run_cli
+from tests.test_iris_quality import hide_eyes
 
 
 def _fake_extraction(root: Path, n: int = 6) -> Path:
@@ -129,6 +131,21 @@ def test_a_detector_with_a_face_cue_scores_the_face_in_predict_and_evaluate(tmp_
     assert scored.keys() == expected.keys()
     for name, record in scored.items():  # the photo's face and irises, as the pairs CSV's
         assert record["p_iris"] is not None and record["p_gan"] == pytest.approx(expected[name], abs=1e-3)
+        assert record.get("face_decision") is None  # the face alone speaks only when there is no pair
+
+    # a face whose eyes are hidden gives no pair: no decision, but the face alone is scored, by its own rule
+    photo = sorted((faces / "fake").iterdir())[0]
+    rgb = cv2.cvtColor(cv2.imread(str(photo)), cv2.COLOR_BGR2RGB)
+    landmarker = FaceLandmarker()
+    hidden = hide_eyes(rgb, landmarker.landmarks(rgb, landmarker.detect(rgb)[0].box), "sunglasses")
+    (tmp_path / "hidden").mkdir()
+    cv2.imwrite(str(tmp_path / "hidden" / "sunglasses.jpg"), cv2.cvtColor(hidden, cv2.COLOR_RGB2BGR))
+    run_cli("irisgan.predict", "ckpt=fused.pt", "images=hidden", "hydra.run.dir=pred_hidden", cwd=tmp_path)
+    (record,) = [json.loads(line) for line in (tmp_path / "pred_hidden" / "predictions.jsonl").open()]
+    assert record["status"] == "eyes_hidden" and record["p_gan"] is None and record["decision"] is None
+    face_only = model.decision["face_only"]
+    rule = DecisionRule(face_only["threshold"], tuple(face_only["band"]))
+    assert 0.0 <= record["p_face"] <= 1.0 and record["face_decision"] == rule.decide(record["p_face"])[0]
 
     run_cli(
         "irisgan.evaluate", "ckpt=fused.pt", f"faces={faces}", "bootstrap=0", "hydra.run.dir=ev", cwd=tmp_path

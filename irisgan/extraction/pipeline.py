@@ -94,6 +94,8 @@ class PhotoResult:
     member_spread: float | None = None  # standard deviation of the ensemble members' P(GAN)
     grayscale: bool | None = None  # the pair carries no colour
     p_iris: float | None = None  # the iris network's own P(GAN), when the detector adds the face cue to it
+    p_face: float | None = None  # a face cue's P(GAN) from the face alone, when the irises gave no pair
+    face_decision: str | None = None  # and its decision (GAN, real or uncertain)
 
     eye_crops: list[np.ndarray] | None = _transient()  # image-left eye first
     eye_points: list[np.ndarray] | None = _transient()  # each eye's landmarks in its crop's pixels
@@ -222,14 +224,14 @@ class FacePhotoDataset(torch.utils.data.Dataset):
             result.eye_crops.append(crop_with_padding(rgb, box))
             result.eye_points.append(points - np.array(box[:2], dtype=np.float32))
         timings["landmarks"] = (time.perf_counter() - start) * 1e3
-        expected = IRIS_TO_EYE_WIDTH * min(eye_width(p) for p in result.eye_points)
-        if expected < self.min_iris_size:
-            result.fail("iris_too_small", f"expected iris diameter {expected:.1f} px < {self.min_iris_size}")
-        elif self.describe_faces:
+        if self.describe_faces:  # every face found: one whose irises fail can still be scored by its face
             start = time.perf_counter()
             # from the rounded landmarks the manifest keeps, so that a pairs CSV's faces describe alike
             result.face_descriptor = face_descriptor(rgb, face.box, np.asarray(result.landmarks))
             timings["describe"] = (time.perf_counter() - start) * 1e3
+        expected = IRIS_TO_EYE_WIDTH * min(eye_width(p) for p in result.eye_points)
+        if expected < self.min_iris_size:
+            result.fail("iris_too_small", f"expected iris diameter {expected:.1f} px < {self.min_iris_size}")
 
 
 def collate_photos(items: list[PhotoResult]) -> list[PhotoResult]:

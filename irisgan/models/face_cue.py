@@ -97,6 +97,11 @@ class FaceCue:
         part = (self.face_logits(descriptors) - fm) / fs
         return part + (self.knn_scores(descriptors) - km) / ks if self.k else part
 
+    def face_probability(self, descriptors: np.ndarray) -> np.ndarray:
+        """The face alone as a number in [0, 1] (float32, as thresholds are stored): the sigmoid of ``face_part``,
+        for photos whose irises give no pair."""
+        return (1.0 / (1.0 + np.exp(-self.face_part(descriptors)))).astype(np.float32)
+
     def fused_logits(self, ran_p: np.ndarray, descriptors: np.ndarray) -> np.ndarray:
         """The detector's logit of N photos (the iris network's P(GAN), their descriptors): the sum of the
         standardised face scores and iris logit."""
