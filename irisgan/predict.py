@@ -192,6 +192,8 @@ def explanation_figure(result: PhotoResult, rule: DecisionRule) -> np.ndarray:
             verdict += "\n" + "; ".join(result.reasons)
     else:
         verdict = f"no decision: {result.status}"
+        if result.face_decision:
+            verdict += f"\nthe face alone: P(GAN) = {result.p_face:.3f} -> {result.face_decision}"
     ax.set_title(f"{Path(result.path).name}\n{verdict}", fontsize=9)
     pair = result.pair_image
     if pair is not None:
