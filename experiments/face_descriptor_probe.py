@@ -41,6 +41,7 @@ from irisgan.data.pairs_format import read_pairs_csv
 from irisgan.extraction.descriptors import DESCRIPTORS, photo_descriptors
 from irisgan.extraction.faces import face_descriptor
 from irisgan.extraction.manifest import read_manifest
+from irisgan.inference import DecisionRule
 from irisgan.models.face_cue import NEIGHBOURS, fit_face_cue, logit
 from irisgan.plots import plot_rocs
 from irisgan.training.metrics import choose_threshold, source_threshold, uncertain_band
@@ -139,11 +140,16 @@ def fold_measures(
 
 
 def decision_shares(scores: np.ndarray, strict: float, band: tuple[float, float]) -> str:
-    """Shares of ``scores`` called GAN / uncertain / real by the strict threshold and the band."""
-    lo, hi = band
-    uncertain = (scores >= lo) & (scores < hi)
-    gan = ~uncertain & (scores >= strict)
-    return f"{gan.mean():.0%} / {uncertain.mean():.0%} / {(~uncertain & ~gan).mean():.0%}"
+    """Shares of ``scores`` called GAN / uncertain / real by the strict threshold and the band, as the shipped
+    detector's rule decides."""
+    rule = DecisionRule(strict, band)
+    calls = [rule.decide(float(s))[0] for s in scores]
+    return " / ".join(f"{calls.count(d) / len(calls):.0%}" for d in ("GAN", "uncertain", "real"))
+
+
+def table_head(first: str, methods: tuple[str, ...]) -> list[str]:
+    """A markdown table's header and rule: ``first``, seed, then a column per method."""
+    return [f"| {first} | seed | " + " | ".join(methods) + " |", "|---|---|" + "---|" * len(methods)]
 
 
 def robustness(folder: Path, manifest: Path, desc: dict[str, np.ndarray]) -> list[str]:
@@ -324,8 +330,7 @@ def main() -> None:
         "",
         "Held-out generator family: AUC against the held-out real photos.",
         "",
-        "| fold | seed | " + " | ".join(methods) + " |",
-        "|---|---|" + "---|" * len(methods),
+        *table_head("fold", methods),
         *(f"| {fold} | {seed} | " + " | ".join(cells) + " |" for fold, seed, cells in gan_rows),
         "",
     ]
@@ -345,8 +350,7 @@ def main() -> None:
         "Held-out real source: false-positive rate at the threshold chosen on validation; AUC against the",
         "held-out GAN photos / the diffusion faces.",
         "",
-        "| source | seed | " + " | ".join(methods) + " |",
-        "|---|---|" + "---|" * len(methods),
+        *table_head("source", methods),
         *real_rows,
         "",
         "Paired differences, fused minus the RAN alone, over matched folds and seeds (95% bootstrap interval; wins):",
@@ -399,8 +403,7 @@ def main() -> None:
         "test set's generated photos caught (the held-out family alone on a GAN or diffusion fold; the GAN photos",
         "on a source fold).",
         "",
-        "| fold | seed | " + " | ".join(methods) + " |",
-        "|---|---|" + "---|" * len(methods),
+        *table_head("fold", methods),
         *(f"| {fold} | {seed} | " + " | ".join(cells) + " |" for (fold, seed), cells in strict_cells.items()),
     ]
     lines += [

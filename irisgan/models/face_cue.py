@@ -147,16 +147,16 @@ def fit_face_cue(
     k: int = NEIGHBOURS,
 ) -> FaceCue:
     """Fit the probe on the training photos (and keep their descriptors as neighbours, ``k`` > 0, at most as
-    many as the smaller class has), and standardise each part on the validation photos (their descriptors and the RAN's P(GAN) of their pairs,
-    which neither the RAN nor the probe trained on)."""
+    many as the smaller class has), and standardise each part on the validation photos (their descriptors and
+    the RAN's P(GAN) of their pairs, which neither the RAN nor the probe trained on)."""
     fit_descriptors, fit_labels = np.asarray(fit_descriptors, np.float32), np.asarray(fit_labels).astype(int)
     mean, scale, weight, bias = fit_logistic(fit_descriptors, fit_labels, l2)
-    cue = FaceCue(mean.tolist(), scale.tolist(), weight.tolist(), bias)
     real, fake = fit_descriptors[fit_labels == 0], fit_descriptors[fit_labels == 1]
     k = min(int(k), len(real), len(fake))  # a small training set has fewer neighbours of a class to offer
+    neighbours = (real, fake) if k else (None, None)
+    cue = FaceCue(mean.tolist(), scale.tolist(), weight.tolist(), bias, k=k, real_neighbours=neighbours[0],
+                  fake_neighbours=neighbours[1])  # fmt: skip
     if k:
-        cue.k, cue.real_neighbours, cue.fake_neighbours = k, real, fake
-        cue.__post_init__()
         knn = cue.knn_scores(val_descriptors)
         cue.knn_score = (float(knn.mean()), float(knn.std() + 1e-9))
     face, ran = cue.face_logits(val_descriptors), logit(val_ran_p)
