@@ -1,0 +1,258 @@
+"""Probe: does anything else about the face add to the face cue on the families and sources the study holds out?
+
+    python experiments/face_features_probe.py --runs outputs/experiments/generalisation --variant context
+
+The face cue (dlib's 128-d descriptor: a logistic regression plus a nearest-neighbour score) carries the shipped
+detector. This probe measures, on each fold of the leave-one-out study (the fold's own training, validation and
+test photos; the held-out family or real source never seen), what other views of the same face add:
+
+- ``mirror``: the descriptor of the mirrored aligned face, averaged with the plain one (test-time augmentation);
+- ``spectrum``: the radial power spectrum of the aligned face (256 px, grey), the trace of a generator's
+  upsampling (Durall et al. 2020); ``spectrum_crop``: the same of the landmarks' box at the photo's framing;
+- ``geometry``: the 68 landmarks, centred, levelled and scaled by the eye distance;
+- ``one_class``: minus the Mahalanobis distance of the descriptor to the real training faces (GAN faces are
+  said to be more average); ``qda``: that distance minus the one to the generated training faces;
+- ``stacked``: the cue's two parts and the fold run's iris logit weighted by a logistic regression on the
+  fold's validation photos, instead of summed alike.
+
+Each extra block is a logistic regression on the fold's training photos, standardised on its validation photos
+and added to the cue's standardised score (``cue+<block>``), as the shipped detector adds the iris logit.
+Results: ``experiments/results/face_features.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from cross_generator import (
+    DIFFUSION,
+    FAMILIES,
+    REAL_SOURCES,
+    ROOT,
+    _project_path,
+    fold_scores,
+    run_name,
+    source_masks,
+)
+from face_descriptor_probe import descriptors, ran_val_scores, rows_of
+from study_stats import auroc, paired_difference
+
+from irisgan.extraction.manifest import read_manifest
+from irisgan.models.face_cue import fit_face_cue, fit_logistic, logit
+
+RESULTS = ROOT / "experiments" / "results"
+FEATURES = "face_features.npz"
+
+
+def radial_spectrum(gray: np.ndarray, size: int = 256, bins: int = 48) -> np.ndarray:
+    """Log of the mean power per ring of a grey image's Hann-windowed spectrum (``size`` px), less the mean of
+    its lowest rings, so that contrast cancels."""
+    import cv2
+
+    g = cv2.resize(gray, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+    window = np.outer(np.hanning(size), np.hanning(size))
+    power = np.fft.fftshift(np.abs(np.fft.fft2((g - g.mean()) * window)) ** 2)
+    yy, xx = np.indices(power.shape)
+    ring = np.digitize(np.hypot(yy - size / 2, xx - size / 2).ravel(), np.linspace(0, size / 2, bins + 1)) - 1
+    inside = (ring >= 0) & (ring < bins)
+    profile = np.bincount(ring[inside], power.ravel()[inside], bins) / np.maximum(
+        np.bincount(ring[inside], None, bins), 1
+    )
+    logs = np.log(profile + 1e-12)
+    return logs - logs[1:8].mean()
+
+
+def levelled_landmarks(points: np.ndarray) -> np.ndarray:
+    """The 68 landmarks centred on their mean, rotated so that the eyes are level, in eye distances."""
+    left, right = points[36:42].mean(0), points[42:48].mean(0)
+    angle = -np.arctan2(right[1] - left[1], right[0] - left[0])
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    return ((points - points.mean(0)) @ rotation.T / np.linalg.norm(right - left)).ravel()
+
+
+def photo_features(record: dict) -> dict[str, np.ndarray]:
+    """The extra blocks of one manifest record's photo."""
+    import cv2
+    import dlib
+
+    from irisgan.extraction.faces import _cached_model, face_models_dir
+
+    net = _cached_model(
+        dlib.face_recognition_model_v1,
+        face_models_dir() / "dlib_face_recognition_resnet_model_v1.dat",
+        "dlib's face recognition model",
+    )
+    image = cv2.cvtColor(cv2.imread(record["path"]), cv2.COLOR_BGR2RGB)
+    points = np.asarray(record["landmarks"], np.float64)
+    x0, y0, x1, y1 = (int(round(v)) for v in record["face_box"])
+    shape = dlib.full_object_detection(
+        dlib.rectangle(x0, y0, x1, y1), [dlib.point(int(round(x)), int(round(y))) for x, y in points]
+    )
+    chip = dlib.get_face_chip(image, shape, 150, 0.25)  # what the descriptor sees
+    aligned = dlib.get_face_chip(image, shape, 256, 0.25)
+    cx, cy = points.mean(0)
+    half = 0.5 * max(np.ptp(points[:, 0]), np.ptp(points[:, 1]))
+    h, w = image.shape[:2]
+    crop = image[
+        int(max(cy - half, 0)) : int(min(cy + half, h)), int(max(cx - half, 0)) : int(min(cx + half, w))
+    ]
+    grey = lambda rgb: cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)  # noqa: E731
+    return {
+        "mirror": np.array(net.compute_face_descriptor(np.ascontiguousarray(chip[:, ::-1])), np.float32),
+        "spectrum": radial_spectrum(grey(aligned)).astype(np.float32),
+        "spectrum_crop": radial_spectrum(grey(crop)).astype(np.float32),
+        "geometry": levelled_landmarks(points).astype(np.float32),
+    }
+
+
+def features(cache: Path) -> dict[str, dict[str, np.ndarray]]:
+    """Block -> photo path -> features, for every manifest photo with landmarks (cached in the extraction
+    folder beside the descriptors; a photo missing from the cache is computed and the cache rewritten)."""
+    records = [r for r in read_manifest(cache).values() if r.get("landmarks") and r.get("face_box")]
+    path = cache / FEATURES
+    stored = dict(np.load(path, allow_pickle=False)) if path.is_file() else {}
+    known = {p: i for i, p in enumerate(stored.get("paths", []))}
+    missing = [r for r in records if r["path"] not in known]
+    if missing:
+        start = time.time()
+        rows = [photo_features(r) for r in missing]
+        print(f"{len(missing)} photos' features in {time.time() - start:.0f} s", flush=True)
+        blocks = {
+            b: np.concatenate([stored[b], np.stack([r[b] for r in rows])])
+            if known
+            else np.stack([r[b] for r in rows])
+            for b in rows[0]
+        }
+        paths = [*known, *(r["path"] for r in missing)]
+        np.savez(path, paths=np.array(paths), **blocks)
+        stored, known = {"paths": paths, **blocks}, {p: i for i, p in enumerate(paths)}
+    return {b: {p: stored[b][i] for p, i in known.items()} for b in stored if b != "paths"}
+
+
+def standardised(train: Callable, val: np.ndarray, test: np.ndarray) -> np.ndarray:
+    """A score of the test photos in standard deviations of its validation scores, from their mean."""
+    v = train(val)
+    return (train(test) - v.mean()) / (v.std() + 1e-9)
+
+
+def mahalanobis(reference: np.ndarray, shrink: float = 0.1) -> Callable[[np.ndarray], np.ndarray]:
+    """Distance to ``reference``'s mean under its covariance shrunk towards a multiple of the identity."""
+    mean, cov = reference.mean(0), np.cov(reference.T)
+    cov = (1 - shrink) * cov + shrink * np.trace(cov) / len(cov) * np.eye(len(cov))
+    precision = np.linalg.inv(cov)
+    return lambda x: np.sqrt(np.einsum("ij,jk,ik->i", x - mean, precision, x - mean))
+
+
+def fold_variants(
+    folder: Path, desc: dict, blocks: dict
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Each method's scores of the fold's test photos, their labels and generators."""
+    csvs = json.loads((folder / "metrics.json").read_text())["data_csvs"]
+    split = (rows_of(folder, csvs[k]) for k in ("fit", "val", "test"))
+    fit, val, test = ([r for r in rows if r["photo"] in desc] for rows in split)
+    x = lambda rows, d=desc: np.stack([d[r["photo"]] for r in rows])  # noqa: E731
+    y = lambda rows: np.array([int(r["label"]) for r in rows])  # noqa: E731
+    yf, yv = y(fit), y(val)
+    ran_test, _, test_csv = fold_scores(folder)
+    keep = np.array([r["photo"] in desc for r in rows_of(folder, test_csv)])
+    ran_val = ran_val_scores(folder, csvs["val"])[
+        np.array([r["photo"] in desc for r in rows_of(folder, csvs["val"])])
+    ]
+    cue = fit_face_cue(x(fit), yf, x(val), ran_val)
+    cue_test = standardised(cue.face_part, x(val), x(test))
+    out = {"cue": cue_test}
+    averaged = {p: (desc[p] + blocks["mirror"][p]) / 2 for p in desc}
+    mirrored = fit_face_cue(x(fit, averaged), yf, x(val, averaged), ran_val)
+    out["mirror"] = standardised(mirrored.face_part, x(val, averaged), x(test, averaged))
+    for name in ("spectrum", "spectrum_crop", "geometry"):
+        mean, scale, weight, bias = fit_logistic(x(fit, blocks[name]), yf, 1e-2)
+        score = lambda f, m=mean, s=scale, w=weight, b=bias: ((f - m) / s) @ w + b  # noqa: E731
+        out[name] = standardised(score, x(val, blocks[name]), x(test, blocks[name]))
+        out[f"cue+{name}"] = cue_test + out[name]
+    real_d, fake_d = mahalanobis(x(fit)[yf == 0]), mahalanobis(x(fit)[yf == 1])
+    out["one_class"] = standardised(lambda f: -real_d(f), x(val), x(test))
+    out["qda"] = standardised(lambda f: real_d(f) - fake_d(f), x(val), x(test))
+    out["cue+one_class"], out["cue+qda"] = cue_test + out["one_class"], cue_test + out["qda"]
+
+    def parts(d: np.ndarray, ran_p: np.ndarray) -> np.ndarray:
+        (fm, fs), (km, ks), (rm, rs) = cue.face_logit, cue.knn_score, cue.ran_logit
+        return np.c_[(cue.face_logits(d) - fm) / fs, (cue.knn_scores(d) - km) / ks, (logit(ran_p) - rm) / rs]
+
+    out["fused"] = parts(x(test), ran_test[keep]).sum(1)
+    _, scale, weight, _ = fit_logistic(parts(x(val), ran_val), yv, 1e-2)
+    out["stacked"] = parts(x(test), ran_test[keep]) @ (weight / scale)
+    return out, y(test), np.array([r.get("generator") or "" for r in test])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=Path, required=True, help="the study's run folders")
+    parser.add_argument("--variant", default="context")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="the runs whose splits (and iris scores) are used"
+    )
+    args = parser.parse_args()
+    folds = {**FAMILIES, **DIFFUSION, **REAL_SOURCES}
+    folders = {f: args.runs / run_name(args.variant, "bce_auc", "balanced", args.seed, f) for f in folds}
+    first = next(f for f in folders.values() if (f / "metrics.json").is_file())
+    fit_csv = json.loads((first / "metrics.json").read_text())["data_csvs"]["fit"]
+    cache = _project_path(first, fit_csv).parents[2]
+    desc = descriptors(cache)
+    blocks = features(cache)
+    auc: dict[tuple[str, str], float] = {}
+    for fold, folder in folders.items():
+        if fold_scores(folder) is None:
+            print(f"{fold}: not evaluated yet, skipped", file=sys.stderr)
+            continue
+        scores, y, generators = fold_variants(folder, desc, blocks)
+        for method, s in scores.items():
+            if fold in REAL_SOURCES:  # the held-out source against the GAN photos of the test set
+                own, gan, _ = source_masks(y, generators, REAL_SOURCES[fold])
+                s, labels = np.r_[s[own], s[gan]], np.r_[np.zeros(own.sum()), np.ones(gan.sum())]
+            else:
+                labels = y
+            auc[method, fold] = auroc(s, labels)
+        print(fold, " ".join(f"{m}={auc[m, fold]:.3f}" for m in scores), flush=True)
+    methods = list(dict.fromkeys(m for m, _ in auc))
+    measured = [f for f in folds if ("cue", f) in auc]
+    lines = [
+        "# Other views of the face beside the face cue, on the study's folds",
+        "",
+        f"Folds of `{args.variant}` (seed {args.seed}: its splits, and its iris scores for `fused` and `stacked`).",
+        f"Command: `python experiments/face_features_probe.py --runs RUNS --variant {args.variant}`. What each",
+        "method is: the script's docstring. AUC of the held-out family against the held-out real photos; on a",
+        "real-source fold, of the held-out source against the test set's GAN photos.",
+        "",
+        "| method | " + " | ".join(measured) + " | GAN mean | GAN worst |",
+        "|---|" + "---|" * (len(measured) + 2),
+    ]
+    for m in methods:
+        gan = [auc[m, f] for f in FAMILIES if f in measured]
+        lines.append(
+            f"| {m} | " + " | ".join(f"{auc[m, f]:.3f}" for f in measured)
+            + f" | {np.mean(gan):.3f} | {min(gan):.3f} |"
+        )  # fmt: skip
+    lines += ["", "Paired differences over the folds (95% bootstrap interval; wins):", ""]
+    for m, base in [(m, "cue") for m in methods if m not in ("cue", "fused", "stacked")] + [
+        ("stacked", "fused")
+    ]:
+        d = paired_difference([auc[m, f] - auc[base, f] for f in measured])
+        lines.append(
+            f"- {m} minus {base}: {d['mean']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}], higher in {d['a_wins']}/{d['n']}"
+        )
+    text = "\n".join(lines) + "\n"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "face_features.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
