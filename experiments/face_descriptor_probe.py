@@ -41,8 +41,9 @@ from irisgan.data.pairs_format import read_pairs_csv
 from irisgan.extraction.descriptors import DESCRIPTORS, photo_descriptors
 from irisgan.extraction.faces import face_descriptor
 from irisgan.extraction.manifest import read_manifest
+from irisgan.extraction.texture import face_features
 from irisgan.inference import DecisionRule
-from irisgan.models.face_cue import NEIGHBOURS, fit_face_cue, logit
+from irisgan.models.face_cue import DESCRIPTOR_SIZE, NEIGHBOURS, fit_face_cue, logit
 from irisgan.plots import plot_rocs
 from irisgan.training.metrics import choose_threshold, source_threshold, uncertain_band
 
@@ -50,9 +51,10 @@ RESULTS = ROOT / "experiments" / "results"
 
 
 def descriptors(cache: Path, padding: float = 0.25) -> dict[str, np.ndarray]:
-    """Photo path -> descriptor, for every photo of the extractor's manifest with 68 landmarks (cached in the
-    extraction folder, as ``ensemble --face-cue`` caches them). Another ``padding`` than dlib's 0.25 (more of
-    the head and the background around the aligned face) has a cache of its own."""
+    """Photo path -> face features (descriptor and texture), for every photo of the extractor's manifest with 68
+    landmarks (cached in the extraction folder, as ``ensemble --face-cue`` caches them). Another ``padding`` than
+    dlib's 0.25 (more of the head and the background around the aligned face) has a cache of its own, and the
+    descriptor alone."""
     records = [r for r in read_manifest(cache).values() if r.get("landmarks") and r.get("face_box")]
     if padding == 0.25:
         x = photo_descriptors(records, cache / DESCRIPTORS)
@@ -189,7 +191,7 @@ def robustness(folder: Path, manifest: Path, desc: dict[str, np.ndarray]) -> lis
             image = degrade(cv2.cvtColor(cv2.imread(r["photo"]), cv2.COLOR_BGR2RGB), name, rng)
             scale = value if kind == "shrink" else 1.0  # the landmarks follow the photo's size
             box, points = np.asarray(d["face_box"]) * scale, np.asarray(d["landmarks"]) * scale
-            scores.append(face_descriptor(image, box, points))
+            scores.append(face_features(image, box, points))
         s_deg = cue.face_part(np.stack(scores))
         gan = y == 1
         caught = gan & (clean >= thr)
@@ -236,6 +238,11 @@ def main() -> None:
         "--l2", type=float, help="the variant's L2 penalty of the probe (default: the package's)"
     )
     parser.add_argument(
+        "--no-texture",
+        action="store_true",
+        help="the variant's cue reads the descriptor alone, without the face's texture features",
+    )
+    parser.add_argument(
         "--ensemble",
         action="store_true",
         help="score each fold's seeds as one iris ensemble (the mean of their logits), as the shipped detector "
@@ -258,11 +265,15 @@ def main() -> None:
     print(f"{len(desc)} photos with a descriptor", flush=True)
     methods = ("face", "ran", "fused")
     variant = None
-    if args.padding or args.l2 is not None or args.face_weight is not None or args.neighbours is not None:
+    tweaks = (args.padding, args.l2, args.face_weight, args.neighbours)
+    if args.no_texture or any(t is not None for t in tweaks):
         variant = f"padding {args.padding or 0.25}" + (f", L2 {args.l2:g}" if args.l2 is not None else "")
         variant += f", face weight {args.face_weight:g}" if args.face_weight is not None else ""
         variant += f", k {args.neighbours}" if args.neighbours is not None else ""
+        variant += ", no texture" if args.no_texture else ""
         desc_v = descriptors(cache, args.padding or 0.25)
+        if args.no_texture:
+            desc_v = {p: v[:DESCRIPTOR_SIZE] for p, v in desc_v.items()}
         methods = (*methods, "face_v", "fused_v")
     gan_rows, real_rows = [], []
     auc = {}  # (method, fold, seed) -> AUC of a GAN or diffusion fold
@@ -437,6 +448,7 @@ def main() -> None:
             + (f"_l2_{args.l2:g}" if args.l2 is not None else "")
             + (f"_face{args.face_weight:g}" if args.face_weight is not None else "")
             + (f"_k{args.neighbours}" if args.neighbours is not None else "")
+            + ("_no_texture" if args.no_texture else "")
         )
     (RESULTS / f"{name}.md").write_text(text)
     print(text)

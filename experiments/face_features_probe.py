@@ -47,7 +47,7 @@ from irisgan.extraction.manifest import read_manifest
 from irisgan.models.face_cue import fit_face_cue, fit_logistic, logit
 
 RESULTS = ROOT / "experiments" / "results"
-FEATURES = "face_features.npz"
+FEATURES = "face_views.npz"
 
 
 def radial_spectrum(gray: np.ndarray, size: int = 256, bins: int = 48) -> np.ndarray:

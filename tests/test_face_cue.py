@@ -5,7 +5,15 @@ import pytest
 import torch
 from torchmetrics.functional.classification import binary_auroc
 
-from irisgan.models.face_cue import DESCRIPTOR_SIZE, FaceCue, fit_face_cue, fit_logistic, logit
+from irisgan.models.face_cue import (
+    DESCRIPTOR_SIZE,
+    FEATURE_SIZE,
+    TEXTURE_SIZE,
+    FaceCue,
+    fit_face_cue,
+    fit_logistic,
+    logit,
+)
 
 
 def _descriptors(n: int, shift: float, rng: np.random.Generator) -> np.ndarray:
@@ -87,3 +95,42 @@ def test_nearest_neighbour_score_is_standardised_and_added_and_travels_in_a_weig
     with pytest.raises(ValueError, match="k=70 needs at least 70 neighbours"):
         FaceCue(**{**cue.to_dict(), "k": 70})
     assert fit_face_cue(fit, labels, val, ran_p, k=70).k == 60  # as many as the smaller class has
+
+
+def test_texture_features_add_a_third_standardised_part_and_travel_in_a_weights_file():
+    rng = np.random.default_rng(3)
+
+    def features(
+        n: int, shift: float
+    ) -> np.ndarray:  # the class shows in the texture's first coordinates only
+        texture = rng.normal(0.0, 1.0, (n, TEXTURE_SIZE))
+        texture[:, :4] += shift
+        return np.c_[rng.normal(0.0, 0.05, (n, DESCRIPTOR_SIZE)), texture]
+
+    fit, val = np.r_[features(150, 0.0), features(150, 2.0)], np.r_[features(40, 0.0), features(40, 2.0)]
+    labels, ran_p = np.r_[np.zeros(150), np.ones(150)], rng.uniform(0.1, 0.9, 80)
+    cue = fit_face_cue(fit, labels, val, ran_p, k=5)
+    assert fit.shape[1] == FEATURE_SIZE and cue.width == FEATURE_SIZE and cue.texture is not None
+    assert cue.real_neighbours.shape == (150, DESCRIPTOR_SIZE)  # the neighbours are of the descriptor alone
+    texture = cue.texture_logits(val)
+    np.testing.assert_allclose(cue.texture_logit, (texture.mean(), texture.std()), rtol=1e-6)
+    without = FaceCue(**{**cue.to_dict(), "texture": None})  # the descriptor's parts alone
+    np.testing.assert_allclose(
+        cue.face_part(val),
+        without.face_part(val) + (texture - texture.mean()) / texture.std(),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    y = torch.tensor(np.r_[np.zeros(40), np.ones(40)]).long()
+    assert float(binary_auroc(torch.tensor(texture), y)) > 0.9  # the texture probe found its coordinates
+    buf = io.BytesIO()
+    torch.save({"face_cue": cue.to_dict()}, buf)
+    buf.seek(0)
+    again = FaceCue(**torch.load(buf, weights_only=True)["face_cue"])
+    np.testing.assert_allclose(again.face_part(val), cue.face_part(val), rtol=1e-6)
+    # a cue with texture refuses the descriptor alone; one without reads wider features up to the descriptor
+    with pytest.raises(ValueError, match=f"needs \\(N, {FEATURE_SIZE}\\) face features"):
+        cue.face_part(val[:, :DESCRIPTOR_SIZE])
+    np.testing.assert_allclose(without.face_logits(val), without.face_logits(val[:, :DESCRIPTOR_SIZE]))
+    with pytest.raises(ValueError, match="128 or 280 wide"):
+        fit_face_cue(fit[:, :200], labels, val, ran_p)

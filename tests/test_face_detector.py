@@ -18,6 +18,7 @@ from irisgan.extraction import descriptors
 from irisgan.extraction.descriptors import MissingFaceError, pair_descriptors
 from irisgan.extraction.faces import FaceLandmarker
 from irisgan.inference import DecisionRule, fuse_face_cue, load_classifier, score_pairs
+from irisgan.models.face_cue import FEATURE_SIZE
 from irisgan.training.metrics import report_from_scores, source_threshold
 from tests.conftest import FACES, run_cli
 from tests.test_iris_quality import hide_eyes
@@ -44,14 +45,21 @@ def _fake_extraction(root: Path, n: int = 6) -> Path:
 def test_pair_descriptors_follow_the_manifest_in_the_csvs_order_and_are_cached(tmp_path, monkeypatch):
     calls = []
 
-    def describe(image, box, landmarks):  # stands in for dlib's network: the photo's grey level
+    def describe(image, box, landmarks):  # stands in for the networks: the photo's grey level
         calls.append(int(image[0, 0, 0]))
-        return np.full(128, image[0, 0, 0], np.float32)
+        return np.full(FEATURE_SIZE, image[0, 0, 0], np.float32)
 
-    monkeypatch.setattr(descriptors, "face_descriptor", describe)
+    monkeypatch.setattr(descriptors, "face_features", describe)
     csv = _fake_extraction(tmp_path / "ex")
     x = pair_descriptors(csv)
-    assert x.shape == (6, 128) and x[:, 0].tolist() == [50, 40, 30, 20, 10, 0]  # the CSV's order, reversed
+    assert x.shape == (6, FEATURE_SIZE) and x[:, 0].tolist() == [
+        50,
+        40,
+        30,
+        20,
+        10,
+        0,
+    ]  # the CSV's order, reversed
     assert sorted(calls) == [0, 10, 20, 30, 40, 50]
     assert (tmp_path / "ex" / descriptors.DESCRIPTORS).is_file()
     np.testing.assert_array_equal(pair_descriptors(csv), x)

@@ -318,3 +318,40 @@ def test_face_descriptor_is_one_identity_through_grey_and_shrinking(astronaut, l
     assert np.linalg.norm(face_descriptor(half, np.array(face.box) * 0.5, points * 0.5) - d) < 0.3
     with pytest.raises(ValueError, match="68 landmarks"):
         face_descriptor(astronaut, face.box, points[:5])
+
+
+def test_face_texture_comes_with_the_package_and_is_the_same_for_a_grey_copy(astronaut, landmarker, tmp_path):
+    """The texture view of the face cue: ImageNet MobileNetV2's first blocks on the grey aligned face, with
+    weights shipped in the package (no download), the same for a grey copy, and joined after the descriptor."""
+    from irisgan.extraction.texture import (
+        TEXTURE_SIZE,
+        TRUNK,
+        export_trunk,
+        face_features,
+        face_texture,
+        load_trunk,
+    )
+
+    assert TRUNK.is_file()
+    assert load_trunk() is load_trunk()  # one per process
+    [face] = landmarker.detect(astronaut)
+    points = landmarker.landmarks(astronaut, face.box)
+    t = face_texture(astronaut, face.box, points)
+    assert t.shape == (TEXTURE_SIZE,) and t.dtype == np.float32 and np.isfinite(t).all()
+    np.testing.assert_array_equal(t, face_texture(astronaut, face.box, points))
+    grey = np.repeat(cv2.cvtColor(astronaut, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+    # grey before or after the alignment's resampling: the same features up to rounding
+    np.testing.assert_allclose(face_texture(grey, face.box, points), t, atol=0.03)
+    np.testing.assert_allclose(
+        face_texture(grey[..., 0], face.box, points), face_texture(grey, face.box, points)
+    )
+    features = face_features(astronaut, face.box, points)
+    np.testing.assert_array_equal(features[:128], face_descriptor(astronaut, face.box, points))
+    np.testing.assert_array_equal(features[128:], t)
+    with pytest.raises(ValueError, match="68 landmarks"):
+        face_texture(astronaut, face.box, points[:5])
+    with pytest.raises(FileNotFoundError, match="texture weights are missing"):
+        load_trunk(tmp_path / "none.pt")
+    (tmp_path / "other.pth").write_bytes(b"not the file")
+    with pytest.raises(ValueError, match="mobilenet_v2-b0353104.pth"):
+        export_trunk(tmp_path / "other.pth", tmp_path / "trunk.pt")

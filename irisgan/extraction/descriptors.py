@@ -1,11 +1,12 @@
-"""The face descriptors of the photos behind a pairs CSV: what the face cue (``irisgan.models.face_cue``) scores
-beside each pair.
+"""The face features of the photos behind a pairs CSV: what the face cue (``irisgan.models.face_cue``) scores
+beside each pair. A photo's face features are dlib's 128-d descriptor of its face followed by the face's texture
+features (``irisgan.extraction.texture``).
 
 A pairs CSV written by ``extract`` (or cached by ``data=faces``) sits in, or below, the folder of its extraction
 manifest, whose record of each photo names the pair file, the photo, its face box and its 68 landmarks. The
-descriptor is computed from those, as ``predict`` computes it for a new photo (``FacePhotoDataset`` with
+features are computed from those, as ``predict`` computes them for a new photo (``FacePhotoDataset`` with
 ``describe_faces``), and cached beside the manifest by the photo's content fingerprint: the landmarks, and so the
-descriptor, are fixed by the extraction's settings, which the folder stands for.
+features, are fixed by the extraction's settings, which the folder stands for.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from irisgan.data.pairs_format import read_pairs_csv, write_bytes_atomic
-from irisgan.extraction.faces import decode_image, face_descriptor
+from irisgan.extraction.faces import decode_image
 from irisgan.extraction.manifest import MANIFEST, read_manifest
+from irisgan.extraction.texture import face_features
+from irisgan.models.face_cue import FEATURE_SIZE
 
 log = logging.getLogger(__name__)
 
-DESCRIPTORS = "face_descriptors.npz"
+DESCRIPTORS = "face_features.npz"
 # data=faces keeps its split CSVs in <cache>/splits/<key>/: the manifest is at most this many folders up
 MANIFEST_DEPTH = 3
 
@@ -45,10 +48,10 @@ def find_manifest(csv_path: str | Path) -> Path:
 
 
 def photo_descriptors(records: list[dict], cache: Path | None = None, describe=None) -> np.ndarray:
-    """(N, 128) descriptors of manifest records (each with ``path``, ``fingerprint``, ``face_box``, ``landmarks``),
-    read from and added to ``cache`` (an ``.npz`` keyed by fingerprint) when given. ``describe(image, box,
-    landmarks)``: another descriptor than ``face_descriptor`` (a study's variant, with its own cache)."""
-    describe = describe or face_descriptor
+    """(N, ``FEATURE_SIZE``) face features of manifest records (each with ``path``, ``fingerprint``, ``face_box``,
+    ``landmarks``), read from and added to ``cache`` (an ``.npz`` keyed by fingerprint) when given. ``describe(image,
+    box, landmarks)``: other features than ``face_features`` (a study's variant, with its own cache)."""
+    describe = describe or face_features
     known: dict[str, np.ndarray] = {}
     if cache is not None and cache.is_file():
         with np.load(cache) as stored:
@@ -77,11 +80,11 @@ def photo_descriptors(records: list[dict], cache: Path | None = None, describe=N
         np.savez(buf, fingerprint=np.array(list(known)), x=np.stack(list(known.values())))
         write_bytes_atomic(cache, buf.getvalue())
         log.info("%d face descriptors computed (%d cached in %s)", added, len(known), cache)
-    return np.stack(out) if out else np.zeros((0, 128), np.float32)
+    return np.stack(out) if out else np.zeros((0, FEATURE_SIZE), np.float32)
 
 
 def pair_descriptors(csv_path: str | Path) -> np.ndarray:
-    """(N, 128) face descriptors of the photos behind the N pairs of a pairs CSV, in its row order."""
+    """(N, ``FEATURE_SIZE``) face features of the photos behind the N pairs of a pairs CSV, in its row order."""
     csv_path = Path(csv_path)
     root = find_manifest(csv_path)
     by_pair = {(root / r["pair"]).resolve(): r for r in read_manifest(root).values() if r.get("pair")}

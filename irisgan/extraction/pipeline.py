@@ -35,11 +35,11 @@ from irisgan.extraction.faces import (
     eye_box,
     eye_openness,
     eye_width,
-    face_descriptor,
 )
 from irisgan.extraction.iris_locator import IrisLocation
 from irisgan.extraction.iris_quality import IrisQualityRule
 from irisgan.extraction.photos import PhotoInput
+from irisgan.extraction.texture import face_features
 
 STATUSES = (
     "ok",
@@ -103,7 +103,7 @@ class PhotoResult:
     pair_image: np.ndarray | None = _transient()
     overlay_image: np.ndarray | None = _transient()  # a small copy of the photo to draw on
     overlay_scale: float | None = _transient()
-    face_descriptor: np.ndarray | None = _transient()  # dlib's 128-d descriptor (describe_faces=True)
+    face_descriptor: np.ndarray | None = _transient()  # the face features the cue reads (describe_faces=True)
     # predict explain=true: (title, map) of the network's explanation maps (the RAN's soft masks)
     attention: list[tuple[str, np.ndarray]] | None = _transient()
 
@@ -227,7 +227,7 @@ class FacePhotoDataset(torch.utils.data.Dataset):
         if self.describe_faces:  # every face found: one whose irises fail can still be scored by its face
             start = time.perf_counter()
             # from the rounded landmarks the manifest keeps, so that a pairs CSV's faces describe alike
-            result.face_descriptor = face_descriptor(rgb, face.box, np.asarray(result.landmarks))
+            result.face_descriptor = face_features(rgb, face.box, np.asarray(result.landmarks))
             timings["describe"] = (time.perf_counter() - start) * 1e3
         expected = IRIS_TO_EYE_WIDTH * min(eye_width(p) for p in result.eye_points)
         if expected < self.min_iris_size:

@@ -1,12 +1,16 @@
-"""The face cue: two scores of dlib's 128-d face descriptor (``extraction.faces.face_descriptor``), and their
-fusion with the iris score.
+"""The face cue: two scores of dlib's 128-d face descriptor (``extraction.faces.face_descriptor``), a third of the
+face's texture (``extraction.texture``), and their fusion with the iris score.
 
 dlib's face recognition network was trained on real faces to tell identities apart, never on GAN faces. A linear
 probe on its descriptor separates generated faces from real ones on generator families and real sources it never
 saw better than the RAN does, and keeps its ranking on re-encoded, shrunk and grey photos; a nearest-neighbour
 score against the training faces adds to it (``experiments/face_descriptor_probe.py``; ``experiments/README.md``,
-seventh and eighth rounds). The fused score is the sum of the parts, each standardised on validation photos, so
-that none dominates by scale.
+seventh and eighth rounds). A linear probe on an ImageNet network's early layers, run on the grey aligned face, adds
+to both on the held-out folds (ninth round). The fused score is the sum of the parts, each standardised on
+validation photos, so that none dominates by scale.
+
+A photo's *face features* are its descriptor followed by its texture features (``FEATURE_SIZE`` numbers,
+``extraction.descriptors.face_features``); a cue fitted without texture reads the descriptor alone.
 """
 
 from __future__ import annotations
@@ -18,9 +22,16 @@ import numpy as np
 import torch
 
 DESCRIPTOR_SIZE = 128
+TEXTURE_SIZE = (
+    152  # irisgan.extraction.texture.TEXTURE_SIZE (kept here: this module needs no torchvision model)
+)
+FEATURE_SIZE = DESCRIPTOR_SIZE + TEXTURE_SIZE
 # neighbours of the nearest-neighbour score: 3, 5 and 10 each lifted the study's held-out folds over the logistic
 # regression alone; 10 kept every held-out real source at 10% false positives or fewer (experiments/README.md)
 NEIGHBOURS = 10
+# the texture probe's L2 penalty: 152 correlated features and about a thousand training photos want more than the
+# descriptor's 1e-3 (1e-2 was the weakest of 1e-2, 0.1 and 1 tried, and the best on the held-out folds)
+TEXTURE_L2 = 1e-2
 
 
 def logit(p: np.ndarray) -> np.ndarray:
@@ -49,6 +60,9 @@ class FaceCue:
     real_neighbours: Any = None  # (n, 128) descriptors of the real training photos
     fake_neighbours: Any = None  # (m, 128) descriptors of the generated ones
     knn_score: tuple[float, float] = (0.0, 1.0)
+    # a logistic regression on the texture features (mean, scale, weight, bias), none: left out
+    texture: Any = None
+    texture_logit: tuple[float, float] = (0.0, 1.0)
 
     def __post_init__(self) -> None:
         sizes = {len(self.mean), len(self.scale), len(self.weight)}
@@ -57,7 +71,12 @@ class FaceCue:
                 f"FaceCue: mean, scale and weight need {DESCRIPTOR_SIZE} values each, got {sizes}"
             )
         self.face_logit, self.ran_logit = tuple(self.face_logit), tuple(self.ran_logit)
-        self.knn_score = tuple(self.knn_score)
+        self.knn_score, self.texture_logit = tuple(self.knn_score), tuple(self.texture_logit)
+        if self.texture is not None:
+            m, sc, w, b = self.texture
+            if {len(m), len(sc), len(w)} != {TEXTURE_SIZE}:
+                raise ValueError(f"FaceCue: the texture probe needs {TEXTURE_SIZE} values per vector")
+            self.texture = ([float(v) for v in m], [float(v) for v in sc], [float(v) for v in w], float(b))
         if self.k:
             # stored as tensors (a weights-only file holds no numpy arrays)
             self.real_neighbours, self.fake_neighbours = (
@@ -76,15 +95,37 @@ class FaceCue:
             out[key] = None if out[key] is None else torch.from_numpy(np.asarray(out[key], np.float32))
         return out
 
+    @property
+    def width(self) -> int:
+        """How many numbers of a photo's face features the cue reads."""
+        return FEATURE_SIZE if self.texture is not None else DESCRIPTOR_SIZE
+
+    def _checked(self, features: np.ndarray) -> np.ndarray:
+        x = np.asarray(features, np.float64)
+        if x.ndim != 2 or x.shape[1] < self.width:
+            raise ValueError(
+                f"FaceCue: needs (N, {self.width}) face features"
+                + (" (descriptor and texture)" if self.texture is not None else "")
+                + f", got {x.shape}"
+            )
+        return x
+
     def face_logits(self, descriptors: np.ndarray) -> np.ndarray:
-        """The logistic regression's logit of (N, 128) descriptors (high: GAN)."""
-        x = (np.asarray(descriptors, np.float64) - np.asarray(self.mean)) / np.asarray(self.scale)
+        """The logistic regression's logit of (N, 128) descriptors (high: GAN); wider face features are read up
+        to their descriptor."""
+        x = (self._checked(descriptors)[:, :DESCRIPTOR_SIZE] - np.asarray(self.mean)) / np.asarray(self.scale)
         return x @ np.asarray(self.weight) + self.bias
+
+    def texture_logits(self, features: np.ndarray) -> np.ndarray:
+        """The texture probe's logit of (N, ``FEATURE_SIZE``) face features (high: GAN)."""
+        m, sc, w, b = self.texture
+        x = (self._checked(features)[:, DESCRIPTOR_SIZE:FEATURE_SIZE] - np.asarray(m)) / np.asarray(sc)
+        return x @ np.asarray(w) + b
 
     def knn_scores(self, descriptors: np.ndarray) -> np.ndarray:
         """Mean distance to the ``k`` nearest real training faces minus that to the ``k`` nearest generated ones
         (high: GAN). Euclidean, the distance dlib's descriptor was trained for."""
-        x = torch.as_tensor(np.asarray(descriptors, np.float32))
+        x = torch.as_tensor(np.asarray(self._checked(descriptors)[:, :DESCRIPTOR_SIZE], np.float32))
         near = [
             torch.cdist(x, torch.from_numpy(n)).topk(self.k, dim=1, largest=False).values.mean(dim=1)
             for n in (self.real_neighbours, self.fake_neighbours)
@@ -93,9 +134,13 @@ class FaceCue:
 
     def face_part(self, descriptors: np.ndarray) -> np.ndarray:
         """The face's share of the detector's logit: its standardised scores, summed."""
-        (fm, fs), (km, ks) = self.face_logit, self.knn_score
+        (fm, fs), (km, ks), (tm, ts) = self.face_logit, self.knn_score, self.texture_logit
         part = (self.face_logits(descriptors) - fm) / fs
-        return part + (self.knn_scores(descriptors) - km) / ks if self.k else part
+        if self.k:
+            part = part + (self.knn_scores(descriptors) - km) / ks
+        if self.texture is not None:
+            part = part + (self.texture_logits(descriptors) - tm) / ts
+        return part
 
     def face_probability(self, descriptors: np.ndarray) -> np.ndarray:
         """The face alone as a number in [0, 1] (float32, as thresholds are stored): the sigmoid of ``face_part``,
@@ -145,20 +190,35 @@ def fit_face_cue(
     val_ran_p: np.ndarray,
     l2: float = 1e-3,
     k: int = NEIGHBOURS,
+    texture_l2: float = TEXTURE_L2,
 ) -> FaceCue:
     """Fit the probe on the training photos (and keep their descriptors as neighbours, ``k`` > 0, at most as
     many as the smaller class has), and standardise each part on the validation photos (their descriptors and
-    the RAN's P(GAN) of their pairs, which neither the RAN nor the probe trained on)."""
+    the RAN's P(GAN) of their pairs, which neither the RAN nor the probe trained on). Face features with texture
+    (``FEATURE_SIZE`` wide) add the texture probe; 128-wide descriptors leave it out."""
     fit_descriptors, fit_labels = np.asarray(fit_descriptors, np.float32), np.asarray(fit_labels).astype(int)
+    width = fit_descriptors.shape[1] if fit_descriptors.ndim == 2 else 0
+    if width not in (DESCRIPTOR_SIZE, FEATURE_SIZE):
+        raise ValueError(
+            f"fit_face_cue: face features are {DESCRIPTOR_SIZE} or {FEATURE_SIZE} wide, got {width}"
+        )
+    texture = (
+        fit_logistic(fit_descriptors[:, DESCRIPTOR_SIZE:], fit_labels, texture_l2) if width > 128 else None
+    )
+    fit_descriptors = fit_descriptors[:, :DESCRIPTOR_SIZE]
     mean, scale, weight, bias = fit_logistic(fit_descriptors, fit_labels, l2)
     real, fake = fit_descriptors[fit_labels == 0], fit_descriptors[fit_labels == 1]
     k = min(int(k), len(real), len(fake))  # a small training set has fewer neighbours of a class to offer
     neighbours = (real, fake) if k else (None, None)
     cue = FaceCue(mean.tolist(), scale.tolist(), weight.tolist(), bias, k=k, real_neighbours=neighbours[0],
-                  fake_neighbours=neighbours[1])  # fmt: skip
+                  fake_neighbours=neighbours[1],
+                  texture=None if texture is None else tuple(np.asarray(v).tolist() for v in texture))  # fmt: skip
     if k:
         knn = cue.knn_scores(val_descriptors)
         cue.knn_score = (float(knn.mean()), float(knn.std() + 1e-9))
+    if texture is not None:
+        t = cue.texture_logits(val_descriptors)
+        cue.texture_logit = (float(t.mean()), float(t.std() + 1e-9))
     face, ran = cue.face_logits(val_descriptors), logit(val_ran_p)
     cue.face_logit = (float(face.mean()), float(face.std() + 1e-9))
     cue.ran_logit = (float(ran.mean()), float(ran.std() + 1e-9))
