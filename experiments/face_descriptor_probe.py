@@ -1,5 +1,6 @@
-"""Probe: does a pretrained face network's identity descriptor tell GAN faces from real ones on the families and
-sources the study holds out, and does it add to the RAN's iris score?
+"""Probe: does a pretrained face network's identity descriptor (and, since the ninth round, the face's texture in an
+ImageNet network's early layers) tell GAN faces from real ones on the families and sources the study holds out,
+and does it add to the RAN's iris score?
 
     python experiments/face_descriptor_probe.py --runs outputs/experiments/generalisation --variant context
 
@@ -333,11 +334,14 @@ def main() -> None:
     lines = [
         "# A face descriptor beside the iris score, on the study's folds",
         "",
-        f"Variant `{args.variant}` (bce_auc, balanced), seeds {args.seeds}. `face`: the face cue on dlib's 128-d",
-        f"face descriptor, fitted on the fold's training photos (a logistic regression and a {NEIGHBOURS}-nearest-",
-        "neighbour score, each standardised on the validation photos, summed); `ran`: the fold's run; `fused`: the",
-        "sum of the face part and the RAN's standardised logit, as the shipped detector scores. Command: `python",
-        f"experiments/face_descriptor_probe.py --runs RUNS --variant {args.variant} --seeds {args.seeds}`.",
+        f"Variant `{args.variant}` (bce_auc, balanced), seeds {args.seeds}. `face`: the face cue, fitted on the",
+        f"fold's training photos: a logistic regression and a {NEIGHBOURS}-nearest-neighbour score on dlib's 128-d face",
+        "descriptor, and a logistic regression on the face's texture features (ImageNet MobileNetV2's early layers",
+        "on the grey aligned face), each standardised on the validation photos, summed; `ran`: the fold's run;",
+        "`fused`: the sum of the face part and the RAN's standardised logit, as the shipped detector scores.",
+        f"Command: `python experiments/face_descriptor_probe.py --runs RUNS --variant {args.variant} --seeds",
+        f"{args.seeds}{' --source-fpr ' + format(args.source_fpr, 'g') if args.source_fpr != 0.05 else ''}"
+        f"{' --ensemble' if args.ensemble else ''}`{' with a variant: see the last comparisons' if variant else ''}.",
         "",
         "Held-out generator family: AUC against the held-out real photos.",
         "",

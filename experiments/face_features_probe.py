@@ -13,7 +13,13 @@ test photos; the held-out family or real source never seen), what other views of
 - ``one_class``: minus the Mahalanobis distance of the descriptor to the real training faces (GAN faces are
   said to be more average); ``qda``: that distance minus the one to the generated training faces;
 - ``stacked``: the cue's two parts and the fold run's iris logit weighted by a logistic regression on the
-  fold's validation photos, instead of summed alike.
+  fold's validation photos, instead of summed alike;
+- ``texture_<colour>_<stages>_l2<penalty>``: ImageNet MobileNetV2's early layers on the aligned face (224 px; grey
+  or colour), the maps of blocks 4, 7 and 14 averaged over the image (``low``: all three), under three L2
+  penalties; ``texture_grey_low_l20.01`` is what the package ships (``irisgan.extraction.texture``).
+
+``cue`` here is the descriptor's cue alone (the logistic regression and the nearest-neighbour score), as shipped
+before the ninth round, so that each view is measured against it.
 
 Each extra block is a logistic regression on the fold's training photos, standardised on its validation photos
 and added to the cue's standardised score (``cue+<block>``), as the shipped detector adds the iris logit.
@@ -30,6 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import torch
 from cross_generator import (
     DIFFUSION,
     FAMILIES,
@@ -44,7 +51,8 @@ from face_descriptor_probe import descriptors, ran_val_scores, rows_of
 from study_stats import auroc, paired_difference
 
 from irisgan.extraction.manifest import read_manifest
-from irisgan.models.face_cue import fit_face_cue, fit_logistic, logit
+from irisgan.extraction.texture import CHIP, TAPS, face_texture, load_trunk
+from irisgan.models.face_cue import DESCRIPTOR_SIZE, TEXTURE_L2, fit_face_cue, fit_logistic, logit
 
 RESULTS = ROOT / "experiments" / "results"
 FEATURES = "face_views.npz"
@@ -103,7 +111,18 @@ def photo_features(record: dict) -> dict[str, np.ndarray]:
         int(max(cy - half, 0)) : int(min(cy + half, h)), int(max(cx - half, 0)) : int(min(cx + half, w))
     ]
     grey = lambda rgb: cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)  # noqa: E731
+    trunk = load_trunk()
+    colour = torch.from_numpy(dlib.get_face_chip(image, shape, CHIP, 0.25)).permute(2, 0, 1).float()[None]
+    with torch.inference_mode():  # the trunk's colour input: its own normalisation, without the grey step
+        x = (colour / 255 - trunk.mean) / trunk.std
+        taps = []
+        for i, block in enumerate(trunk.blocks, start=1):
+            x = block(x)
+            if i in TAPS:
+                taps.append(x.mean(dim=(2, 3)))
     return {
+        "texture_grey": face_texture(image, record["face_box"], points),
+        "texture_rgb": torch.cat(taps, 1).numpy()[0].astype(np.float32),
         "mirror": np.array(net.compute_face_descriptor(np.ascontiguousarray(chip[:, ::-1])), np.float32),
         "spectrum": radial_spectrum(grey(aligned)).astype(np.float32),
         "spectrum_crop": radial_spectrum(grey(crop)).astype(np.float32),
@@ -118,6 +137,10 @@ def features(cache: Path) -> dict[str, dict[str, np.ndarray]]:
     path = cache / FEATURES
     stored = dict(np.load(path, allow_pickle=False)) if path.is_file() else {}
     known = {p: i for i, p in enumerate(stored.get("paths", []))}
+    if (
+        stored and not {"texture_grey", "texture_rgb"} <= stored.keys()
+    ):  # a cache from before the texture blocks
+        stored, known = {}, {}
     missing = [r for r in records if r["path"] not in known]
     if missing:
         start = time.time()
@@ -175,6 +198,16 @@ def fold_variants(
         score = lambda f, m=mean, s=scale, w=weight, b=bias: ((f - m) / s) @ w + b  # noqa: E731
         out[name] = standardised(score, x(val, blocks[name]), x(test, blocks[name]))
         out[f"cue+{name}"] = cue_test + out[name]
+    stages = {"4": slice(0, 24), "7": slice(24, 56), "14": slice(56, 152), "low": slice(0, 152)}
+    for colour in ("grey", "rgb"):
+        for stage, cut in stages.items():
+            for l2 in (TEXTURE_L2, 0.1, 1.0):
+                block = {p: v[cut] for p, v in blocks[f"texture_{colour}"].items()}
+                mean, scale, weight, bias = fit_logistic(x(fit, block), yf, l2)
+                score = lambda f, m=mean, s=scale, w=weight, b=bias: ((f - m) / s) @ w + b  # noqa: E731
+                name = f"texture_{colour}_{stage}_l2{l2:g}"
+                out[name] = standardised(score, x(val, block), x(test, block))
+                out[f"cue+{name}"] = cue_test + out[name]
     real_d, fake_d = mahalanobis(x(fit)[yf == 0]), mahalanobis(x(fit)[yf == 1])
     out["one_class"] = standardised(lambda f: -real_d(f), x(val), x(test))
     out["qda"] = standardised(lambda f: real_d(f) - fake_d(f), x(val), x(test))
@@ -205,7 +238,7 @@ def main() -> None:
     first = next(f for f in folders.values() if (f / "metrics.json").is_file())
     fit_csv = json.loads((first / "metrics.json").read_text())["data_csvs"]["fit"]
     cache = _project_path(first, fit_csv).parents[2]
-    desc = descriptors(cache)
+    desc = {p: v[:DESCRIPTOR_SIZE] for p, v in descriptors(cache).items()}  # the descriptor alone
     blocks = features(cache)
     auc: dict[tuple[str, str], float] = {}
     for fold, folder in folders.items():

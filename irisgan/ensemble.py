@@ -35,7 +35,7 @@ from irisgan.inference import (
     member_scores,
     save_weights,
 )
-from irisgan.models.face_cue import FaceCue, fit_face_cue
+from irisgan.models.face_cue import DESCRIPTOR_SIZE, FaceCue, fit_face_cue
 from irisgan.training.classifier import RANClassifier
 from irisgan.training.metrics import report_from_scores, source_threshold, uncertain_band
 
@@ -72,12 +72,16 @@ def one_csv(resolved: list[tuple[Path, Path | None]], split: str, given: str | P
     return Path(csvs.pop())
 
 
-def fit_cue(fit_csv: Path, val_csv: Path, val_iris_p: np.ndarray) -> tuple[FaceCue, np.ndarray]:
+def fit_cue(
+    fit_csv: Path, val_csv: Path, val_iris_p: np.ndarray, texture: bool = True
+) -> tuple[FaceCue, np.ndarray]:
     """The face cue fitted on the training pairs' photos and standardised on the validation ones; the validation
-    photos' descriptors."""
+    photos' face features. ``texture=False``: the descriptor's parts alone."""
     fit_labels = np.array([int(r["label"]) for r in read_pairs_csv(fit_csv)])
-    log.info("face descriptors of the training photos (%s) and the validation photos (%s)", fit_csv, val_csv)
+    log.info("face features of the training photos (%s) and the validation photos (%s)", fit_csv, val_csv)
     fit_x, val_x = pair_descriptors(fit_csv), pair_descriptors(val_csv)
+    if not texture:
+        fit_x, val_x = fit_x[:, :DESCRIPTOR_SIZE], val_x[:, :DESCRIPTOR_SIZE]
     return fit_face_cue(fit_x, fit_labels, val_x, val_iris_p), val_x
 
 
@@ -161,11 +165,13 @@ def build_ensemble(
     face_cue: bool = False,
     fit_csv: str | Path | None = None,
     source_fpr: float | None = None,
+    texture: bool = True,
 ) -> dict:
     """Combine the runs, choose the threshold and the uncertain band on the validation pairs, write ``out``.
 
     ``face_cue``: add the face descriptor's logit to the pairs' (``irisgan.models.face_cue``), fitted on the
-    photos of the runs' training pairs (``fit_csv``); threshold and band are then the fused score's.
+    photos of the runs' training pairs (``fit_csv``); threshold and band are then the fused score's. ``texture``:
+    the cue's texture part too (``irisgan.extraction.texture``), else the descriptor's parts alone.
     ``source_fpr``: the threshold holds every real source of the validation pairs (their ``generator`` column)
     to at most this false-positive rate (``source_threshold``) instead of the G-mean's balance.
     """
@@ -182,7 +188,7 @@ def build_ensemble(
     cue = None
     if face_cue:
         fit_csv = one_csv([resolve_run(r, "fit") for r in runs], "fit", fit_csv)
-        cue, val_x = fit_cue(fit_csv, val_csv, probs)
+        cue, val_x = fit_cue(fit_csv, val_csv, probs, texture)
         model.face_cue = cue
         probs = fuse_face_cue(model, probs, val_x)
     scalars, report = report_from_scores(
@@ -281,6 +287,11 @@ def main(argv: list[str] | None = None) -> None:
         help="add a face descriptor probe, fitted on the runs' training photos, to the iris score",
     )
     parser.add_argument(
+        "--no-texture",
+        action="store_true",
+        help="--face-cue without its texture part (the descriptor's logistic regression and neighbours alone)",
+    )
+    parser.add_argument(
         "--fit-csv", type=Path, help="training pairs CSV of --face-cue (default: the runs' own)"
     )
     parser.add_argument(
@@ -293,7 +304,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")
     metrics = build_ensemble(
         args.runs, args.out, args.val_csv, args.precision, args.spread_quantile, args.face_cue, args.fit_csv,
-        args.source_fpr,
+        args.source_fpr, not args.no_texture,
     )  # fmt: skip
     log.info(
         "%d runs -> %s: val AUROC %.4f (iris alone %.4f; members %s), threshold %.4f",

@@ -246,8 +246,9 @@ def score_members(
 
 
 def fuse_face_cue(model: RANClassifier, iris_p: np.ndarray, descriptors: np.ndarray | None) -> np.ndarray:
-    """The detector's P(GAN) from its iris network's P(GAN) of N pairs and the (N, 128) face descriptors of their
-    photos: the fused score when the detector carries a face cue, the iris score unchanged when it does not."""
+    """The detector's P(GAN) from its iris network's P(GAN) of N pairs and the face features of their photos
+    (``face_cue.FEATURE_SIZE`` wide; a cue without texture reads the first 128): the fused score when the detector
+    carries a face cue, the iris score unchanged when it does not."""
     cue = getattr(model, "face_cue", None)
     if cue is None:
         return np.asarray(iris_p)

@@ -112,6 +112,10 @@ def test_a_detector_with_a_face_cue_scores_the_face_in_predict_and_evaluate(tmp_
     )
     model = load_classifier(tmp_path / "fused.pt")
     assert model.face_cue is not None and metrics["fit_csv"] == str(csv)
+    assert model.face_cue.texture is not None and model.face_cue.width == FEATURE_SIZE
+    build_ensemble([best], tmp_path / "plain.pt", val_csv=csv, face_cue=True, fit_csv=csv, texture=False)
+    plain = load_classifier(tmp_path / "plain.pt").face_cue
+    assert plain.texture is None and plain.width == 128  # --no-texture: the descriptor's parts alone
     images = torch.from_numpy(
         np.stack(
             [
