@@ -46,7 +46,8 @@ class FaceCue:
     Two scores of a face descriptor, both high for GAN faces: a logistic regression (feature mean and scale,
     weights, bias), and a nearest-neighbour score against the training photos' descriptors (``neighbours``: the
     mean distance to the ``k`` nearest real faces minus that to the ``k`` nearest generated ones; none: left
-    out). Each part, and the iris network's logit, is standardised by its mean and standard deviation on the
+    out), and a logistic regression on the face's texture features (``texture``: mean, scale, weight, bias; none:
+    left out). Each part, and the iris network's logit, is standardised by its mean and standard deviation on the
     validation photos; the detector's logit is their sum.
     """
 
