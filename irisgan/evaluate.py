@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +32,10 @@ from irisgan.config import CONFIG_DIR
 from irisgan.data.degrade import degrade_batch, write_degraded_photo
 from irisgan.data.pairs import load_pairs
 from irisgan.data.pairs_format import read_pairs_csv, write_bytes_atomic
-from irisgan.extraction.descriptors import MissingFaceError, pair_descriptors
-from irisgan.extraction.manifest import format_statuses
+from irisgan.extraction.descriptors import DESCRIPTORS, MissingFaceError, pair_descriptors, photo_descriptors
+from irisgan.extraction.manifest import format_statuses, read_manifest
 from irisgan.inference import (
+    FACE_ONLY,
     DecisionRule,
     check_pair_shape,
     decision_summary,
@@ -43,6 +45,7 @@ from irisgan.inference import (
     resolve_checkpoint,
     score_members,
     score_pairs,
+    stored_face_rule,
 )
 from irisgan.models.baseline import highlight_scores
 from irisgan.training.metrics import report_from_scores
@@ -283,6 +286,38 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
+def face_only_photos(model, extraction: Path) -> dict[str, Any] | None:
+    """The photos of a ``faces=DIR`` extraction whose face was found but whose irises gave no pair, scored by the
+    face alone under the detector's face-only rule, as ``predict`` scores them: how many, their AUC and the
+    decisions per class. None for a detector without that rule, or when every photo with a face gave a pair."""
+    rule = stored_face_rule(model)
+    if rule is None:
+        return None
+    records = [
+        r for r in read_manifest(extraction).values()
+        if r.get("status") in FACE_ONLY and r.get("landmarks") and r.get("face_box") and r.get("label") is not None
+    ]  # fmt: skip
+    if not records:
+        return None
+    probs = model.face_cue.face_probability(photo_descriptors(records, extraction / DESCRIPTORS))
+    labels = np.array([int(r["label"]) for r in records])
+    calls = np.array([rule.decide(float(p))[0] for p in probs])
+    out: dict[str, Any] = {
+        "n": len(records),
+        "n_fake": int(labels.sum()),
+        "statuses": dict(Counter(r["status"] for r in records)),
+        "rule": rule.record(),
+        "auroc": None,
+    }
+    if len(np.unique(labels)) == 2:
+        out["auroc"] = float(binary_auroc(torch.from_numpy(probs), torch.from_numpy(labels).long()))
+    for cls, name in ((1, "gan"), (0, "real")):
+        own = calls[labels == cls]
+        for call in ("GAN", "uncertain", "real"):
+            out[f"{name}_called_{call.lower()}"] = float(np.mean(own == call)) if len(own) else None
+    return out
+
+
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     runtime.configure()
     out = Path(cfg.out)
@@ -341,6 +376,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     plots.plot_roc_comparison(reports, out / "plots" / "roc_comparison.png")
     results["decision_rule"] = rule.record()
     results["decisions"] = decision_summary(rule.decide_pairs(probs, spread, images), labels)
+    if cfg.faces:  # photos whose irises gave no pair: the face alone, as predict scores them
+        face_only = face_only_photos(model, out / "extracted")
+        if face_only is not None:
+            results["face_only"] = face_only
 
     photo_rows = []
     if cfg.photo_robustness:
@@ -390,11 +429,35 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     return results
 
 
+def _face_only_lines(results: dict[str, Any]) -> list[str]:
+    """The report's section on the photos without a pair, scored by the face alone."""
+    f = results.get("face_only")
+    if not f:
+        return []
+    fmt = lambda v: "-" if v is None else f"{100 * v:.1f}%"  # noqa: E731
+    band = f["rule"].get("band") or (f["rule"]["threshold"], f["rule"]["threshold"])
+    statuses = ", ".join(f"{k} {v}" for k, v in sorted(f["statuses"].items()))
+    return [
+        f"## Photos without a pair, by the face alone ({f['n']}: {statuses})",
+        "",
+        f"The face cue's own rule (threshold {f['rule']['threshold']:.3f}, uncertain band [{band[0]:.3f}, "
+        f"{band[1]:.3f})), as `predict` reports `p_face` and `face_decision`; these photos are not in the table above.",
+        "",
+        f"- AUC: {'-' if f['auroc'] is None else format(f['auroc'], '.3f')} ({f['n_fake']} GAN, "
+        f"{f['n'] - f['n_fake']} real)",
+        f"- GAN photos: {fmt(f['gan_called_gan'])} GAN, {fmt(f['gan_called_uncertain'])} uncertain, "
+        f"{fmt(f['gan_called_real'])} real",
+        f"- real photos: {fmt(f['real_called_real'])} real, {fmt(f['real_called_uncertain'])} uncertain, "
+        f"{fmt(f['real_called_gan'])} GAN",
+        "",
+    ]
+
+
 def _decision_lines(results: dict[str, Any]) -> list[str]:
     """The decisions section of the report: GAN / real / uncertain per class under the stored rule."""
     d, rule = results.get("decisions"), results.get("decision_rule")
     if not d or not rule:
-        return []
+        return _face_only_lines(results)
     band = "no uncertain band stored (build one with irisgan.ensemble)"
     if rule.get("band"):
         band = f"uncertain band [{rule['band'][0]:.3f}, {rule['band'][1]:.3f})"
@@ -410,6 +473,7 @@ def _decision_lines(results: dict[str, Any]) -> list[str]:
         f"- real pairs: {fmt(d['real_called_real'])} real, {fmt(d['real_called_uncertain'])} uncertain, "
         f"{fmt(d['real_called_gan'])} GAN",
         "",
+        *_face_only_lines(results),
     ]
 
 

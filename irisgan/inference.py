@@ -27,6 +27,8 @@ __all__ = [
     "is_grayscale_pair",
     "export_weights",
     "fuse_face_cue",
+    "stored_face_rule",
+    "FACE_ONLY",
     "load_classifier",
     "check_pair_shape",
     "pair_overrides",
@@ -258,6 +260,19 @@ def fuse_face_cue(model: RANClassifier, iris_p: np.ndarray, descriptors: np.ndar
             f"({0 if descriptors is None else len(descriptors)} given)"
         )
     return cue.fused_probability(iris_p, descriptors).astype(np.float32)
+
+
+# statuses of a photo whose face and landmarks were found, but not a pair: the face cue can still score it
+FACE_ONLY = ("iris_too_small", "no_left_iris", "no_right_iris", "no_irises", "eyes_hidden")
+
+
+def stored_face_rule(model: RANClassifier) -> DecisionRule | None:
+    """The rule a detector with a face cue applies to the face alone (``ensemble --face-cue`` chose it on the
+    validation photos), or None."""
+    face_only = (getattr(model, "decision", None) or {}).get("face_only")
+    if getattr(model, "face_cue", None) is None or not face_only:
+        return None
+    return DecisionRule(face_only["threshold"], tuple(face_only["band"]))
 
 
 # A pair whose mean (max - min) over the colour channels stays below this (0-255 units) carries no colour: a

@@ -41,18 +41,18 @@ from irisgan.extraction.pipeline import (
     run_in_process,
 )
 from irisgan.inference import (
+    FACE_ONLY,
     DecisionRule,
     fuse_face_cue,
     is_grayscale_pair,
     load_classifier,
     score_members,
+    stored_face_rule,
     stored_pair_margin,
     stored_pair_shape,
 )
 
 log = logging.getLogger("irisgan.predict")
-# statuses of a photo whose face and landmarks were found, but not a pair: the face cue can still score it
-FACE_ONLY = ("iris_too_small", "no_left_iris", "no_right_iris", "no_irises", "eyes_hidden")
 
 
 class Predictor:
@@ -74,8 +74,7 @@ class Predictor:
         self.rule = DecisionRule.of(self.model)
         self.face_cue = self.model.face_cue is not None
         # the face alone decides, apart from the detector's decision, for a photo whose irises give no pair
-        face_only = (getattr(self.model, "decision", None) or {}).get("face_only") if self.face_cue else None
-        self.face_rule = DecisionRule(face_only["threshold"], tuple(face_only["band"])) if face_only else None
+        self.face_rule = stored_face_rule(self.model) if self.face_cue else None
         self.landmarker = build_landmarker(cfg.face)
         # null: the detector's own margin, so pairs are cut as its training pairs were
         cfg.pair.iris_margin = stored_pair_margin(self.model, cfg.pair.get("iris_margin"))

@@ -159,11 +159,24 @@ def test_a_detector_with_a_face_cue_scores_the_face_in_predict_and_evaluate(tmp_
     rule = DecisionRule(face_only["threshold"], tuple(face_only["band"]))
     assert 0.0 <= record["p_face"] <= 1.0 and record["face_decision"] == rule.decide(record["p_face"])[0]
 
+    # evaluate scores that photo by the face alone too, apart from the pairs, as predict did
+    shutil.copy(tmp_path / "hidden" / "sunglasses.jpg", faces / "fake" / "sunglasses.jpg")
     run_cli(
         "irisgan.evaluate", "ckpt=fused.pt", f"faces={faces}", "bootstrap=0", "hydra.run.dir=ev", cwd=tmp_path
     )
     report = json.loads((tmp_path / "ev" / "metrics.json").read_text())
-    assert {"ran", "iris_only"} <= report["methods"].keys()
+    assert {"ran", "iris_only"} <= report["methods"].keys() and report["n_pairs"] == len(labels)
+    alone = report["face_only"]
+    assert (
+        alone["n"] == alone["n_fake"] == 1
+        and alone["statuses"] == {"eyes_hidden": 1}
+        and alone["auroc"] is None
+    )
+    assert alone[f"gan_called_{record['face_decision'].lower()}"] == 1.0 and alone["real_called_real"] is None
+    assert (
+        "Photos without a pair, by the face alone (1: eyes_hidden 1)"
+        in (tmp_path / "ev" / "report.md").read_text()
+    )
     assert report["methods"]["ran"]["threshold"] == pytest.approx(float(model.threshold))
     # pairs without their extraction: the irises alone, at their own threshold and with a warning, or (face_cue=
     # true) a clear error
