@@ -35,18 +35,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import cross_generator as study
 import numpy as np
 import torch
-from cross_generator import (
-    DIFFUSION,
-    FAMILIES,
-    REAL_SOURCES,
-    ROOT,
-    _project_path,
-    fold_scores,
-    run_name,
-    source_masks,
-)
 from face_descriptor_probe import descriptors, ran_val_scores, rows_of
 from study_stats import auroc, paired_difference
 
@@ -54,7 +45,7 @@ from irisgan.extraction.manifest import read_manifest
 from irisgan.extraction.texture import CHIP, TAPS, face_texture, load_trunk
 from irisgan.models.face_cue import DESCRIPTOR_SIZE, TEXTURE_L2, fit_face_cue, fit_logistic, logit
 
-RESULTS = ROOT / "experiments" / "results"
+RESULTS = study.ROOT / "experiments" / "results"
 FEATURES = "face_views.npz"
 
 
@@ -182,7 +173,7 @@ def fold_variants(
     x = lambda rows, d=desc: np.stack([d[r["photo"]] for r in rows])  # noqa: E731
     y = lambda rows: np.array([int(r["label"]) for r in rows])  # noqa: E731
     yf, yv = y(fit), y(val)
-    ran_test, _, test_csv = fold_scores(folder)
+    ran_test, _, test_csv = study.fold_scores(folder)
     keep = np.array([r["photo"] in desc for r in rows_of(folder, test_csv)])
     ran_val = ran_val_scores(folder, csvs["val"])[
         np.array([r["photo"] in desc for r in rows_of(folder, csvs["val"])])
@@ -233,22 +224,24 @@ def main() -> None:
         "--seed", type=int, default=0, help="the runs whose splits (and iris scores) are used"
     )
     args = parser.parse_args()
-    folds = {**FAMILIES, **DIFFUSION, **REAL_SOURCES}
-    folders = {f: args.runs / run_name(args.variant, "bce_auc", "balanced", args.seed, f) for f in folds}
+    folds = {**study.FAMILIES, **study.DIFFUSION, **study.REAL_SOURCES}
+    folders = {
+        f: args.runs / study.run_name(args.variant, "bce_auc", "balanced", args.seed, f) for f in folds
+    }
     first = next(f for f in folders.values() if (f / "metrics.json").is_file())
     fit_csv = json.loads((first / "metrics.json").read_text())["data_csvs"]["fit"]
-    cache = _project_path(first, fit_csv).parents[2]
+    cache = study._project_path(first, fit_csv).parents[2]
     desc = {p: v[:DESCRIPTOR_SIZE] for p, v in descriptors(cache).items()}  # the descriptor alone
     blocks = features(cache)
     auc: dict[tuple[str, str], float] = {}
     for fold, folder in folders.items():
-        if fold_scores(folder) is None:
+        if study.fold_scores(folder) is None:
             print(f"{fold}: not evaluated yet, skipped", file=sys.stderr)
             continue
         scores, y, generators = fold_variants(folder, desc, blocks)
         for method, s in scores.items():
-            if fold in REAL_SOURCES:  # the held-out source against the GAN photos of the test set
-                own, gan, _ = source_masks(y, generators, REAL_SOURCES[fold])
+            if fold in study.REAL_SOURCES:  # the held-out source against the GAN photos of the test set
+                own, gan, _ = study.source_masks(y, generators, study.REAL_SOURCES[fold])
                 s, labels = np.r_[s[own], s[gan]], np.r_[np.zeros(own.sum()), np.ones(gan.sum())]
             else:
                 labels = y
@@ -268,7 +261,7 @@ def main() -> None:
         "|---|" + "---|" * (len(measured) + 2),
     ]
     for m in methods:
-        gan = [auc[m, f] for f in FAMILIES if f in measured]
+        gan = [auc[m, f] for f in study.FAMILIES if f in measured]
         lines.append(
             f"| {m} | " + " | ".join(f"{auc[m, f]:.3f}" for f in measured)
             + f" | {np.mean(gan):.3f} | {min(gan):.3f} |"
