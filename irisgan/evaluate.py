@@ -506,13 +506,17 @@ def _report_markdown(
     ]
     if results.get("face_cue"):
         text += [
-            "`ran` is the detector's score: the iris RAN's logit plus the face descriptor probe's, each "
-            "standardised; `iris_only` is the RAN alone at its own threshold.",
+            "`ran` is the detector's score: the iris RAN's logit plus the face cue's scores (the face's descriptor "
+            "and texture), each standardised; `iris_only` is the RAN alone at its own threshold.",
             "",
         ]
     extraction = results.get("extraction")
     if extraction:
-        text += ["Photos per class and status (photos without a pair are not scored):", ""]
+        text += [
+            "Photos per class and status (a photo without a pair is not in the pairs' table; with a face cue, the "
+            "face alone scores it, below):",
+            "",
+        ]
         text += [f"- {line}" for line in format_statuses(extraction)] + [""]
     text += [_table(rows, list(rows[0])), ""]
     cue_rows = [{"method": name, **r} for name, m in results["methods"].items() for r in m.get("per_cue", [])]
