@@ -1,4 +1,4 @@
-"""Probe: does a pretrained face network's identity descriptor (and, since the ninth round, the face's texture in an
+"""Probe: does a pretrained face network's identity descriptor (and, with ``--texture``, the face's texture in an
 ImageNet network's early layers) tell GAN faces from real ones on the families and sources the study holds out,
 and does it add to the RAN's iris score?
 
@@ -239,9 +239,9 @@ def main() -> None:
         "--l2", type=float, help="the variant's L2 penalty of the probe (default: the package's)"
     )
     parser.add_argument(
-        "--no-texture",
+        "--texture",
         action="store_true",
-        help="the variant's cue reads the descriptor alone, without the face's texture features",
+        help="the variant's cue adds the face's texture features to the descriptor (make model MODEL_TEXTURE=1)",
     )
     parser.add_argument(
         "--ensemble",
@@ -262,18 +262,18 @@ def main() -> None:
     first = next(run(s, f) for s in seeds for f in folds if (run(s, f) / "metrics.json").is_file())
     fit_csv = _project_path(first, json.loads((first / "metrics.json").read_text())["data_csvs"]["fit"])
     cache = args.cache or fit_csv.parents[2]
-    desc = descriptors(cache)
+    desc = {p: v[:DESCRIPTOR_SIZE] for p, v in descriptors(cache).items()}  # the shipped cue: the descriptor
     print(f"{len(desc)} photos with a descriptor", flush=True)
     methods = ("face", "ran", "fused")
     variant = None
     tweaks = (args.padding, args.l2, args.face_weight, args.neighbours)
-    if args.no_texture or any(t is not None for t in tweaks):
+    if args.texture or any(t is not None for t in tweaks):
         variant = f"padding {args.padding or 0.25}" + (f", L2 {args.l2:g}" if args.l2 is not None else "")
         variant += f", face weight {args.face_weight:g}" if args.face_weight is not None else ""
         variant += f", k {args.neighbours}" if args.neighbours is not None else ""
-        variant += ", no texture" if args.no_texture else ""
+        variant += ", with texture" if args.texture else ""
         desc_v = descriptors(cache, args.padding or 0.25)
-        if args.no_texture:
+        if not args.texture:
             desc_v = {p: v[:DESCRIPTOR_SIZE] for p, v in desc_v.items()}
         methods = (*methods, "face_v", "fused_v")
     gan_rows, real_rows = [], []
@@ -336,9 +336,9 @@ def main() -> None:
         "",
         f"Variant `{args.variant}` (bce_auc, balanced), seeds {args.seeds}. `face`: the face cue, fitted on the",
         f"fold's training photos: a logistic regression and a {NEIGHBOURS}-nearest-neighbour score on dlib's 128-d face",
-        "descriptor, and a logistic regression on the face's texture features (ImageNet MobileNetV2's early layers",
-        "on the grey aligned face), each standardised on the validation photos, summed; `ran`: the fold's run;",
-        "`fused`: the sum of the face part and the RAN's standardised logit, as the shipped detector scores.",
+        "descriptor, each standardised on the validation photos, summed; `ran`: the fold's run; `fused`: the sum",
+        "of the face part and the RAN's standardised logit, as the shipped detector scores. `--texture` (the",
+        "variant columns `face_v`, `fused_v`) adds a logistic regression on the face's texture features.",
         f"Command: `python experiments/face_descriptor_probe.py --runs RUNS --variant {args.variant} --seeds",
         f"{args.seeds}{' --source-fpr ' + format(args.source_fpr, 'g') if args.source_fpr != 0.05 else ''}"
         f"{' --ensemble' if args.ensemble else ''}`{' with a variant: see the last comparisons' if variant else ''}.",
@@ -452,7 +452,7 @@ def main() -> None:
             + (f"_l2_{args.l2:g}" if args.l2 is not None else "")
             + (f"_face{args.face_weight:g}" if args.face_weight is not None else "")
             + (f"_k{args.neighbours}" if args.neighbours is not None else "")
-            + ("_no_texture" if args.no_texture else "")
+            + ("_texture" if args.texture else "")
         )
     (RESULTS / f"{name}.md").write_text(text)
     print(text)

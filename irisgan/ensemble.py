@@ -73,10 +73,10 @@ def one_csv(resolved: list[tuple[Path, Path | None]], split: str, given: str | P
 
 
 def fit_cue(
-    fit_csv: Path, val_csv: Path, val_iris_p: np.ndarray, texture: bool = True
+    fit_csv: Path, val_csv: Path, val_iris_p: np.ndarray, texture: bool = False
 ) -> tuple[FaceCue, np.ndarray]:
     """The face cue fitted on the training pairs' photos and standardised on the validation ones; the validation
-    photos' face features. ``texture=False``: the descriptor's parts alone."""
+    photos' face features. ``texture``: add the texture part, else the descriptor's parts alone."""
     fit_labels = np.array([int(r["label"]) for r in read_pairs_csv(fit_csv)])
     log.info("face features of the training photos (%s) and the validation photos (%s)", fit_csv, val_csv)
     fit_x, val_x = pair_descriptors(fit_csv), pair_descriptors(val_csv)
@@ -165,13 +165,14 @@ def build_ensemble(
     face_cue: bool = False,
     fit_csv: str | Path | None = None,
     source_fpr: float | None = None,
-    texture: bool = True,
+    texture: bool = False,
 ) -> dict:
     """Combine the runs, choose the threshold and the uncertain band on the validation pairs, write ``out``.
 
     ``face_cue``: add the face descriptor's logit to the pairs' (``irisgan.models.face_cue``), fitted on the
     photos of the runs' training pairs (``fit_csv``); threshold and band are then the fused score's. ``texture``:
-    the cue's texture part too (``irisgan.extraction.texture``), else the descriptor's parts alone.
+    the cue's texture part too (``irisgan.extraction.texture``; measured, not shipped: experiments/README.md,
+    ninth round), else the descriptor's parts alone.
     ``source_fpr``: the threshold holds every real source of the validation pairs (their ``generator`` column)
     to at most this false-positive rate (``source_threshold``) instead of the G-mean's balance.
     """
@@ -287,9 +288,10 @@ def main(argv: list[str] | None = None) -> None:
         help="add a face descriptor probe, fitted on the runs' training photos, to the iris score",
     )
     parser.add_argument(
-        "--no-texture",
+        "--texture",
         action="store_true",
-        help="--face-cue without its texture part (the descriptor's logistic regression and neighbours alone)",
+        help="--face-cue with a texture part beside the descriptor's (measured, not shipped: it lifts unseen GAN "
+        "families but is fooled by blurred, resampled and super-resolved photos)",
     )
     parser.add_argument(
         "--fit-csv", type=Path, help="training pairs CSV of --face-cue (default: the runs' own)"
@@ -304,7 +306,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")
     metrics = build_ensemble(
         args.runs, args.out, args.val_csv, args.precision, args.spread_quantile, args.face_cue, args.fit_csv,
-        args.source_fpr, not args.no_texture,
+        args.source_fpr, args.texture,
     )  # fmt: skip
     log.info(
         "%d runs -> %s: val AUROC %.4f (iris alone %.4f; members %s), threshold %.4f",

@@ -73,6 +73,12 @@ class Predictor:
         self.threshold = float(self.model.threshold)
         self.rule = DecisionRule.of(self.model)
         self.face_cue = self.model.face_cue is not None
+        # what the cue reads of each face: a cue without texture needs no texture network
+        self.describe = (
+            ("features" if self.model.face_cue.texture is not None else "descriptor")
+            if self.face_cue
+            else False
+        )
         # the face alone decides, apart from the detector's decision, for a photo whose irises give no pair
         self.face_rule = stored_face_rule(self.model) if self.face_cue else None
         self.landmarker = build_landmarker(cfg.face)
@@ -91,7 +97,7 @@ class Predictor:
             for p in photos
         ]
         dataset = build_dataset(
-            self.cfg, photos, self.landmarker, overlay=self.explain, describe_faces=self.face_cue
+            self.cfg, photos, self.landmarker, overlay=self.explain, describe_faces=self.describe
         )
         batches = run_in_process(
             dataset, self.extractor, self.cfg.batch_size, int(self.cfg.get("num_workers", 0))

@@ -187,5 +187,5 @@ def test_shipped_weights_load_and_name_no_module():
     assert model.hparams.members == stored["hyper_parameters"].get("members", 1)
     # `make model` builds it with the face cue, its threshold holding each real source to 3% on validation
     assert model.face_cue is not None and model.decision["source_fpr"] == 0.03
-    assert model.face_cue.texture is not None  # and the face's texture beside its descriptor
+    assert model.face_cue.texture is None  # the descriptor's parts alone (the texture part is an option)
     assert {"threshold", "band"} <= model.decision["face_only"].keys()  # for photos without an iris pair

@@ -108,14 +108,14 @@ def test_a_detector_with_a_face_cue_scores_the_face_in_predict_and_evaluate(tmp_
     assert len(labels) >= 5 and 0 < labels.sum() < len(labels)
     best = smoke_run / "checkpoints" / "best.ckpt"
     metrics = build_ensemble(
-        [best], tmp_path / "fused.pt", val_csv=csv, face_cue=True, fit_csv=csv, source_fpr=0.0
+        [best], tmp_path / "fused.pt", val_csv=csv, face_cue=True, fit_csv=csv, source_fpr=0.0, texture=True
     )
     model = load_classifier(tmp_path / "fused.pt")
     assert model.face_cue is not None and metrics["fit_csv"] == str(csv)
     assert model.face_cue.texture is not None and model.face_cue.width == FEATURE_SIZE
-    build_ensemble([best], tmp_path / "plain.pt", val_csv=csv, face_cue=True, fit_csv=csv, texture=False)
+    build_ensemble([best], tmp_path / "plain.pt", val_csv=csv, face_cue=True, fit_csv=csv)
     plain = load_classifier(tmp_path / "plain.pt").face_cue
-    assert plain.texture is None and plain.width == 128  # --no-texture: the descriptor's parts alone
+    assert plain.texture is None and plain.width == 128  # by default the descriptor's parts alone
     images = torch.from_numpy(
         np.stack(
             [
@@ -144,6 +144,13 @@ def test_a_detector_with_a_face_cue_scores_the_face_in_predict_and_evaluate(tmp_
     for name, record in scored.items():  # the photo's face and irises, as the pairs CSV's
         assert record["p_iris"] is not None and record["p_gan"] == pytest.approx(expected[name], abs=1e-3)
         assert record.get("face_decision") is None  # the face alone speaks only when there is no pair
+    # a cue without texture: predict describes the faces without the texture network, and scores alike
+    plain_fused = fuse_face_cue(load_classifier(tmp_path / "plain.pt"), iris_p, pair_descriptors(csv))
+    run_cli("irisgan.predict", "ckpt=plain.pt", f"images={faces}", "hydra.run.dir=pred_plain", cwd=tmp_path)
+    records = [json.loads(line) for line in (tmp_path / "pred_plain" / "predictions.jsonl").open()]
+    plain_scored = {Path(r["path"]).name: r["p_gan"] for r in records if r["p_gan"] is not None}
+    expected = {Path(r["source"]).name: p for r, p in zip(read_pairs_csv(csv), plain_fused, strict=True)}
+    assert plain_scored == pytest.approx(expected, abs=1e-3)
 
     # a face whose eyes are hidden gives no pair: no decision, but the face alone is scored, by its own rule
     photo = sorted((faces / "fake").iterdir())[0]

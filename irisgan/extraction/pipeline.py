@@ -35,6 +35,7 @@ from irisgan.extraction.faces import (
     eye_box,
     eye_openness,
     eye_width,
+    face_descriptor,
 )
 from irisgan.extraction.iris_locator import IrisLocation
 from irisgan.extraction.iris_quality import IrisQualityRule
@@ -142,7 +143,8 @@ def _error(result: PhotoResult, error: Exception) -> None:
 class FacePhotoDataset(torch.utils.data.Dataset):
     """Photo -> eyes, per photo in DataLoader workers: decode, detect the face, fit landmarks, crop both
     eyes. Returns a ``PhotoResult`` (``status`` ``ok`` if both eyes were cropped). ``describe_faces``: also
-    the face's descriptor (``PhotoResult.face_descriptor``), which a detector with a face cue scores."""
+    what a detector with a face cue scores of the face (``PhotoResult.face_descriptor``): ``True`` or
+    ``"features"`` its descriptor and texture, ``"descriptor"`` the descriptor alone (a cue without texture)."""
 
     def __init__(
         self,
@@ -152,7 +154,7 @@ class FacePhotoDataset(torch.utils.data.Dataset):
         eye_margin: float = 0.25,
         min_iris_size: float = 6.0,
         overlay_max_side: int | None = None,
-        describe_faces: bool = False,
+        describe_faces: bool | str = False,
     ) -> None:
         if several_faces not in SEVERAL_FACES_CHOICES:
             raise ValueError(f"several_faces={several_faces!r} is not one of {SEVERAL_FACES_CHOICES}")
@@ -162,7 +164,9 @@ class FacePhotoDataset(torch.utils.data.Dataset):
         self.eye_margin = float(eye_margin)
         self.min_iris_size = float(min_iris_size)
         self.overlay_max_side = overlay_max_side
-        self.describe_faces = bool(describe_faces)
+        if describe_faces not in (False, True, "features", "descriptor"):
+            raise ValueError(f"describe_faces={describe_faces!r}: False, True, 'features' or 'descriptor'")
+        self.describe_faces = describe_faces
 
     def __len__(self) -> int:
         return len(self.photos)
@@ -227,7 +231,8 @@ class FacePhotoDataset(torch.utils.data.Dataset):
         if self.describe_faces:  # every face found: one whose irises fail can still be scored by its face
             start = time.perf_counter()
             # from the rounded landmarks the manifest keeps, so that a pairs CSV's faces describe alike
-            result.face_descriptor = face_features(rgb, face.box, np.asarray(result.landmarks))
+            describe = face_descriptor if self.describe_faces == "descriptor" else face_features
+            result.face_descriptor = describe(rgb, face.box, np.asarray(result.landmarks))
             timings["describe"] = (time.perf_counter() - start) * 1e3
         expected = IRIS_TO_EYE_WIDTH * min(eye_width(p) for p in result.eye_points)
         if expected < self.min_iris_size:
@@ -373,7 +378,7 @@ def build_dataset(
     photos: Sequence[PhotoInput],
     landmarker: FaceLandmarker,
     overlay: bool,
-    describe_faces: bool = False,
+    describe_faces: bool | str = False,
 ) -> FacePhotoDataset:
     """The photo -> eyes step from an extract/predict config."""
     return FacePhotoDataset(

@@ -4,9 +4,11 @@ The face cue's second view of a face (``irisgan.models.face_cue``), beside dlib'
 aligned face (dlib's face chip, 224 px) through the first 14 blocks of torchvision's ImageNet MobileNetV2, each of
 three stages' maps averaged over the image (24 + 32 + 96 numbers). Early layers of a network never trained on GAN
 faces describe texture and fine structure, where generators leave their traces; a linear probe on them adds to
-the descriptor on generator families and real sources the study holds out
-(``experiments/face_features_probe.py``; ``experiments/README.md``, ninth round). Grey by construction: a photo
-and its grey copy have the same texture features, so a grey copy cannot hide a GAN face from this view.
+the descriptor on generator families and real sources the study holds out (``experiments/face_features_probe.py``;
+``experiments/README.md``, ninth round). Grey by construction: a photo and its grey copy have the same texture
+features. It is an option of the face cue (``irisgan.ensemble --face-cue --texture``, ``make model
+MODEL_TEXTURE=1``), not part of the shipped detector: a blurred or resampled copy of a GAN photo, and a real photo
+made by super-resolution (CelebA-HQ), fool it.
 
 The weights (``irisgan/weights/mobilenet_v2_trunk.pt``, 2.2 MB) are those 14 blocks of torchvision's
 ``MobileNet_V2_Weights.IMAGENET1K_V1`` (``mobilenet_v2-b0353104.pth``, BSD-3-Clause, trained on ImageNet-1k),

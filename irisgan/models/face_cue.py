@@ -5,8 +5,9 @@ dlib's face recognition network was trained on real faces to tell identities apa
 probe on its descriptor separates generated faces from real ones on generator families and real sources it never
 saw better than the RAN does, and keeps its ranking on re-encoded, shrunk and grey photos; a nearest-neighbour
 score against the training faces adds to it (``experiments/face_descriptor_probe.py``; ``experiments/README.md``,
-seventh and eighth rounds). A linear probe on an ImageNet network's early layers, run on the grey aligned face, adds
-to both on the held-out folds (ninth round). The fused score is the sum of the parts, each standardised on
+seventh and eighth rounds). A linear probe on an ImageNet network's early layers, run on the grey aligned face (the optional
+texture part), adds to both on the held-out folds, but blurred, resampled and super-resolved photos fool it (ninth
+round), so the shipped cue leaves it out. The fused score is the sum of the parts, each standardised on
 validation photos, so that none dominates by scale.
 
 A photo's *face features* are its descriptor followed by its texture features (``FEATURE_SIZE`` numbers,
