@@ -16,7 +16,7 @@ test photos; the held-out family or real source never seen), what other views of
   fold's validation photos, instead of summed alike;
 - ``texture_<colour>_<stages>_l2<penalty>``: ImageNet MobileNetV2's early layers on the aligned face (224 px; grey
   or colour), the maps of blocks 4, 7 and 14 averaged over the image (``low``: all three), under three L2
-  penalties; ``texture_grey_low_l20.01`` is what the package ships (``irisgan.extraction.texture``).
+  penalties; ``texture_grey_low_l20.01`` is the package's optional texture part (``irisgan.extraction.texture``).
 
 ``cue`` here is the descriptor's cue alone (the logistic regression and the nearest-neighbour score), as shipped
 before the ninth round, so that each view is measured against it.
