@@ -16,7 +16,10 @@ test photos; the held-out family or real source never seen), what other views of
   fold's validation photos, instead of summed alike;
 - ``texture_<colour>_<stages>_l2<penalty>``: ImageNet MobileNetV2's early layers on the aligned face (224 px; grey
   or colour), the maps of blocks 4, 7 and 14 averaged over the image (``low``: all three), under three L2
-  penalties; ``texture_grey_low_l20.01`` is the package's optional texture part (``irisgan.extraction.texture``).
+  penalties; ``texture_grey_low_l20.01`` is the package's optional texture part (``irisgan.extraction.texture``);
+- ``cue+texture_aug``: that texture part fitted on every training photo together with a blurred (σ 2 px) and a
+  shrunk-to-a-quarter-and-enlarged copy of it, labelled as the photo; ``(test blurred)``: the texture of the test
+  photos' blurred copies, the descriptor left as it was, which is how far blur moves the score.
 
 ``cue`` here is the descriptor's cue alone (the logistic regression and the nearest-neighbour score), as shipped
 before the ninth round, so that each view is measured against it.
@@ -41,11 +44,13 @@ import torch
 from face_descriptor_probe import descriptors, ran_val_scores, rows_of
 from study_stats import auroc, paired_difference
 
+from irisgan.data.degrade import degrade
 from irisgan.extraction.manifest import read_manifest
 from irisgan.extraction.texture import CHIP, TAPS, face_texture, load_trunk
 from irisgan.models.face_cue import DESCRIPTOR_SIZE, TEXTURE_L2, fit_face_cue, fit_logistic, logit
 
 RESULTS = study.ROOT / "experiments" / "results"
+COPIES = ("blur2", "resize0.25")  # processed copies of each photo (irisgan.data.degrade)
 FEATURES = "face_views.npz"
 
 
@@ -113,6 +118,8 @@ def photo_features(record: dict) -> dict[str, np.ndarray]:
                 taps.append(x.mean(dim=(2, 3)))
     return {
         "texture_grey": face_texture(image, record["face_box"], points),
+        # the same of a blurred and of a shrunk-and-enlarged copy: how processing moves it, and augmentation
+        **{f"texture_grey_{d}": face_texture(degrade(image, d), record["face_box"], points) for d in COPIES},
         "texture_rgb": torch.cat(taps, 1).numpy()[0].astype(np.float32),
         "mirror": np.array(net.compute_face_descriptor(np.ascontiguousarray(chip[:, ::-1])), np.float32),
         "spectrum": radial_spectrum(grey(aligned)).astype(np.float32),
@@ -129,7 +136,8 @@ def features(cache: Path) -> dict[str, dict[str, np.ndarray]]:
     stored = dict(np.load(path, allow_pickle=False)) if path.is_file() else {}
     known = {p: i for i, p in enumerate(stored.get("paths", []))}
     if (
-        stored and not {"texture_grey", "texture_rgb"} <= stored.keys()
+        stored
+        and not {"texture_grey", "texture_rgb", *(f"texture_grey_{d}" for d in COPIES)} <= stored.keys()
     ):  # a cache from before the texture blocks
         stored, known = {}, {}
     missing = [r for r in records if r["path"] not in known]
@@ -199,6 +207,18 @@ def fold_variants(
                 name = f"texture_{colour}_{stage}_l2{l2:g}"
                 out[name] = standardised(score, x(val, block), x(test, block))
                 out[f"cue+{name}"] = cue_test + out[name]
+    # the package's texture part, and one fitted on each training photo with its processed copies (labelled as the
+    # photo); both also scored on the test photos' blurred copies, the descriptor left as it was
+    plain, copies = blocks["texture_grey"], [blocks[f"texture_grey_{d}"] for d in COPIES]
+    for name, fitted in (
+        ("texture", fit_logistic(x(fit, plain), yf, TEXTURE_L2)),
+        ("texture_aug", fit_logistic(np.concatenate([x(fit, b) for b in (plain, *copies)]), np.tile(yf, 3), TEXTURE_L2)),
+    ):  # fmt: skip
+        score = lambda f, m=fitted[0], s=fitted[1], w=fitted[2], b=fitted[3]: ((f - m) / s) @ w + b  # noqa: E731
+        v = score(x(val, plain))
+        z = lambda f, score=score, v=v: (score(f) - v.mean()) / (v.std() + 1e-9)  # noqa: E731
+        out[f"cue+{name}"] = cue_test + z(x(test, plain))
+        out[f"cue+{name} (test blurred)"] = cue_test + z(x(test, blocks["texture_grey_blur2"]))
     real_d, fake_d = mahalanobis(x(fit)[yf == 0]), mahalanobis(x(fit)[yf == 1])
     out["one_class"] = standardised(lambda f: -real_d(f), x(val), x(test))
     out["qda"] = standardised(lambda f: real_d(f) - fake_d(f), x(val), x(test))
