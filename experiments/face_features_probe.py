@@ -254,11 +254,15 @@ def main() -> None:
     desc = {p: v[:DESCRIPTOR_SIZE] for p, v in descriptors(cache).items()}  # the descriptor alone
     blocks = features(cache)
     auc: dict[tuple[str, str], float] = {}
+    shift: dict[tuple[str, str], float] = {}
     for fold, folder in folders.items():
         if study.fold_scores(folder) is None:
             print(f"{fold}: not evaluated yet, skipped", file=sys.stderr)
             continue
         scores, y, generators = fold_variants(folder, desc, blocks)
+        for name in ("texture", "texture_aug"):  # how far blur moves the GAN photos' score (validation sd)
+            blurred = scores[f"cue+{name} (test blurred)"] - scores[f"cue+{name}"]
+            shift[name, fold] = float(np.mean(blurred[y == 1]))
         for method, s in scores.items():
             if fold in study.REAL_SOURCES:  # the held-out source against the GAN photos of the test set
                 own, gan, _ = study.source_masks(y, generators, study.REAL_SOURCES[fold])
@@ -286,6 +290,16 @@ def main() -> None:
             f"| {m} | " + " | ".join(f"{auc[m, f]:.3f}" for f in measured)
             + f" | {np.mean(gan):.3f} | {min(gan):.3f} |"
         )  # fmt: skip
+    lines += [
+        "",
+        "Mean change of the GAN photos' score when the test photos' texture is taken from their blurred copies (σ 2",
+        "px), in validation standard deviations:",
+        "",
+        *(
+            f"- {name}: " + ", ".join(f"{f} {shift[name, f]:+.2f}" for f in measured)
+            for name in ("texture", "texture_aug")
+        ),
+    ]
     lines += ["", "Paired differences over the folds (95% bootstrap interval; wins):", ""]
     for m, base in [(m, "cue") for m in methods if m not in ("cue", "fused", "stacked")] + [
         ("stacked", "fused")
