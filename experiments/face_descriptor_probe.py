@@ -39,7 +39,7 @@ from study_stats import auroc, paired_difference
 from torchmetrics.functional.classification import binary_roc
 
 from irisgan.data.pairs_format import read_pairs_csv
-from irisgan.extraction.descriptors import DESCRIPTORS, photo_descriptors
+from irisgan.extraction.descriptors import FEATURES, photo_descriptors
 from irisgan.extraction.faces import face_descriptor
 from irisgan.extraction.manifest import read_manifest
 from irisgan.extraction.texture import face_features
@@ -58,7 +58,7 @@ def descriptors(cache: Path, padding: float = 0.25) -> dict[str, np.ndarray]:
     descriptor alone."""
     records = [r for r in read_manifest(cache).values() if r.get("landmarks") and r.get("face_box")]
     if padding == 0.25:
-        x = photo_descriptors(records, cache / DESCRIPTORS)
+        x = photo_descriptors(records, cache / FEATURES)
     else:
         describe = lambda image, box, points: face_descriptor(image, box, points, padding)  # noqa: E731
         x = photo_descriptors(records, cache / f"face_descriptors_pad{padding}.npz", describe)

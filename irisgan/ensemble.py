@@ -35,7 +35,7 @@ from irisgan.inference import (
     member_scores,
     save_weights,
 )
-from irisgan.models.face_cue import DESCRIPTOR_SIZE, FaceCue, fit_face_cue
+from irisgan.models.face_cue import FaceCue, fit_face_cue
 from irisgan.training.classifier import RANClassifier
 from irisgan.training.metrics import report_from_scores, source_threshold, uncertain_band
 
@@ -79,9 +79,7 @@ def fit_cue(
     photos' face features. ``texture``: add the texture part, else the descriptor's parts alone."""
     fit_labels = np.array([int(r["label"]) for r in read_pairs_csv(fit_csv)])
     log.info("face features of the training photos (%s) and the validation photos (%s)", fit_csv, val_csv)
-    fit_x, val_x = pair_descriptors(fit_csv), pair_descriptors(val_csv)
-    if not texture:
-        fit_x, val_x = fit_x[:, :DESCRIPTOR_SIZE], val_x[:, :DESCRIPTOR_SIZE]
+    fit_x, val_x = pair_descriptors(fit_csv, texture), pair_descriptors(val_csv, texture)
     return fit_face_cue(fit_x, fit_labels, val_x, val_iris_p), val_x
 
 

@@ -32,7 +32,13 @@ from irisgan.config import CONFIG_DIR
 from irisgan.data.degrade import degrade_batch, write_degraded_photo
 from irisgan.data.pairs import load_pairs
 from irisgan.data.pairs_format import read_pairs_csv, write_bytes_atomic
-from irisgan.extraction.descriptors import DESCRIPTORS, MissingFaceError, pair_descriptors, photo_descriptors
+from irisgan.extraction.descriptors import (
+    DESCRIPTORS,
+    FEATURES,
+    MissingFaceError,
+    pair_descriptors,
+    photo_descriptors,
+)
 from irisgan.extraction.manifest import format_statuses, read_manifest
 from irisgan.inference import (
     FACE_ONLY,
@@ -195,7 +201,7 @@ def face_descriptors(face_cue: bool | None, model, csv: str | Path) -> np.ndarra
         return None
     if face_cue is None or face_cue:
         try:
-            return pair_descriptors(csv)
+            return pair_descriptors(csv, model.face_cue.texture is not None)
         except MissingFaceError as error:
             if face_cue:
                 raise
@@ -259,7 +265,7 @@ def _photo_row(
     images, labels = images.numpy(), labels.numpy().astype(int)
     probs, spread = score_members(model, images, cfg.batch_size)
     if model.face_cue is not None and len(labels):
-        probs = fuse_face_cue(model, probs, pair_descriptors(csv))
+        probs = fuse_face_cue(model, probs, pair_descriptors(csv, model.face_cue.texture is not None))
     decisions = rule.decide_pairs(probs, spread, images)
     calls = dict(zip(index, decisions, strict=True))
     if name == "clean":
@@ -299,22 +305,20 @@ def face_only_photos(model, extraction: Path) -> dict[str, Any] | None:
     ]  # fmt: skip
     if not records:
         return None
-    probs = model.face_cue.face_probability(photo_descriptors(records, extraction / DESCRIPTORS))
+    texture = model.face_cue.texture is not None
+    x = photo_descriptors(records, extraction / (FEATURES if texture else DESCRIPTORS), texture=texture)
+    probs = model.face_cue.face_probability(x)
     labels = np.array([int(r["label"]) for r in records])
-    calls = np.array([rule.decide(float(p))[0] for p in probs])
     out: dict[str, Any] = {
         "n": len(records),
         "n_fake": int(labels.sum()),
         "statuses": dict(Counter(r["status"] for r in records)),
         "rule": rule.record(),
         "auroc": None,
+        **decision_summary([rule.decide(float(p))[0] for p in probs], labels),
     }
     if len(np.unique(labels)) == 2:
         out["auroc"] = float(binary_auroc(torch.from_numpy(probs), torch.from_numpy(labels).long()))
-    for cls, name in ((1, "gan"), (0, "real")):
-        own = calls[labels == cls]
-        for call in ("GAN", "uncertain", "real"):
-            out[f"{name}_called_{call.lower()}"] = float(np.mean(own == call)) if len(own) else None
     return out
 
 

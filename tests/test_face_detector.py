@@ -61,7 +61,7 @@ def test_pair_descriptors_follow_the_manifest_in_the_csvs_order_and_are_cached(t
         0,
     ]  # the CSV's order, reversed
     assert sorted(calls) == [0, 10, 20, 30, 40, 50]
-    assert (tmp_path / "ex" / descriptors.DESCRIPTORS).is_file()
+    assert (tmp_path / "ex" / descriptors.FEATURES).is_file()
     np.testing.assert_array_equal(pair_descriptors(csv), x)
     assert len(calls) == 6  # the second read came from the cache
 
@@ -69,7 +69,7 @@ def test_pair_descriptors_follow_the_manifest_in_the_csvs_order_and_are_cached(t
     rows = read_pairs_csv(csv) + [{"path": "../../pairs/other.png", "label": "1"}]
     with pytest.raises(MissingFaceError, match="line 8.*other.png.*not in"):
         pair_descriptors(write_pairs_csv(tmp_path / "ex" / "splits" / "k" / "more.csv", rows))
-    (tmp_path / "ex" / descriptors.DESCRIPTORS).unlink()
+    (tmp_path / "ex" / descriptors.FEATURES).unlink()
     (tmp_path / "ex" / "photos" / "p3.png").unlink()
     with pytest.raises(MissingFaceError, match="p3.png: the photo behind the pair cannot be read"):
         pair_descriptors(csv)

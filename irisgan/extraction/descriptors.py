@@ -18,14 +18,15 @@ from pathlib import Path
 import numpy as np
 
 from irisgan.data.pairs_format import read_pairs_csv, write_bytes_atomic
-from irisgan.extraction.faces import decode_image
+from irisgan.extraction.faces import decode_image, face_descriptor
 from irisgan.extraction.manifest import MANIFEST, read_manifest
 from irisgan.extraction.texture import face_features
-from irisgan.models.face_cue import FEATURE_SIZE
+from irisgan.models.face_cue import DESCRIPTOR_SIZE, FEATURE_SIZE
 
 log = logging.getLogger(__name__)
 
-DESCRIPTORS = "face_features.npz"
+DESCRIPTORS = "face_descriptors.npz"  # dlib's descriptor alone: what a cue without texture reads
+FEATURES = "face_features.npz"  # the descriptor and the texture features
 # data=faces keeps its split CSVs in <cache>/splits/<key>/: the manifest is at most this many folders up
 MANIFEST_DEPTH = 3
 
@@ -47,11 +48,14 @@ def find_manifest(csv_path: str | Path) -> Path:
     )
 
 
-def photo_descriptors(records: list[dict], cache: Path | None = None, describe=None) -> np.ndarray:
+def photo_descriptors(
+    records: list[dict], cache: Path | None = None, describe=None, texture: bool = True
+) -> np.ndarray:
     """(N, ``FEATURE_SIZE``) face features of manifest records (each with ``path``, ``fingerprint``, ``face_box``,
-    ``landmarks``), read from and added to ``cache`` (an ``.npz`` keyed by fingerprint) when given. ``describe(image,
-    box, landmarks)``: other features than ``face_features`` (a study's variant, with its own cache)."""
-    describe = describe or face_features
+    ``landmarks``), or with ``texture=False`` (N, 128) descriptors, read from and added to ``cache`` (an ``.npz``
+    keyed by fingerprint) when given. ``describe(image, box, landmarks)``: other features (a study's variant, with
+    its own cache)."""
+    describe = describe or (face_features if texture else face_descriptor)
     known: dict[str, np.ndarray] = {}
     if cache is not None and cache.is_file():
         with np.load(cache) as stored:
@@ -80,11 +84,12 @@ def photo_descriptors(records: list[dict], cache: Path | None = None, describe=N
         np.savez(buf, fingerprint=np.array(list(known)), x=np.stack(list(known.values())))
         write_bytes_atomic(cache, buf.getvalue())
         log.info("%d face descriptors computed (%d cached in %s)", added, len(known), cache)
-    return np.stack(out) if out else np.zeros((0, FEATURE_SIZE), np.float32)
+    return np.stack(out) if out else np.zeros((0, FEATURE_SIZE if texture else DESCRIPTOR_SIZE), np.float32)
 
 
-def pair_descriptors(csv_path: str | Path) -> np.ndarray:
-    """(N, ``FEATURE_SIZE``) face features of the photos behind the N pairs of a pairs CSV, in its row order."""
+def pair_descriptors(csv_path: str | Path, texture: bool = True) -> np.ndarray:
+    """(N, ``FEATURE_SIZE``) face features of the photos behind the N pairs of a pairs CSV, in its row order;
+    ``texture=False``: (N, 128) descriptors, without running the texture network (each kind cached apart)."""
     csv_path = Path(csv_path)
     root = find_manifest(csv_path)
     by_pair = {(root / r["pair"]).resolve(): r for r in read_manifest(root).values() if r.get("pair")}
@@ -97,4 +102,4 @@ def pair_descriptors(csv_path: str | Path) -> np.ndarray:
                 "unknown"
             )
         records.append(record)
-    return photo_descriptors(records, root / DESCRIPTORS)
+    return photo_descriptors(records, root / (FEATURES if texture else DESCRIPTORS), texture=texture)

@@ -205,7 +205,9 @@ def fit_face_cue(
             f"fit_face_cue: face features are {DESCRIPTOR_SIZE} or {FEATURE_SIZE} wide, got {width}"
         )
     texture = (
-        fit_logistic(fit_descriptors[:, DESCRIPTOR_SIZE:], fit_labels, texture_l2) if width > 128 else None
+        fit_logistic(fit_descriptors[:, DESCRIPTOR_SIZE:], fit_labels, texture_l2)
+        if width > DESCRIPTOR_SIZE
+        else None
     )
     fit_descriptors = fit_descriptors[:, :DESCRIPTOR_SIZE]
     mean, scale, weight, bias = fit_logistic(fit_descriptors, fit_labels, l2)
