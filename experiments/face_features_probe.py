@@ -46,7 +46,7 @@ from study_stats import auroc, paired_difference
 
 from irisgan.data.degrade import degrade
 from irisgan.extraction.manifest import read_manifest
-from irisgan.extraction.texture import CHIP, TAPS, face_texture, load_trunk
+from irisgan.extraction.texture import CHIP, face_texture, load_trunk
 from irisgan.models.face_cue import DESCRIPTOR_SIZE, TEXTURE_L2, fit_face_cue, fit_logistic, logit
 
 RESULTS = study.ROOT / "experiments" / "results"
@@ -107,20 +107,14 @@ def photo_features(record: dict) -> dict[str, np.ndarray]:
         int(max(cy - half, 0)) : int(min(cy + half, h)), int(max(cx - half, 0)) : int(min(cx + half, w))
     ]
     grey = lambda rgb: cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)  # noqa: E731
-    trunk = load_trunk()
-    colour = torch.from_numpy(dlib.get_face_chip(image, shape, CHIP, 0.25)).permute(2, 0, 1).float()[None]
-    with torch.inference_mode():  # the trunk's colour input: its own normalisation, without the grey step
-        x = (colour / 255 - trunk.mean) / trunk.std
-        taps = []
-        for i, block in enumerate(trunk.blocks, start=1):
-            x = block(x)
-            if i in TAPS:
-                taps.append(x.mean(dim=(2, 3)))
+    colour = torch.from_numpy(dlib.get_face_chip(image, shape, CHIP, 0.25)).permute(2, 0, 1)[None]
+    with torch.inference_mode():  # the trunk on the colour chip, without the grey step
+        rgb_texture = load_trunk().pooled_taps(colour).numpy()[0].astype(np.float32)
     return {
         "texture_grey": face_texture(image, record["face_box"], points),
         # the same of a blurred and of a shrunk-and-enlarged copy: how processing moves it, and augmentation
         **{f"texture_grey_{d}": face_texture(degrade(image, d), record["face_box"], points) for d in COPIES},
-        "texture_rgb": torch.cat(taps, 1).numpy()[0].astype(np.float32),
+        "texture_rgb": rgb_texture,
         "mirror": np.array(net.compute_face_descriptor(np.ascontiguousarray(chip[:, ::-1])), np.float32),
         "spectrum": radial_spectrum(grey(aligned)).astype(np.float32),
         "spectrum_crop": radial_spectrum(grey(crop)).astype(np.float32),

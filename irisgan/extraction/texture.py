@@ -51,7 +51,11 @@ class TextureTrunk(torch.nn.Module):
 
     def forward(self, grey: torch.Tensor) -> torch.Tensor:
         """``grey``: (N, H, W) uint8 or float in [0, 255]."""
-        x = (grey.float().div(255).unsqueeze(1).expand(-1, 3, -1, -1) - self.mean) / self.std
+        return self.pooled_taps(grey.float().unsqueeze(1).expand(-1, 3, -1, -1))
+
+    def pooled_taps(self, rgb: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) in [0, 255], ImageNet-normalised here -> the tapped maps' spatial means."""
+        x = (rgb.float().div(255) - self.mean) / self.std
         taps = []
         for i, block in enumerate(self.blocks, start=1):
             x = block(x)
