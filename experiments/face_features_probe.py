@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -45,13 +44,14 @@ from face_descriptor_probe import descriptors, ran_val_scores, rows_of
 from study_stats import auroc, paired_difference
 
 from irisgan.data.degrade import degrade
+from irisgan.extraction.descriptors import photo_descriptors
 from irisgan.extraction.manifest import read_manifest
 from irisgan.extraction.texture import CHIP, face_texture, load_trunk
 from irisgan.models.face_cue import DESCRIPTOR_SIZE, TEXTURE_L2, fit_face_cue, fit_logistic, logit
 
 RESULTS = study.ROOT / "experiments" / "results"
 COPIES = ("blur2", "resize0.25")  # processed copies of each photo (irisgan.data.degrade)
-FEATURES = "face_views.npz"
+FEATURES = "face_views_v2.npz"  # the blocks below side by side (face_views.npz: an older layout)
 
 
 def radial_spectrum(gray: np.ndarray, size: int = 256, bins: int = 48) -> np.ndarray:
@@ -80,7 +80,7 @@ def levelled_landmarks(points: np.ndarray) -> np.ndarray:
     return ((points - points.mean(0)) @ rotation.T / np.linalg.norm(right - left)).ravel()
 
 
-def photo_features(record: dict) -> dict[str, np.ndarray]:
+def photo_features(image: np.ndarray, face_box, landmarks) -> dict[str, np.ndarray]:
     """The extra blocks of one manifest record's photo."""
     import cv2
     import dlib
@@ -92,9 +92,8 @@ def photo_features(record: dict) -> dict[str, np.ndarray]:
         face_models_dir() / "dlib_face_recognition_resnet_model_v1.dat",
         "dlib's face recognition model",
     )
-    image = cv2.cvtColor(cv2.imread(record["path"]), cv2.COLOR_BGR2RGB)
-    points = np.asarray(record["landmarks"], np.float64)
-    x0, y0, x1, y1 = (int(round(v)) for v in record["face_box"])
+    points = np.asarray(landmarks, np.float64)
+    x0, y0, x1, y1 = (int(round(v)) for v in face_box)
     shape = dlib.full_object_detection(
         dlib.rectangle(x0, y0, x1, y1), [dlib.point(int(round(x)), int(round(y))) for x, y in points]
     )
@@ -111,9 +110,9 @@ def photo_features(record: dict) -> dict[str, np.ndarray]:
     with torch.inference_mode():  # the trunk on the colour chip, without the grey step
         rgb_texture = load_trunk().pooled_taps(colour).numpy()[0].astype(np.float32)
     return {
-        "texture_grey": face_texture(image, record["face_box"], points),
+        "texture_grey": face_texture(image, face_box, points),
         # the same of a blurred and of a shrunk-and-enlarged copy: how processing moves it, and augmentation
-        **{f"texture_grey_{d}": face_texture(degrade(image, d), record["face_box"], points) for d in COPIES},
+        **{f"texture_grey_{d}": face_texture(degrade(image, d), face_box, points) for d in COPIES},
         "texture_rgb": rgb_texture,
         "mirror": np.array(net.compute_face_descriptor(np.ascontiguousarray(chip[:, ::-1])), np.float32),
         "spectrum": radial_spectrum(grey(aligned)).astype(np.float32),
@@ -122,33 +121,28 @@ def photo_features(record: dict) -> dict[str, np.ndarray]:
     }
 
 
+# each block's width, in the order the cache keeps them side by side
+BLOCKS = {
+    "mirror": 128, "spectrum": 48, "spectrum_crop": 48, "geometry": 136, "texture_grey": 152,
+    **{f"texture_grey_{d}": 152 for d in COPIES}, "texture_rgb": 152,
+}  # fmt: skip
+
+
 def features(cache: Path) -> dict[str, dict[str, np.ndarray]]:
     """Block -> photo path -> features, for every manifest photo with landmarks (cached in the extraction
-    folder beside the descriptors; a photo missing from the cache is computed and the cache rewritten)."""
+    folder by the package's own descriptor cache, keyed by fingerprint: a photo missing from it is computed)."""
     records = [r for r in read_manifest(cache).values() if r.get("landmarks") and r.get("face_box")]
-    path = cache / FEATURES
-    stored = dict(np.load(path, allow_pickle=False)) if path.is_file() else {}
-    known = {p: i for i, p in enumerate(stored.get("paths", []))}
-    if (
-        stored
-        and not {"texture_grey", "texture_rgb", *(f"texture_grey_{d}" for d in COPIES)} <= stored.keys()
-    ):  # a cache from before the texture blocks
-        stored, known = {}, {}
-    missing = [r for r in records if r["path"] not in known]
-    if missing:
-        start = time.time()
-        rows = [photo_features(r) for r in missing]
-        print(f"{len(missing)} photos' features in {time.time() - start:.0f} s", flush=True)
-        blocks = {
-            b: np.concatenate([stored[b], np.stack([r[b] for r in rows])])
-            if known
-            else np.stack([r[b] for r in rows])
-            for b in rows[0]
-        }
-        paths = [*known, *(r["path"] for r in missing)]
-        np.savez(path, paths=np.array(paths), **blocks)
-        stored, known = {"paths": paths, **blocks}, {p: i for i, p in enumerate(paths)}
-    return {b: {p: stored[b][i] for p, i in known.items()} for b in stored if b != "paths"}
+
+    def describe(image: np.ndarray, face_box, landmarks) -> np.ndarray:
+        blocks = photo_features(image, face_box, landmarks)
+        return np.concatenate([blocks[b] for b in BLOCKS])
+
+    x = photo_descriptors(records, cache / FEATURES, describe)
+    edges = np.cumsum([0, *BLOCKS.values()])
+    return {
+        b: {r["path"]: v[lo:hi] for r, v in zip(records, x, strict=True)}
+        for b, lo, hi in zip(BLOCKS, edges[:-1], edges[1:], strict=True)
+    }
 
 
 def standardised(train: Callable, val: np.ndarray, test: np.ndarray) -> np.ndarray:
