@@ -35,7 +35,7 @@ from irisgan.inference import (
     member_scores,
     save_weights,
 )
-from irisgan.models.face_cue import FaceCue, fit_face_cue
+from irisgan.models.face_cue import FaceCue, FaceView, fit_face_cue
 from irisgan.training.classifier import RANClassifier
 from irisgan.training.metrics import report_from_scores, source_threshold, uncertain_band
 
@@ -73,14 +73,19 @@ def one_csv(resolved: list[tuple[Path, Path | None]], split: str, given: str | P
 
 
 def fit_cue(
-    fit_csv: Path, val_csv: Path, val_iris_p: np.ndarray, texture: bool = False
+    fit_csv: Path, val_csv: Path, val_iris_p: np.ndarray, view: FaceView = FaceView()
 ) -> tuple[FaceCue, np.ndarray]:
     """The face cue fitted on the training pairs' photos and standardised on the validation ones; the validation
-    photos' face features. ``texture``: add the texture part, else the descriptor's parts alone."""
+    photos' face features. ``view``: what the cue reads of a face (the descriptor's borders; texture or not)."""
     fit_labels = np.array([int(r["label"]) for r in read_pairs_csv(fit_csv)])
-    log.info("face features of the training photos (%s) and the validation photos (%s)", fit_csv, val_csv)
-    fit_x, val_x = pair_descriptors(fit_csv, texture), pair_descriptors(val_csv, texture)
-    return fit_face_cue(fit_x, fit_labels, val_x, val_iris_p), val_x
+    log.info(
+        "face features (%s) of the training photos (%s) and the validation photos (%s)",
+        view,
+        fit_csv,
+        val_csv,
+    )
+    fit_x, val_x = pair_descriptors(fit_csv, view), pair_descriptors(val_csv, view)
+    return fit_face_cue(fit_x, fit_labels, val_x, val_iris_p, paddings=view.paddings), val_x
 
 
 def combine(ckpts: list[Path]) -> RANClassifier:
@@ -164,16 +169,23 @@ def build_ensemble(
     fit_csv: str | Path | None = None,
     source_fpr: float | None = None,
     texture: bool = False,
+    face_crops: str | tuple[float, ...] = (0.25,),
 ) -> dict:
     """Combine the runs, choose the threshold and the uncertain band on the validation pairs, write ``out``.
 
     ``face_cue``: add the face descriptor's logit to the pairs' (``irisgan.models.face_cue``), fitted on the
     photos of the runs' training pairs (``fit_csv``); threshold and band are then the fused score's. ``texture``:
     the cue's texture part too (``irisgan.extraction.texture``; measured, not shipped: experiments/README.md,
-    ninth round), else the descriptor's parts alone.
+    ninth round), else the descriptor's parts alone. ``face_crops``: the borders of the aligned faces whose
+    descriptors the cue reads side by side (``FaceView``; "0.25,0.1,0" or a tuple).
     ``source_fpr``: the threshold holds every real source of the validation pairs (their ``generator`` column)
     to at most this false-positive rate (``source_threshold``) instead of the G-mean's balance.
     """
+    view = (
+        FaceView.parse(face_crops, texture)
+        if isinstance(face_crops, str)
+        else FaceView(tuple(face_crops), texture)
+    )
     resolved = [resolve_run(r) for r in runs]
     val_csv = one_csv(resolved, "val", val_csv)
     model = combine([c for c, _ in resolved])
@@ -187,7 +199,7 @@ def build_ensemble(
     cue = None
     if face_cue:
         fit_csv = one_csv([resolve_run(r, "fit") for r in runs], "fit", fit_csv)
-        cue, val_x = fit_cue(fit_csv, val_csv, probs, texture)
+        cue, val_x = fit_cue(fit_csv, val_csv, probs, view)
         model.face_cue = cue
         probs = fuse_face_cue(model, probs, val_x)
     scalars, report = report_from_scores(
@@ -292,6 +304,12 @@ def main(argv: list[str] | None = None) -> None:
         "families but is fooled by blurred, resampled and super-resolved photos)",
     )
     parser.add_argument(
+        "--face-crops",
+        default="0.25",
+        help="--face-cue: the borders of the aligned faces whose descriptors it reads side by side, comma-separated "
+        "(0.25: dlib's own, one descriptor)",
+    )
+    parser.add_argument(
         "--fit-csv", type=Path, help="training pairs CSV of --face-cue (default: the runs' own)"
     )
     parser.add_argument(
@@ -304,7 +322,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")
     metrics = build_ensemble(
         args.runs, args.out, args.val_csv, args.precision, args.spread_quantile, args.face_cue, args.fit_csv,
-        args.source_fpr, args.texture,
+        args.source_fpr, args.texture, args.face_crops,
     )  # fmt: skip
     log.info(
         "%d runs -> %s: val AUROC %.4f (iris alone %.4f; members %s), threshold %.4f",

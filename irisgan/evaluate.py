@@ -33,8 +33,6 @@ from irisgan.data.degrade import degrade_batch, write_degraded_photo
 from irisgan.data.pairs import load_pairs
 from irisgan.data.pairs_format import read_pairs_csv, write_bytes_atomic
 from irisgan.extraction.descriptors import (
-    DESCRIPTORS,
-    FEATURES,
     MissingFaceError,
     pair_descriptors,
     photo_descriptors,
@@ -201,7 +199,7 @@ def face_descriptors(face_cue: bool | None, model, csv: str | Path) -> np.ndarra
         return None
     if face_cue is None or face_cue:
         try:
-            return pair_descriptors(csv, model.face_cue.texture is not None)
+            return pair_descriptors(csv, model.face_cue.view)
         except MissingFaceError as error:
             if face_cue:
                 raise
@@ -265,7 +263,7 @@ def _photo_row(
     images, labels = images.numpy(), labels.numpy().astype(int)
     probs, spread = score_members(model, images, cfg.batch_size)
     if model.face_cue is not None and len(labels):
-        probs = fuse_face_cue(model, probs, pair_descriptors(csv, model.face_cue.texture is not None))
+        probs = fuse_face_cue(model, probs, pair_descriptors(csv, model.face_cue.view))
     decisions = rule.decide_pairs(probs, spread, images)
     calls = dict(zip(index, decisions, strict=True))
     if name == "clean":
@@ -305,8 +303,8 @@ def face_only_photos(model, extraction: Path) -> dict[str, Any] | None:
     ]  # fmt: skip
     if not records:
         return None
-    texture = model.face_cue.texture is not None
-    x = photo_descriptors(records, extraction / (FEATURES if texture else DESCRIPTORS), texture=texture)
+    view = model.face_cue.view
+    x = photo_descriptors(records, extraction / view.cache_name, view=view)
     probs = model.face_cue.face_probability(x)
     labels = np.array([int(r["label"]) for r in records])
     out: dict[str, Any] = {

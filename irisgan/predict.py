@@ -74,11 +74,7 @@ class Predictor:
         self.rule = DecisionRule.of(self.model)
         self.face_cue = self.model.face_cue is not None
         # what the cue reads of each face: a cue without texture needs no texture network
-        self.describe = (
-            ("features" if self.model.face_cue.texture is not None else "descriptor")
-            if self.face_cue
-            else False
-        )
+        self.describe = self.model.face_cue.view if self.face_cue else None
         # the face alone decides, apart from the detector's decision, for a photo whose irises give no pair
         self.face_rule = stored_face_rule(self.model) if self.face_cue else None
         self.landmarker = build_landmarker(cfg.face)

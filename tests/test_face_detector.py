@@ -18,7 +18,7 @@ from irisgan.extraction import descriptors
 from irisgan.extraction.descriptors import MissingFaceError, pair_descriptors
 from irisgan.extraction.faces import FaceLandmarker
 from irisgan.inference import DecisionRule, fuse_face_cue, load_classifier, score_pairs
-from irisgan.models.face_cue import FEATURE_SIZE
+from irisgan.models.face_cue import DESCRIPTOR_SIZE, FEATURE_SIZE, FaceView
 from irisgan.training.metrics import report_from_scores, source_threshold
 from tests.conftest import FACES, run_cli
 from tests.test_iris_quality import hide_eyes
@@ -45,9 +45,9 @@ def _fake_extraction(root: Path, n: int = 6) -> Path:
 def test_pair_descriptors_follow_the_manifest_in_the_csvs_order_and_are_cached(tmp_path, monkeypatch):
     calls = []
 
-    def describe(image, box, landmarks):  # stands in for the networks: the photo's grey level
+    def describe(image, box, landmarks, view):  # stands in for the networks: the photo's grey level
         calls.append(int(image[0, 0, 0]))
-        return np.full(FEATURE_SIZE, image[0, 0, 0], np.float32)
+        return np.full(view.width, image[0, 0, 0], np.float32)
 
     monkeypatch.setattr(descriptors, "face_features", describe)
     csv = _fake_extraction(tmp_path / "ex")
@@ -64,6 +64,11 @@ def test_pair_descriptors_follow_the_manifest_in_the_csvs_order_and_are_cached(t
     assert (tmp_path / "ex" / descriptors.FEATURES).is_file()
     np.testing.assert_array_equal(pair_descriptors(csv), x)
     assert len(calls) == 6  # the second read came from the cache
+    # another view (three crops, no texture) is computed and cached apart, as wide as it says
+    crops = FaceView((0.25, 0.1, 0.0))
+    assert pair_descriptors(csv, crops).shape == (6, 3 * DESCRIPTOR_SIZE) and len(calls) == 12
+    assert (tmp_path / "ex" / "face_features_p0.25_0.1_0.npz").is_file()
+    np.testing.assert_array_equal(pair_descriptors(csv), x)  # the first view's cache untouched
 
     # a pair the manifest does not know, a photo gone, a CSV far from any manifest: each says what is missing
     rows = read_pairs_csv(csv) + [{"path": "../../pairs/other.png", "label": "1"}]

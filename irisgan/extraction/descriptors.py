@@ -1,6 +1,6 @@
 """The face features of the photos behind a pairs CSV: what the face cue (``irisgan.models.face_cue``) scores
-beside each pair. A photo's face features are dlib's 128-d descriptor of its face followed by the face's texture
-features (``irisgan.extraction.texture``).
+beside each pair. A photo's face features are what the cue's ``FaceView`` names: dlib's 128-d descriptor of its
+face at one or more borders, and the face's texture features (``irisgan.extraction.texture``) or not.
 
 A pairs CSV written by ``extract`` (or cached by ``data=faces``) sits in, or below, the folder of its extraction
 manifest, whose record of each photo names the pair file, the photo, its face box and its 68 landmarks. The
@@ -18,15 +18,15 @@ from pathlib import Path
 import numpy as np
 
 from irisgan.data.pairs_format import read_pairs_csv, write_bytes_atomic
-from irisgan.extraction.faces import decode_image, face_descriptor
+from irisgan.extraction.faces import decode_image
 from irisgan.extraction.manifest import MANIFEST, read_manifest
 from irisgan.extraction.texture import face_features
-from irisgan.models.face_cue import DESCRIPTOR_SIZE, FEATURE_SIZE
+from irisgan.models.face_cue import FaceView
 
 log = logging.getLogger(__name__)
 
-DESCRIPTORS = "face_descriptors.npz"  # dlib's descriptor alone: what a cue without texture reads
-FEATURES = "face_features.npz"  # the descriptor and the texture features
+DESCRIPTORS = FaceView().cache_name  # dlib's descriptor alone: what the first detector's cue reads
+FEATURES = FaceView(texture=True).cache_name  # the descriptor and the texture features
 # data=faces keeps its split CSVs in <cache>/splits/<key>/: the manifest is at most this many folders up
 MANIFEST_DEPTH = 3
 
@@ -49,17 +49,23 @@ def find_manifest(csv_path: str | Path) -> Path:
 
 
 def photo_descriptors(
-    records: list[dict], cache: Path | None = None, describe=None, texture: bool = True
+    records: list[dict],
+    cache: Path | None = None,
+    describe=None,
+    view: FaceView = FaceView(texture=True),
 ) -> np.ndarray:
-    """(N, ``FEATURE_SIZE``) face features of manifest records (each with ``path``, ``fingerprint``, ``face_box``,
-    ``landmarks``), or with ``texture=False`` (N, 128) descriptors, read from and added to ``cache`` (an ``.npz``
-    keyed by fingerprint) when given. ``describe(image, box, landmarks)``: other features (a study's variant, with
-    its own cache)."""
-    describe = describe or (face_features if texture else face_descriptor)
+    """(N, ``view.width``) face features of manifest records (each with ``path``, ``fingerprint``, ``face_box``,
+    ``landmarks``), read from and added to ``cache`` (an ``.npz`` keyed by fingerprint, one per view) when given.
+    ``describe(image, box, landmarks)``: other features (a study's variant, with its own cache)."""
+    width = view.width
+    expected = width if describe is None else None
+    if describe is None:
+        describe = lambda image, box, points: face_features(image, box, points, view)  # noqa: E731
     known: dict[str, np.ndarray] = {}
     if cache is not None and cache.is_file():
         with np.load(cache) as stored:
-            if "fingerprint" in stored:  # an older file of another layout is recomputed
+            # an older file of another layout, or of another width, is recomputed
+            if "fingerprint" in stored and expected in (None, stored["x"].shape[-1]):
                 known = dict(zip(stored["fingerprint"].tolist(), stored["x"], strict=True))
     added = 0
     out: list[np.ndarray] = []
@@ -84,12 +90,12 @@ def photo_descriptors(
         np.savez(buf, fingerprint=np.array(list(known)), x=np.stack(list(known.values())))
         write_bytes_atomic(cache, buf.getvalue())
         log.info("%d face descriptors computed (%d cached in %s)", added, len(known), cache)
-    return np.stack(out) if out else np.zeros((0, FEATURE_SIZE if texture else DESCRIPTOR_SIZE), np.float32)
+    return np.stack(out) if out else np.zeros((0, width), np.float32)
 
 
-def pair_descriptors(csv_path: str | Path, texture: bool = True) -> np.ndarray:
-    """(N, ``FEATURE_SIZE``) face features of the photos behind the N pairs of a pairs CSV, in its row order;
-    ``texture=False``: (N, 128) descriptors, without running the texture network (each kind cached apart)."""
+def pair_descriptors(csv_path: str | Path, view: FaceView = FaceView(texture=True)) -> np.ndarray:
+    """(N, ``view.width``) face features of the photos behind the N pairs of a pairs CSV, in its row order (each
+    view cached apart, so a view without texture never runs the texture network)."""
     csv_path = Path(csv_path)
     root = find_manifest(csv_path)
     by_pair = {(root / r["pair"]).resolve(): r for r in read_manifest(root).values() if r.get("pair")}
@@ -102,4 +108,4 @@ def pair_descriptors(csv_path: str | Path, texture: bool = True) -> np.ndarray:
                 "unknown"
             )
         records.append(record)
-    return photo_descriptors(records, root / (FEATURES if texture else DESCRIPTORS), texture=texture)
+    return photo_descriptors(records, root / view.cache_name, view=view)

@@ -35,12 +35,12 @@ from irisgan.extraction.faces import (
     eye_box,
     eye_openness,
     eye_width,
-    face_descriptor,
 )
 from irisgan.extraction.iris_locator import IrisLocation
 from irisgan.extraction.iris_quality import IrisQualityRule
 from irisgan.extraction.photos import PhotoInput
 from irisgan.extraction.texture import face_features
+from irisgan.models.face_cue import FaceView
 
 STATUSES = (
     "ok",
@@ -104,7 +104,7 @@ class PhotoResult:
     pair_image: np.ndarray | None = _transient()
     overlay_image: np.ndarray | None = _transient()  # a small copy of the photo to draw on
     overlay_scale: float | None = _transient()
-    face_descriptor: np.ndarray | None = _transient()  # the face features the cue reads (describe_faces=True)
+    face_descriptor: np.ndarray | None = _transient()  # the face features the cue reads (describe_faces)
     # predict explain=true: (title, map) of the network's explanation maps (the RAN's soft masks)
     attention: list[tuple[str, np.ndarray]] | None = _transient()
 
@@ -143,8 +143,8 @@ def _error(result: PhotoResult, error: Exception) -> None:
 class FacePhotoDataset(torch.utils.data.Dataset):
     """Photo -> eyes, per photo in DataLoader workers: decode, detect the face, fit landmarks, crop both
     eyes. Returns a ``PhotoResult`` (``status`` ``ok`` if both eyes were cropped). ``describe_faces``: also
-    what a detector with a face cue scores of the face (``PhotoResult.face_descriptor``): ``True`` or
-    ``"features"`` its descriptor and texture, ``"descriptor"`` the descriptor alone (a cue without texture)."""
+    what a detector with a face cue scores of the face (``PhotoResult.face_descriptor``): the cue's
+    ``FaceView``, or none."""
 
     def __init__(
         self,
@@ -154,7 +154,7 @@ class FacePhotoDataset(torch.utils.data.Dataset):
         eye_margin: float = 0.25,
         min_iris_size: float = 6.0,
         overlay_max_side: int | None = None,
-        describe_faces: bool | str = False,
+        describe_faces: FaceView | None = None,
     ) -> None:
         if several_faces not in SEVERAL_FACES_CHOICES:
             raise ValueError(f"several_faces={several_faces!r} is not one of {SEVERAL_FACES_CHOICES}")
@@ -164,8 +164,8 @@ class FacePhotoDataset(torch.utils.data.Dataset):
         self.eye_margin = float(eye_margin)
         self.min_iris_size = float(min_iris_size)
         self.overlay_max_side = overlay_max_side
-        if describe_faces not in (False, True, "features", "descriptor"):
-            raise ValueError(f"describe_faces={describe_faces!r}: False, True, 'features' or 'descriptor'")
+        if describe_faces is not None and not isinstance(describe_faces, FaceView):
+            raise ValueError(f"describe_faces={describe_faces!r}: a face cue's FaceView, or None")
         self.describe_faces = describe_faces
 
     def __len__(self) -> int:
@@ -231,8 +231,9 @@ class FacePhotoDataset(torch.utils.data.Dataset):
         if self.describe_faces:  # every face found: one whose irises fail can still be scored by its face
             start = time.perf_counter()
             # from the rounded landmarks the manifest keeps, so that a pairs CSV's faces describe alike
-            describe = face_descriptor if self.describe_faces == "descriptor" else face_features
-            result.face_descriptor = describe(rgb, face.box, np.asarray(result.landmarks))
+            result.face_descriptor = face_features(
+                rgb, face.box, np.asarray(result.landmarks), self.describe_faces
+            )
             timings["describe"] = (time.perf_counter() - start) * 1e3
         expected = IRIS_TO_EYE_WIDTH * min(eye_width(p) for p in result.eye_points)
         if expected < self.min_iris_size:
@@ -378,7 +379,7 @@ def build_dataset(
     photos: Sequence[PhotoInput],
     landmarker: FaceLandmarker,
     overlay: bool,
-    describe_faces: bool | str = False,
+    describe_faces: FaceView | None = None,
 ) -> FacePhotoDataset:
     """The photo -> eyes step from an extract/predict config."""
     return FacePhotoDataset(

@@ -14,7 +14,8 @@ The weights (``irisgan/weights/mobilenet_v2_trunk.pt``, 2.2 MB) are those 14 blo
 ``MobileNet_V2_Weights.IMAGENET1K_V1`` (``mobilenet_v2-b0353104.pth``, BSD-3-Clause, trained on ImageNet-1k),
 cut by ``export_trunk``: nothing is downloaded at run time.
 
-``face_features`` joins the two views into what the face cue reads of a photo.
+``face_features`` joins the views a cue names (its ``FaceView``: dlib's descriptor at one or more borders, and the
+texture or not) into what it reads of a photo.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 
 from irisgan.extraction.faces import face_descriptor
+from irisgan.models.face_cue import FaceView
 
 TRUNK = Path(__file__).resolve().parents[1] / "weights" / "mobilenet_v2_trunk.pt"
 BLOCKS = 14  # MobileNetV2's features[:14]: strides up to 16, 96 channels
@@ -121,7 +123,13 @@ def face_texture(image: np.ndarray, face_box, landmarks: np.ndarray) -> np.ndarr
         return load_trunk()(chip[None]).numpy()[0].astype(np.float32)
 
 
-def face_features(image: np.ndarray, face_box, landmarks) -> np.ndarray:
-    """(``FEATURE_SIZE``,) face features of an RGB photo's face: dlib's descriptor, then the texture features."""
+def face_features(
+    image: np.ndarray, face_box, landmarks, view: FaceView = FaceView(texture=True)
+) -> np.ndarray:
+    """(``view.width``,) face features of an RGB photo's face: dlib's descriptor at each of the view's borders,
+    then the texture features if the view has them (the default view: the descriptor at 0.25 and the texture)."""
     points = np.asarray(landmarks, np.float64)
-    return np.concatenate([face_descriptor(image, face_box, points), face_texture(image, face_box, points)])
+    parts = [face_descriptor(image, face_box, points, padding) for padding in view.paddings]
+    if view.texture:
+        parts.append(face_texture(image, face_box, points))
+    return np.concatenate(parts).astype(np.float32)
