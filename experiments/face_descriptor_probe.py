@@ -44,15 +44,7 @@ from irisgan.extraction.faces import face_descriptor
 from irisgan.extraction.manifest import read_manifest
 from irisgan.extraction.texture import face_features
 from irisgan.inference import DecisionRule
-from irisgan.models.face_cue import (
-    DESCRIPTOR_SIZE,
-    NEIGHBOURS,
-    PROBES,
-    FaceView,
-    balanced_weights,
-    fit_face_cue,
-    logit,
-)
+from irisgan.models.face_cue import DESCRIPTOR_SIZE, NEIGHBOURS, FaceView, fit_face_cue, logit
 from irisgan.plots import plot_rocs
 from irisgan.training.metrics import choose_threshold, source_threshold, uncertain_band
 
@@ -108,8 +100,6 @@ def fold_measures(
     source_fpr: float = 0.05,
     face_weight: float = 1.0,
     neighbours: int = NEIGHBOURS,
-    balance: bool = False,
-    probe: str = "logistic",
     paddings: tuple[float, ...] = (0.25,),
 ) -> dict[str, dict] | None:
     """Test scores of the descriptor probe, the RAN and their sum, with thresholds from validation. Several
@@ -130,19 +120,7 @@ def fold_measures(
     y = lambda rows: np.array([int(r["label"]) for r in rows if r["photo"] in desc])  # noqa: E731
     ran_val = ensemble([ran_val_scores(f, csvs["val"]) for f in runs])
     kv, kt = keep(val), keep(test)
-    groups = np.array([r.get("generator") or "" for r in fit if r["photo"] in desc])
-    weights = balanced_weights(y(fit), groups) if balance else None
-    cue = fit_face_cue(
-        x(fit),
-        y(fit),
-        x(val),
-        ran_val[kv],
-        l2,
-        neighbours,
-        sample_weight=weights,
-        probe=probe,
-        paddings=paddings,
-    )
+    cue = fit_face_cue(x(fit), y(fit), x(val), ran_val[kv], l2, neighbours, paddings=paddings)
     face_val, face_test = cue.face_part(x(val)), cue.face_part(x(test))
     ran_val_l, ran_test_l = logit(ran_val[kv]), logit(ran_test[kt])
     # the shipped fusion adds the standardised parts alike (face_weight 1); another weight tilts it
@@ -274,16 +252,6 @@ def main() -> None:
         "0.25,0.1,0 (default 0.25: dlib's own, one descriptor)",
     )
     parser.add_argument(
-        "--probe",
-        choices=PROBES,
-        help="the variant's first part of the cue: a logistic regression (default) or small MLPs",
-    )
-    parser.add_argument(
-        "--balance",
-        action="store_true",
-        help="the variant's logistic regression weighs each generator family and real source alike",
-    )
-    parser.add_argument(
         "--ensemble",
         action="store_true",
         help="score each fold's seeds as one iris ensemble (the mean of their logits), as the shipped detector "
@@ -306,14 +274,12 @@ def main() -> None:
     print(f"{len(desc)} photos with a descriptor", flush=True)
     methods = ("face", "ran", "fused")
     variant = None
-    tweaks = (args.padding, args.l2, args.face_weight, args.neighbours, args.probe, args.crops)
-    if args.texture or args.balance or any(t is not None for t in tweaks):
+    tweaks = (args.padding, args.l2, args.face_weight, args.neighbours, args.crops)
+    if args.texture or any(t is not None for t in tweaks):
         variant = f"padding {args.padding or 0.25}" + (f", L2 {args.l2:g}" if args.l2 is not None else "")
         variant += f", face weight {args.face_weight:g}" if args.face_weight is not None else ""
         variant += f", k {args.neighbours}" if args.neighbours is not None else ""
         variant += ", with texture" if args.texture else ""
-        variant += ", families and sources balanced" if args.balance else ""
-        variant += f", {args.probe} probe" if args.probe else ""
         variant += f", crops {args.crops}" if args.crops else ""
         view = FaceView.parse(args.crops or "0.25", args.texture)
         if args.padding and view.paddings != (0.25,):
@@ -333,8 +299,8 @@ def main() -> None:
         if variant:
             other = fold_measures(
                 folder, desc_v, 1e-3 if args.l2 is None else args.l2, args.source_fpr, args.face_weight or 1.0,
-                NEIGHBOURS if args.neighbours is None else args.neighbours, args.balance,
-                args.probe or "logistic", view.paddings if not args.padding else (0.25,),
+                NEIGHBOURS if args.neighbours is None else args.neighbours,
+                view.paddings if not args.padding else (0.25,),
             )  # fmt: skip
             measures.update(face_v=other["face"], fused_v=other["fused"])
         if fold in REAL_SOURCES:
@@ -498,8 +464,6 @@ def main() -> None:
             + (f"_face{args.face_weight:g}" if args.face_weight is not None else "")
             + (f"_k{args.neighbours}" if args.neighbours is not None else "")
             + ("_texture" if args.texture else "")
-            + ("_balanced" if args.balance else "")
-            + (f"_{args.probe}" if args.probe else "")
             + (f"_crops{args.crops.replace(',', '_')}" if args.crops else "")
         )
     (RESULTS / f"{name}.md").write_text(text)

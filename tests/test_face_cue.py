@@ -10,6 +10,7 @@ from irisgan.models.face_cue import (
     FEATURE_SIZE,
     TEXTURE_SIZE,
     FaceCue,
+    FaceView,
     fit_face_cue,
     fit_logistic,
     logit,
@@ -134,3 +135,42 @@ def test_texture_features_add_a_third_standardised_part_and_travel_in_a_weights_
     np.testing.assert_allclose(without.face_logits(val), without.face_logits(val[:, :DESCRIPTOR_SIZE]))
     with pytest.raises(ValueError, match="128 or 280 wide"):
         fit_face_cue(fit[:, :200], labels, val, ran_p)
+
+
+def test_a_cue_of_several_crops_reads_their_descriptors_side_by_side_and_only_its_own_view():
+    rng = np.random.default_rng(4)
+
+    def crops(n: int, shift: float) -> np.ndarray:  # the class shows in the second crop's descriptor only
+        x = rng.normal(0.0, 0.05, (n, 3 * DESCRIPTOR_SIZE))
+        x[:, DESCRIPTOR_SIZE : DESCRIPTOR_SIZE + 3] += shift
+        return x
+
+    fit, val = np.r_[crops(150, 0.0), crops(150, 0.3)], np.r_[crops(40, 0.0), crops(40, 0.3)]
+    labels, ran_p = np.r_[np.zeros(150), np.ones(150)], rng.uniform(0.1, 0.9, 80)
+    view = FaceView.parse("0.25,0.1,0")
+    assert view.paddings == (0.25, 0.1, 0.0) and view.width == 3 * DESCRIPTOR_SIZE and not view.texture
+    assert view.cache_name == "face_features_p0.25_0.1_0.npz"
+    assert FaceView().cache_name == "face_descriptors.npz"
+    assert FaceView(texture=True).cache_name == "face_features.npz"
+    assert FaceView((0.25, 0.1), texture=True).width == 2 * DESCRIPTOR_SIZE + TEXTURE_SIZE
+    cue = fit_face_cue(fit, labels, val, ran_p, k=5, paddings=view.paddings)
+    assert cue.view == view and cue.real_neighbours.shape == (150, 3 * DESCRIPTOR_SIZE)
+    y = torch.tensor(np.r_[np.zeros(40), np.ones(40)]).long()
+    assert float(binary_auroc(torch.tensor(cue.face_part(val)), y)) > 0.95  # the second crop was read
+    buf = io.BytesIO()
+    torch.save({"face_cue": cue.to_dict()}, buf)
+    buf.seek(0)
+    again = FaceCue(**torch.load(buf, weights_only=True)["face_cue"])
+    assert again.view == view
+    np.testing.assert_allclose(again.face_part(val), cue.face_part(val), rtol=1e-6)
+    # another view's features are refused, never read in part
+    for width in (DESCRIPTOR_SIZE, FEATURE_SIZE, 3 * DESCRIPTOR_SIZE + TEXTURE_SIZE):
+        with pytest.raises(ValueError, match="needs \\(N, 384\\) face features"):
+            cue.face_part(np.zeros((2, width)))
+    with pytest.raises(ValueError, match="3 crop\\(s\\) are 384 or 536 wide"):
+        fit_face_cue(fit[:, :DESCRIPTOR_SIZE], labels, val, ran_p, paddings=view.paddings)
+    with pytest.raises(ValueError, match="mean, scale and weight need 128"):
+        FaceCue(**{**cue.to_dict(), "paddings": (0.25,)})
+    for bad in ("0.25,x", "0.25,0.25", "-1", "3"):
+        with pytest.raises(ValueError, match="face crops|paddings must be"):
+            FaceView.parse(bad)

@@ -121,6 +121,11 @@ def test_a_detector_with_a_face_cue_scores_the_face_in_predict_and_evaluate(tmp_
     build_ensemble([best], tmp_path / "plain.pt", val_csv=csv, face_cue=True, fit_csv=csv)
     plain = load_classifier(tmp_path / "plain.pt").face_cue
     assert plain.texture is None and plain.width == 128  # by default the descriptor's parts alone
+    build_ensemble(
+        [best], tmp_path / "crops.pt", val_csv=csv, face_cue=True, fit_csv=csv, face_crops="0.25,0"
+    )
+    crops = load_classifier(tmp_path / "crops.pt").face_cue
+    assert crops.view == FaceView((0.25, 0.0)) and crops.width == 256
     images = torch.from_numpy(
         np.stack(
             [
@@ -149,9 +154,12 @@ def test_a_detector_with_a_face_cue_scores_the_face_in_predict_and_evaluate(tmp_
     for name, record in scored.items():  # the photo's face and irises, as the pairs CSV's
         assert record["p_iris"] is not None and record["p_gan"] == pytest.approx(expected[name], abs=1e-3)
         assert record.get("face_decision") is None  # the face alone speaks only when there is no pair
-    # a cue without texture: predict describes the faces without the texture network, and scores alike
-    plain_fused = fuse_face_cue(load_classifier(tmp_path / "plain.pt"), iris_p, pair_descriptors(csv))
-    run_cli("irisgan.predict", "ckpt=plain.pt", f"images={faces}", "hydra.run.dir=pred_plain", cwd=tmp_path)
+    # a cue of two crops without texture: predict describes the faces as its view says (no texture network), and
+    # scores alike
+    plain_fused = fuse_face_cue(
+        load_classifier(tmp_path / "crops.pt"), iris_p, pair_descriptors(csv, crops.view)
+    )
+    run_cli("irisgan.predict", "ckpt=crops.pt", f"images={faces}", "hydra.run.dir=pred_plain", cwd=tmp_path)
     records = [json.loads(line) for line in (tmp_path / "pred_plain" / "predictions.jsonl").open()]
     plain_scored = {Path(r["path"]).name: r["p_gan"] for r in records if r["p_gan"] is not None}
     expected = {Path(r["source"]).name: p for r, p in zip(read_pairs_csv(csv), plain_fused, strict=True)}

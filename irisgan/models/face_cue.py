@@ -18,7 +18,7 @@ Descriptors of the same face at three borders (0.25, 0.1 and 0) side by side car
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -35,10 +35,6 @@ NEIGHBOURS = 10
 # the texture probe's L2 penalty: 152 correlated features and about a thousand training photos want more than the
 # descriptor's 1e-3 (1e-2 was the weakest of 1e-2, 0.1 and 1 tried, and the best on the held-out folds)
 TEXTURE_L2 = 1e-2
-# the optional small MLP on the descriptor (``probe="mlp"``): an average of five one-hidden-layer networks, full
-# batch AdamW; widths 64 and 256, 150-600 steps and weight decay 1e-2 or 1 scored alike on the study's folds
-MLP = {"members": 5, "hidden": 64, "steps": 300, "lr": 1e-3, "weight_decay": 1e-2, "dropout": 0.3}
-PROBES = ("logistic", "mlp")
 
 
 @dataclass(frozen=True)
@@ -97,9 +93,9 @@ class FaceCue:
     weights, bias), and a nearest-neighbour score against the training photos' descriptors (``neighbours``: the
     mean distance to the ``k`` nearest real faces minus that to the ``k`` nearest generated ones; none: left
     out), and a logistic regression on the face's texture features (``texture``: mean, scale, weight, bias; none:
-    left out). The descriptor is dlib's at each border of ``paddings``, side by side (``FaceView``); ``mlp``
-    (small networks, ``fit_mlp``) replaces the logistic regression when given. Each part, and the iris network's logit, is standardised by its mean and standard deviation on the
-    validation photos; the detector's logit is their sum.
+    left out). The descriptor is dlib's at each border of ``paddings``, side by side (``FaceView``). Each part,
+    and the iris network's logit, is standardised by its mean and standard deviation on the validation photos;
+    the detector's logit is their sum.
     """
 
     mean: list[float]
@@ -115,12 +111,7 @@ class FaceCue:
     # a logistic regression on the texture features (mean, scale, weight, bias), none: left out
     texture: Any = None
     texture_logit: tuple[float, float] = (0.0, 1.0)
-    # small MLPs on the standardised descriptor that replace the logistic regression (``fit_mlp``), none: the
-    # logistic regression
-    mlp: Any = None
-    paddings: tuple = field(
-        default=(0.25,)
-    )  # the borders of the descriptors (a cue saved before them: dlib's)
+    paddings: tuple = (0.25,)  # the borders of the descriptors (a cue saved before them: dlib's)
 
     def __post_init__(self) -> None:
         self.paddings = self.view.paddings
@@ -143,16 +134,6 @@ class FaceCue:
             )
             if min(len(self.real_neighbours), len(self.fake_neighbours)) < self.k:
                 raise ValueError(f"FaceCue: k={self.k} needs at least {self.k} neighbours of each class")
-        if self.mlp is not None:
-            self.mlp = {
-                key: torch.as_tensor(self.mlp[key], dtype=torch.float32) for key in ("w1", "b1", "w2", "b2")
-            }
-            members, hidden, width = self.mlp["w1"].shape
-            shapes = {key: tuple(v.shape) for key, v in self.mlp.items()}
-            if width != dw or shapes != {
-                "w1": (members, hidden, width), "b1": (members, hidden), "w2": (members, hidden), "b2": (members,)
-            }:  # fmt: skip
-                raise ValueError(f"FaceCue: the MLP's weights do not fit a {dw}-d descriptor: {shapes}")
 
     def to_dict(self) -> dict:
         """Plain values and tensors: what a weights-only file can hold."""
@@ -173,19 +154,20 @@ class FaceCue:
 
     def _checked(self, features: np.ndarray) -> np.ndarray:
         x = np.asarray(features, np.float64)
-        if x.ndim != 2 or x.shape[1] < self.width:
-            raise ValueError(
-                f"FaceCue: needs (N, {self.width}) face features ({self.view})" + f", got {x.shape}"
-            )
+        # dlib's one descriptor leads the descriptor-and-texture features, so a cue of it alone reads those too;
+        # any other width is another view's
+        fits = x.ndim == 2 and (
+            x.shape[1] == self.width or (self.view == FaceView() and x.shape[1] == FEATURE_SIZE)
+        )
+        if not fits:
+            raise ValueError(f"FaceCue: needs (N, {self.width}) face features ({self.view}), got {x.shape}")
         return x
 
     def face_logits(self, descriptors: np.ndarray) -> np.ndarray:
-        """The probe's logit of (N, ``view.descriptor_width``) descriptors (high: GAN): the logistic regression's,
-        or the MLPs' mean; wider face features are read up to their descriptor."""
+        """The logistic regression's logit of (N, ``view.descriptor_width``) descriptors (high: GAN); wider face
+        features are read up to their descriptor."""
         dw = self.view.descriptor_width
         x = (self._checked(descriptors)[:, :dw] - np.asarray(self.mean)) / np.asarray(self.scale)
-        if self.mlp is not None:
-            return mlp_logits(self.mlp, x)
         return x @ np.asarray(self.weight) + self.bias
 
     def texture_logits(self, features: np.ndarray) -> np.ndarray:
@@ -233,25 +215,10 @@ class FaceCue:
         return 1.0 / (1.0 + np.exp(-self.fused_logits(ran_p, descriptors)))
 
 
-def balanced_weights(labels: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """Per-example weights (mean 1) that give each class the same total weight, and within a class each group
-    (a generator family or a real source) the same share of it."""
-    labels, groups = np.asarray(labels).astype(int), np.asarray(groups)
-    w = np.zeros(len(labels))
-    for c in (0, 1):
-        in_class = labels == c
-        names = np.unique(groups[in_class])
-        for g in names:
-            m = in_class & (groups == g)
-            w[m] = 1.0 / (len(names) * m.sum())
-    return w * len(w) / w.sum()
-
-
 def fit_logistic(
-    x: np.ndarray, y: np.ndarray, l2: float = 1e-3, sample_weight: np.ndarray | None = None
+    x: np.ndarray, y: np.ndarray, l2: float = 1e-3
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """L2-regularised logistic regression on standardised features: (mean, scale, weight, bias); ``sample_weight``
-    weighs each example's loss (none: alike)."""
+    """L2-regularised logistic regression on standardised features: (mean, scale, weight, bias)."""
     x, y = np.asarray(x, np.float64), np.asarray(y)
     if len(np.unique(y)) != 2:
         raise ValueError("a logistic fit needs examples of both classes")
@@ -260,60 +227,17 @@ def fit_logistic(
     torch.nn.init.zeros_(lin.weight)
     torch.nn.init.zeros_(lin.bias)
     xt, yt = torch.tensor((x - mean) / scale), torch.tensor(y, dtype=torch.float64)
-    wt = None if sample_weight is None else torch.tensor(np.asarray(sample_weight, np.float64))
     opt = torch.optim.LBFGS(lin.parameters(), max_iter=200, line_search_fn="strong_wolfe")
 
     def closure():
         opt.zero_grad()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(lin(xt).squeeze(1), yt, weight=wt)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(lin(xt).squeeze(1), yt)
         loss = loss + l2 * lin.weight.pow(2).sum()
         loss.backward()
         return loss
 
     opt.step(closure)
     return mean, scale, lin.weight.detach().numpy()[0], float(lin.bias.detach())
-
-
-def mlp_logits(mlp: dict[str, torch.Tensor], x: np.ndarray) -> np.ndarray:
-    """The mean logit of the MLPs (``fit_mlp``'s weights) on standardised features (N, D)."""
-    xt = torch.as_tensor(np.asarray(x, np.float32))
-    hidden = torch.nn.functional.gelu(torch.einsum("nd,mhd->mnh", xt, mlp["w1"]) + mlp["b1"][:, None])
-    return (torch.einsum("mnh,mh->mn", hidden, mlp["w2"]) + mlp["b2"][:, None]).mean(0).double().numpy()
-
-
-def fit_mlp(
-    x: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None, **settings: float
-) -> dict[str, torch.Tensor]:
-    """``MLP["members"]`` one-hidden-layer networks (GELU, dropout) on standardised features, each from its own
-    seed, full-batch AdamW with weight decay: their stacked weights for ``mlp_logits``. Deterministic: the seeds
-    are fixed and the global random state is left as it was."""
-    cfg = {**MLP, **settings}
-    x, y = np.asarray(x, np.float32), np.asarray(y)
-    if len(np.unique(y)) != 2:
-        raise ValueError("an MLP fit needs examples of both classes")
-    xt, yt = torch.from_numpy(x), torch.tensor(y, dtype=torch.float32)
-    wt = None if sample_weight is None else torch.tensor(np.asarray(sample_weight, np.float32))
-    nets = []
-    with torch.random.fork_rng(devices=[]):
-        for member in range(int(cfg["members"])):
-            torch.manual_seed(member)
-            net = torch.nn.Sequential(
-                torch.nn.Linear(x.shape[1], int(cfg["hidden"])), torch.nn.GELU(),
-                torch.nn.Dropout(cfg["dropout"]), torch.nn.Linear(int(cfg["hidden"]), 1),
-            )  # fmt: skip
-            opt = torch.optim.AdamW(net.parameters(), cfg["lr"], weight_decay=cfg["weight_decay"])
-            for _ in range(int(cfg["steps"])):
-                opt.zero_grad()
-                loss = torch.nn.functional.binary_cross_entropy_with_logits(net(xt).squeeze(1), yt, weight=wt)
-                loss.backward()
-                opt.step()
-            nets.append(net)
-    return {
-        "w1": torch.stack([n[0].weight.detach() for n in nets]),
-        "b1": torch.stack([n[0].bias.detach() for n in nets]),
-        "w2": torch.stack([n[3].weight.detach()[0] for n in nets]),
-        "b2": torch.stack([n[3].bias.detach()[0] for n in nets]),
-    }
 
 
 def fit_face_cue(
@@ -324,18 +248,13 @@ def fit_face_cue(
     l2: float = 1e-3,
     k: int = NEIGHBOURS,
     texture_l2: float = TEXTURE_L2,
-    sample_weight: np.ndarray | None = None,
-    probe: str = "logistic",
     paddings: tuple[float, ...] = (0.25,),
 ) -> FaceCue:
     """Fit the probe on the training photos (and keep their descriptors as neighbours, ``k`` > 0, at most as
     many as the smaller class has), and standardise each part on the validation photos (their descriptors and
     the RAN's P(GAN) of their pairs, which neither the RAN nor the probe trained on). Face features with texture
-    (``FEATURE_SIZE`` wide) add the texture probe; 128-wide descriptors leave it out. ``probe``: the descriptor's
-    first part, a logistic regression or small MLPs (``fit_mlp``); ``sample_weight`` weighs the training photos;
-    ``paddings``: the borders of the descriptors the features hold (``FaceView``)."""
-    if probe not in PROBES:
-        raise ValueError(f"fit_face_cue: probe must be one of {PROBES}, got {probe!r}")
+    add the texture probe; descriptors alone leave it out. ``paddings``: the borders of the descriptors the features
+    hold, side by side (``FaceView``)."""
     fit_descriptors, fit_labels = np.asarray(fit_descriptors, np.float32), np.asarray(fit_labels).astype(int)
     width = fit_descriptors.shape[1] if fit_descriptors.ndim == 2 else 0
     bare, full = FaceView(paddings), FaceView(paddings, texture=True)
@@ -345,19 +264,16 @@ def fit_face_cue(
             f"(with texture), got {width}"
         )
     dw = bare.descriptor_width
-    texture = (
-        fit_logistic(fit_descriptors[:, dw:], fit_labels, texture_l2, sample_weight) if width > dw else None
-    )
+    texture = fit_logistic(fit_descriptors[:, dw:], fit_labels, texture_l2) if width > dw else None
     fit_descriptors = fit_descriptors[:, :dw]
-    mean, scale, weight, bias = fit_logistic(fit_descriptors, fit_labels, l2, sample_weight)
-    mlp = fit_mlp((fit_descriptors - mean) / scale, fit_labels, sample_weight) if probe == "mlp" else None
+    mean, scale, weight, bias = fit_logistic(fit_descriptors, fit_labels, l2)
     real, fake = fit_descriptors[fit_labels == 0], fit_descriptors[fit_labels == 1]
     k = min(int(k), len(real), len(fake))  # a small training set has fewer neighbours of a class to offer
     neighbours = (real, fake) if k else (None, None)
     cue = FaceCue(mean.tolist(), scale.tolist(), weight.tolist(), bias, k=k, real_neighbours=neighbours[0],
                   fake_neighbours=neighbours[1],
                   texture=None if texture is None else tuple(np.asarray(v).tolist() for v in texture),
-                  mlp=mlp, paddings=bare.paddings)  # fmt: skip
+                  paddings=bare.paddings)  # fmt: skip
     if k:
         knn = cue.knn_scores(val_descriptors)
         cue.knn_score = (float(knn.mean()), float(knn.std() + 1e-9))
