@@ -35,6 +35,7 @@ NEIGHBOURS = 10
 # the texture probe's L2 penalty: 152 correlated features and about a thousand training photos want more than the
 # descriptor's 1e-3 (1e-2 was the weakest of 1e-2, 0.1 and 1 tried, and the best on the held-out folds)
 TEXTURE_L2 = 1e-2
+CROSS_FIT_FOLDS = 5  # cross_fit_face_cue's parts of the validation photos
 
 
 @dataclass(frozen=True)
@@ -189,15 +190,29 @@ class FaceCue:
         ]
         return (near[0] - near[1]).double().numpy()
 
+    def parts(self, descriptors: np.ndarray) -> dict[str, np.ndarray]:
+        """The face's scores before standardisation: ``face`` (the logistic regression's logit), ``knn`` and
+        ``texture`` when the cue has them."""
+        out = {"face": self.face_logits(descriptors)}
+        if self.k:
+            out["knn"] = self.knn_scores(descriptors)
+        if self.texture is not None:
+            out["texture"] = self.texture_logits(descriptors)
+        return out
+
+    def face_part_of(self, parts: dict[str, np.ndarray]) -> np.ndarray:
+        """The sum of ``parts``' scores, each standardised by the cue's statistics of it."""
+        stats = {"face": self.face_logit, "knn": self.knn_score, "texture": self.texture_logit}
+        return sum((v - stats[name][0]) / stats[name][1] for name, v in parts.items())
+
     def face_part(self, descriptors: np.ndarray) -> np.ndarray:
         """The face's share of the detector's logit: its standardised scores, summed."""
-        (fm, fs), (km, ks), (tm, ts) = self.face_logit, self.knn_score, self.texture_logit
-        part = (self.face_logits(descriptors) - fm) / fs
-        if self.k:
-            part = part + (self.knn_scores(descriptors) - km) / ks
-        if self.texture is not None:
-            part = part + (self.texture_logits(descriptors) - tm) / ts
-        return part
+        return self.face_part_of(self.parts(descriptors))
+
+    def iris_part(self, ran_p: np.ndarray) -> np.ndarray:
+        """The irises' share of the detector's logit: the iris network's standardised logit."""
+        rm, rs = self.ran_logit
+        return (logit(ran_p) - rm) / rs
 
     def face_probability(self, descriptors: np.ndarray) -> np.ndarray:
         """The face alone as a number in [0, 1] (float32, as thresholds are stored): the sigmoid of ``face_part``,
@@ -207,8 +222,7 @@ class FaceCue:
     def fused_logits(self, ran_p: np.ndarray, descriptors: np.ndarray) -> np.ndarray:
         """The detector's logit of N photos (the iris network's P(GAN), their descriptors): the sum of the
         standardised face scores and iris logit."""
-        rm, rs = self.ran_logit
-        return self.face_part(descriptors) + (logit(ran_p) - rm) / rs
+        return self.face_part(descriptors) + self.iris_part(ran_p)
 
     def fused_probability(self, ran_p: np.ndarray, descriptors: np.ndarray) -> np.ndarray:
         """The fused score as a number in [0, 1]: the sigmoid of ``fused_logits``."""
@@ -274,13 +288,59 @@ def fit_face_cue(
                   fake_neighbours=neighbours[1],
                   texture=None if texture is None else tuple(np.asarray(v).tolist() for v in texture),
                   paddings=bare.paddings)  # fmt: skip
-    if k:
-        knn = cue.knn_scores(val_descriptors)
-        cue.knn_score = (float(knn.mean()), float(knn.std() + 1e-9))
-    if texture is not None:
-        t = cue.texture_logits(val_descriptors)
-        cue.texture_logit = (float(t.mean()), float(t.std() + 1e-9))
-    face, ran = cue.face_logits(val_descriptors), logit(val_ran_p)
-    cue.face_logit = (float(face.mean()), float(face.std() + 1e-9))
-    cue.ran_logit = (float(ran.mean()), float(ran.std() + 1e-9))
+    standardise(cue, cue.parts(val_descriptors), val_ran_p)
     return cue
+
+
+def standardise(cue: FaceCue, parts: dict[str, np.ndarray], val_ran_p: np.ndarray) -> None:
+    """Set the cue's standardisation from the validation photos' unstandardised scores (``FaceCue.parts``) and
+    the iris network's P(GAN) of their pairs."""
+    stats = lambda v: (float(np.mean(v)), float(np.std(v) + 1e-9))  # noqa: E731
+    cue.face_logit, cue.ran_logit = stats(parts["face"]), stats(logit(val_ran_p))
+    if "knn" in parts:
+        cue.knn_score = stats(parts["knn"])
+    if "texture" in parts:
+        cue.texture_logit = stats(parts["texture"])
+
+
+def cross_fit_face_cue(
+    fit_descriptors: np.ndarray,
+    fit_labels: np.ndarray,
+    val_descriptors: np.ndarray,
+    val_labels: np.ndarray,
+    val_ran_p: np.ndarray,
+    folds: int = CROSS_FIT_FOLDS,
+    **settings: Any,
+) -> tuple[FaceCue, np.ndarray]:
+    """The cue fitted on the training and the validation photos together, so that it learns from every labelled
+    face, and standardised on the validation photos' *out-of-fold* scores: the validation photos, split into
+    ``folds`` parts (each class spread evenly), are each scored by a cue fitted on the training photos and the
+    other parts. Returns the cue and those out-of-fold face parts (standardised), which stand in for the
+    validation photos' face parts wherever a threshold or a band is chosen: the cue has seen those photos, so its
+    own scores of them would be too sure. ``settings``: ``fit_face_cue``'s."""
+    val_descriptors, val_labels = np.asarray(val_descriptors, np.float32), np.asarray(val_labels).astype(int)
+    val_ran_p = np.asarray(val_ran_p)
+    if folds < 2 or min(np.bincount(val_labels, minlength=2)) < folds:
+        raise ValueError(
+            f"cross-fitting in {folds} folds needs at least {max(folds, 2)} validation photos per class"
+        )
+    rng = np.random.default_rng(0)
+    chunks = [np.concatenate(c) for c in zip(*(
+        np.array_split(rng.permutation(np.flatnonzero(val_labels == label)), folds) for label in (0, 1)
+    ), strict=True)]  # fmt: skip
+    both = lambda a, b: np.concatenate([np.asarray(a, np.float32), b])  # noqa: E731
+    out_of_fold: dict[str, np.ndarray] = {}
+    for chunk in chunks:
+        rest = np.setdiff1d(np.arange(len(val_labels)), chunk)
+        part = fit_face_cue(
+            both(fit_descriptors, val_descriptors[rest]), np.r_[fit_labels, val_labels[rest]],
+            val_descriptors[rest], val_ran_p[rest], **settings,
+        ).parts(val_descriptors[chunk])  # fmt: skip
+        for name, v in part.items():
+            out_of_fold.setdefault(name, np.zeros(len(val_labels)))[chunk] = v
+    cue = fit_face_cue(
+        both(fit_descriptors, val_descriptors), np.r_[fit_labels, val_labels], val_descriptors, val_ran_p,
+        **settings,
+    )  # fmt: skip
+    standardise(cue, out_of_fold, val_ran_p)
+    return cue, cue.face_part_of(out_of_fold)
