@@ -48,7 +48,6 @@ from irisgan.models.face_cue import (
     DESCRIPTOR_SIZE,
     NEIGHBOURS,
     FaceView,
-    cross_fit_face_cue,
     fit_face_cue,
     logit,
 )
@@ -108,7 +107,6 @@ def fold_measures(
     face_weight: float = 1.0,
     neighbours: int = NEIGHBOURS,
     paddings: tuple[float, ...] = (0.25,),
-    cross_fit: int = 0,
 ) -> dict[str, dict] | None:
     """Test scores of the descriptor probe, the RAN and their sum, with thresholds from validation. Several
     run folders of one fold (its seeds, one split) are scored as one iris ensemble: the mean of their logits."""
@@ -128,14 +126,8 @@ def fold_measures(
     y = lambda rows: np.array([int(r["label"]) for r in rows if r["photo"] in desc])  # noqa: E731
     ran_val = ensemble([ran_val_scores(f, csvs["val"]) for f in runs])
     kv, kt = keep(val), keep(test)
-    if cross_fit:  # the cue learns from the validation photos too; their scores are out-of-fold
-        cue, face_val = cross_fit_face_cue(
-            x(fit), y(fit), x(val), y(val), ran_val[kv], cross_fit, l2=l2, k=neighbours, paddings=paddings
-        )
-    else:
-        cue = fit_face_cue(x(fit), y(fit), x(val), ran_val[kv], l2, neighbours, paddings=paddings)
-        face_val = cue.face_part(x(val))
-    face_test = cue.face_part(x(test))
+    cue = fit_face_cue(x(fit), y(fit), x(val), ran_val[kv], l2, neighbours, paddings=paddings)
+    face_val, face_test = cue.face_part(x(val)), cue.face_part(x(test))
     ran_val_l, ran_test_l = logit(ran_val[kv]), logit(ran_test[kt])
     # the shipped fusion adds the standardised parts alike (face_weight 1); another weight tilts it
     fused_val = face_weight * face_val + cue.iris_part(ran_val[kv])
@@ -259,13 +251,6 @@ def main() -> None:
         help="the variant's cue adds the face's texture features to the descriptor (make model MODEL_TEXTURE=1)",
     )
     parser.add_argument(
-        "--cross-fit",
-        type=int,
-        default=0,
-        help="the variant's cue learns from the fold's validation photos too, standardised and thresholded on "
-        "their out-of-fold scores in this many parts (irisgan.ensemble --cross-fit)",
-    )
-    parser.add_argument(
         "--crops",
         help="the variant's borders of the aligned faces whose descriptors the cue reads side by side, e.g. "
         "0.25,0.1,0 (default 0.25: dlib's own, one descriptor)",
@@ -294,13 +279,12 @@ def main() -> None:
     methods = ("face", "ran", "fused")
     variant = None
     tweaks = (args.padding, args.l2, args.face_weight, args.neighbours, args.crops)
-    if args.texture or args.cross_fit or any(t is not None for t in tweaks):
+    if args.texture or any(t is not None for t in tweaks):
         variant = f"padding {args.padding or 0.25}" + (f", L2 {args.l2:g}" if args.l2 is not None else "")
         variant += f", face weight {args.face_weight:g}" if args.face_weight is not None else ""
         variant += f", k {args.neighbours}" if args.neighbours is not None else ""
         variant += ", with texture" if args.texture else ""
         variant += f", crops {args.crops}" if args.crops else ""
-        variant += f", cross-fitted in {args.cross_fit}" if args.cross_fit else ""
         view = FaceView.parse(args.crops or "0.25", args.texture)
         if args.padding and view.paddings != (0.25,):
             parser.error("--padding and --crops: one or the other")
@@ -320,7 +304,7 @@ def main() -> None:
             other = fold_measures(
                 folder, desc_v, 1e-3 if args.l2 is None else args.l2, args.source_fpr, args.face_weight or 1.0,
                 NEIGHBOURS if args.neighbours is None else args.neighbours,
-                view.paddings if not args.padding else (0.25,), args.cross_fit,
+                view.paddings if not args.padding else (0.25,),
             )  # fmt: skip
             measures.update(face_v=other["face"], fused_v=other["fused"])
         if fold in REAL_SOURCES:
@@ -485,7 +469,6 @@ def main() -> None:
             + (f"_k{args.neighbours}" if args.neighbours is not None else "")
             + ("_texture" if args.texture else "")
             + (f"_crops{args.crops.replace(',', '_')}" if args.crops else "")
-            + (f"_crossfit{args.cross_fit}" if args.cross_fit else "")
         )
     (RESULTS / f"{name}.md").write_text(text)
     print(text)

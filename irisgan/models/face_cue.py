@@ -35,7 +35,6 @@ NEIGHBOURS = 10
 # the texture probe's L2 penalty: 152 correlated features and about a thousand training photos want more than the
 # descriptor's 1e-3 (1e-2 was the weakest of 1e-2, 0.1 and 1 tried, and the best on the held-out folds)
 TEXTURE_L2 = 1e-2
-CROSS_FIT_FOLDS = 5  # cross_fit_face_cue's parts of the validation photos
 
 
 @dataclass(frozen=True)
@@ -301,46 +300,3 @@ def standardise(cue: FaceCue, parts: dict[str, np.ndarray], val_ran_p: np.ndarra
         cue.knn_score = stats(parts["knn"])
     if "texture" in parts:
         cue.texture_logit = stats(parts["texture"])
-
-
-def cross_fit_face_cue(
-    fit_descriptors: np.ndarray,
-    fit_labels: np.ndarray,
-    val_descriptors: np.ndarray,
-    val_labels: np.ndarray,
-    val_ran_p: np.ndarray,
-    folds: int = CROSS_FIT_FOLDS,
-    **settings: Any,
-) -> tuple[FaceCue, np.ndarray]:
-    """The cue fitted on the training and the validation photos together, so that it learns from every labelled
-    face, and standardised on the validation photos' *out-of-fold* scores: the validation photos, split into
-    ``folds`` parts (each class spread evenly), are each scored by a cue fitted on the training photos and the
-    other parts. Returns the cue and those out-of-fold face parts (standardised), which stand in for the
-    validation photos' face parts wherever a threshold or a band is chosen: the cue has seen those photos, so its
-    own scores of them would be too sure. ``settings``: ``fit_face_cue``'s."""
-    val_descriptors, val_labels = np.asarray(val_descriptors, np.float32), np.asarray(val_labels).astype(int)
-    val_ran_p = np.asarray(val_ran_p)
-    if folds < 2 or min(np.bincount(val_labels, minlength=2)) < folds:
-        raise ValueError(
-            f"cross-fitting in {folds} folds needs at least {max(folds, 2)} validation photos per class"
-        )
-    rng = np.random.default_rng(0)
-    chunks = [np.concatenate(c) for c in zip(*(
-        np.array_split(rng.permutation(np.flatnonzero(val_labels == label)), folds) for label in (0, 1)
-    ), strict=True)]  # fmt: skip
-    both = lambda a, b: np.concatenate([np.asarray(a, np.float32), b])  # noqa: E731
-    out_of_fold: dict[str, np.ndarray] = {}
-    for chunk in chunks:
-        rest = np.setdiff1d(np.arange(len(val_labels)), chunk)
-        part = fit_face_cue(
-            both(fit_descriptors, val_descriptors[rest]), np.r_[fit_labels, val_labels[rest]],
-            val_descriptors[rest], val_ran_p[rest], **settings,
-        ).parts(val_descriptors[chunk])  # fmt: skip
-        for name, v in part.items():
-            out_of_fold.setdefault(name, np.zeros(len(val_labels)))[chunk] = v
-    cue = fit_face_cue(
-        both(fit_descriptors, val_descriptors), np.r_[fit_labels, val_labels], val_descriptors, val_ran_p,
-        **settings,
-    )  # fmt: skip
-    standardise(cue, out_of_fold, val_ran_p)
-    return cue, cue.face_part_of(out_of_fold)
