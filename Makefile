@@ -48,6 +48,8 @@ FACES_TRAIN ?= ../shared/data/faces_train/sources.csv
 MODEL_SOURCE_FPR ?= 0.03
 # MODEL_TEXTURE=1 adds the face cue's texture part (experiments/README.md, ninth round: measured, not shipped)
 MODEL_TEXTURE ?= 0
+# MODEL_CROPS=0.25,0.1,0 has the cue read the descriptors of three crops of the face (tenth round: not shipped)
+MODEL_CROPS ?= 0.25
 MODEL_SEEDS ?= 0 1 2 3
 MODEL_JOBS ?= 2
 MODEL_STAMP := $(shell date +%Y-%m-%d_%H-%M-%S)
@@ -57,7 +59,7 @@ model: $(STAMP) ## train the shipped detector on real face photos (FACES_TRAIN=C
 	  data.csv=$(FACES_TRAIN) seed={} data.split_seed=0 logger=csv runtime.num_threads=1 \
 	  '~callbacks.progress_bar' hydra.run.dir=$(MODEL_DIR)/seed{} $(ARGS)
 	$(PY) -m irisgan.ensemble $(addprefix $(MODEL_DIR)/seed,$(MODEL_SEEDS)) --face-cue --source-fpr $(MODEL_SOURCE_FPR) \
-	  $(if $(filter 1,$(MODEL_TEXTURE)),--texture) \
+	  $(if $(filter 1,$(MODEL_TEXTURE)),--texture) --face-crops $(MODEL_CROPS) \
 	  --out $(CURDIR)/irisgan/weights/ran_faces.pt
 
 cross-generator: $(STAMP) ## leave-one-generator-out study on FACES_TRAIN: experiments/results/cross_generator.md

@@ -186,6 +186,8 @@ def build_ensemble(
         if isinstance(face_crops, str)
         else FaceView(tuple(face_crops), texture)
     )
+    if not face_cue and view != FaceView():
+        raise ValueError("--texture and --face-crops shape the face cue: add --face-cue")
     resolved = [resolve_run(r) for r in runs]
     val_csv = one_csv(resolved, "val", val_csv)
     model = combine([c for c, _ in resolved])
