@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -182,9 +182,26 @@ def load_classifier(
     model.decision = hparams.get("decision")
     # A detector built with `irisgan.ensemble --face-cue` adds the face descriptor's logit to the pair's: its
     # threshold and band are those of the fused score (fuse_face_cue).
-    model.face_cue = FaceCue(**hparams["face_cue"]) if hparams.get("face_cue") else None
+    model.face_cue = load_face_cue(path, hparams.get("face_cue"))
     configure_inference(model, precision, compile)
     return model
+
+
+def load_face_cue(path, stored: dict | None) -> FaceCue | None:
+    """The detector's face cue from its stored fields, or None; a clear error for a cue this version cannot read
+    (fields it does not know: saved by another version of irisgan; or values that do not fit together)."""
+    if not stored:
+        return None
+    unknown = sorted(set(stored) - {f.name for f in fields(FaceCue)})
+    if unknown:
+        raise CheckpointError(
+            f"{path}: its face cue has fields this version of irisgan does not know ({', '.join(unknown)}); it was "
+            "saved by another version: rebuild it with irisgan.ensemble --face-cue, or use that version"
+        )
+    try:
+        return FaceCue(**stored)
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"{path}: its face cue cannot be read: {error}") from None
 
 
 def configure_inference(model: RANClassifier, precision: str = "32", compile: bool = False) -> RANClassifier:

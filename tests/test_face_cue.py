@@ -174,3 +174,19 @@ def test_a_cue_of_several_crops_reads_their_descriptors_side_by_side_and_only_it
     for bad in ("0.25,x", "0.25,0.25", "-1", "3"):
         with pytest.raises(ValueError, match="face crops|paddings must be"):
             FaceView.parse(bad)
+
+
+def test_a_stored_cue_is_read_back_and_one_from_another_version_refused_clearly():
+    from irisgan.checkpoints import CheckpointError
+    from irisgan.inference import load_face_cue
+
+    rng = np.random.default_rng(5)
+    fit = np.r_[_descriptors(60, 0.0, rng), _descriptors(60, 0.1, rng)]
+    cue = fit_face_cue(fit, np.r_[np.zeros(60), np.ones(60)], fit[::3], rng.uniform(0.1, 0.9, 40), k=3)
+    stored = cue.to_dict()
+    assert load_face_cue("det.pt", None) is None
+    np.testing.assert_allclose(load_face_cue("det.pt", stored).face_part(fit), cue.face_part(fit))
+    with pytest.raises(CheckpointError, match="det.pt: its face cue has fields .*\\(mlp\\).*another version"):
+        load_face_cue("det.pt", {**stored, "mlp": None})
+    with pytest.raises(CheckpointError, match="det.pt: its face cue cannot be read: .*128 values"):
+        load_face_cue("det.pt", {**stored, "mean": [0.0]})
