@@ -45,7 +45,6 @@ from irisgan.extraction.manifest import read_manifest
 from irisgan.extraction.texture import face_features
 from irisgan.inference import DecisionRule
 from irisgan.models.face_cue import (
-    DESCRIPTOR_SIZE,
     NEIGHBOURS,
     FaceView,
     fit_face_cue,
@@ -57,11 +56,10 @@ from irisgan.training.metrics import choose_threshold, source_threshold, uncerta
 RESULTS = ROOT / "experiments" / "results"
 
 
-def descriptors(
-    cache: Path, padding: float = 0.25, view: FaceView = FaceView(texture=True)
-) -> dict[str, np.ndarray]:
-    """Photo path -> face features (descriptor and texture), for every photo of the extractor's manifest with 68
-    landmarks (cached in the extraction folder, as ``ensemble --face-cue`` caches them): what ``view`` names. Another
+def descriptors(cache: Path, padding: float = 0.25, view: FaceView = FaceView()) -> dict[str, np.ndarray]:
+    """Photo path -> face features, for every photo of the extractor's manifest with 68 landmarks (cached in the
+    extraction folder, as ``ensemble --face-cue`` caches them): what ``view`` names, by default the shipped cue's
+    descriptor alone, so that no texture is computed for it. Another
     ``padding`` than dlib's 0.25 (more of the head and the background around the aligned face) has a cache of its
     own, and the descriptor alone."""
     records = [r for r in read_manifest(cache).values() if r.get("landmarks") and r.get("face_box")]
@@ -199,7 +197,7 @@ def robustness(folder: Path, manifest: Path, desc: dict[str, np.ndarray]) -> lis
             image = degrade(cv2.cvtColor(cv2.imread(r["photo"]), cv2.COLOR_BGR2RGB), name, rng)
             scale = value if kind == "shrink" else 1.0  # the landmarks follow the photo's size
             box, points = np.asarray(d["face_box"]) * scale, np.asarray(d["landmarks"]) * scale
-            scores.append(face_features(image, box, points))
+            scores.append(face_features(image, box, points, FaceView()))
         s_deg = cue.face_part(np.stack(scores))
         gan = y == 1
         caught = gan & (clean >= thr)
@@ -274,7 +272,7 @@ def main() -> None:
     first = next(run(s, f) for s in seeds for f in folds if (run(s, f) / "metrics.json").is_file())
     fit_csv = _project_path(first, json.loads((first / "metrics.json").read_text())["data_csvs"]["fit"])
     cache = args.cache or fit_csv.parents[2]
-    desc = {p: v[:DESCRIPTOR_SIZE] for p, v in descriptors(cache).items()}  # the shipped cue: the descriptor
+    desc = descriptors(cache)  # the shipped cue: the descriptor
     print(f"{len(desc)} photos with a descriptor", flush=True)
     methods = ("face", "ran", "fused")
     variant = None

@@ -47,7 +47,7 @@ from irisgan.data.degrade import degrade
 from irisgan.extraction.descriptors import photo_descriptors
 from irisgan.extraction.manifest import read_manifest
 from irisgan.extraction.texture import CHIP, face_texture, load_trunk
-from irisgan.models.face_cue import DESCRIPTOR_SIZE, TEXTURE_L2, fit_face_cue, fit_logistic, logit
+from irisgan.models.face_cue import TEXTURE_L2, fit_face_cue, fit_logistic, logit
 
 RESULTS = study.ROOT / "experiments" / "results"
 COPIES = ("blur2", "resize0.25")  # processed copies of each photo (irisgan.data.degrade)
@@ -239,7 +239,7 @@ def main() -> None:
     first = next(f for f in folders.values() if (f / "metrics.json").is_file())
     fit_csv = json.loads((first / "metrics.json").read_text())["data_csvs"]["fit"]
     cache = study._project_path(first, fit_csv).parents[2]
-    desc = {p: v[:DESCRIPTOR_SIZE] for p, v in descriptors(cache).items()}  # the descriptor alone
+    desc = descriptors(cache)  # the descriptor alone
     blocks = features(cache)
     auc: dict[tuple[str, str], float] = {}
     shift: dict[tuple[str, str], float] = {}

@@ -199,14 +199,11 @@ class FaceCue:
             out["texture"] = self.texture_logits(descriptors)
         return out
 
-    def face_part_of(self, parts: dict[str, np.ndarray]) -> np.ndarray:
-        """The sum of ``parts``' scores, each standardised by the cue's statistics of it."""
-        stats = {"face": self.face_logit, "knn": self.knn_score, "texture": self.texture_logit}
-        return sum((v - stats[name][0]) / stats[name][1] for name, v in parts.items())
-
     def face_part(self, descriptors: np.ndarray) -> np.ndarray:
-        """The face's share of the detector's logit: its standardised scores, summed."""
-        return self.face_part_of(self.parts(descriptors))
+        """The face's share of the detector's logit: its scores (``parts``), each standardised by the cue's
+        statistics of it, summed."""
+        stats = {"face": self.face_logit, "knn": self.knn_score, "texture": self.texture_logit}
+        return sum((v - stats[name][0]) / stats[name][1] for name, v in self.parts(descriptors).items())
 
     def iris_part(self, ran_p: np.ndarray) -> np.ndarray:
         """The irises' share of the detector's logit: the iris network's standardised logit."""
