@@ -1,6 +1,6 @@
 """Probe: does a pretrained face network's identity descriptor (and, with ``--texture``, the face's texture in an
-ImageNet network's early layers) tell GAN faces from real ones on the families and sources the study holds out,
-and does it add to the RAN's iris score?
+ImageNet network's early layers; with ``--inner``, the inner layers of the face network) tell GAN faces from
+real ones on the families and sources the study holds out, and does it add to the RAN's iris score?
 
     python experiments/face_descriptor_probe.py --runs outputs/experiments/generalisation --variant context
 
@@ -249,6 +249,12 @@ def main() -> None:
         help="the variant's cue adds the face's texture features to the descriptor (make model MODEL_TEXTURE=1)",
     )
     parser.add_argument(
+        "--inner",
+        action="store_true",
+        help="the variant's cue adds the inner features of dlib's face network to the descriptor "
+        "(irisgan.extraction.face_net)",
+    )
+    parser.add_argument(
         "--crops",
         help="the variant's borders of the aligned faces whose descriptors the cue reads side by side, e.g. "
         "0.25,0.1,0 (default 0.25: dlib's own, one descriptor)",
@@ -277,13 +283,14 @@ def main() -> None:
     methods = ("face", "ran", "fused")
     variant = None
     tweaks = (args.padding, args.l2, args.face_weight, args.neighbours, args.crops)
-    if args.texture or any(t is not None for t in tweaks):
+    if args.texture or args.inner or any(t is not None for t in tweaks):
         variant = f"padding {args.padding or 0.25}" + (f", L2 {args.l2:g}" if args.l2 is not None else "")
         variant += f", face weight {args.face_weight:g}" if args.face_weight is not None else ""
         variant += f", k {args.neighbours}" if args.neighbours is not None else ""
         variant += ", with texture" if args.texture else ""
+        variant += ", with the face network's inner features" if args.inner else ""
         variant += f", crops {args.crops}" if args.crops else ""
-        view = FaceView.parse(args.crops or "0.25", args.texture)
+        view = FaceView.parse(args.crops or "0.25", args.texture, args.inner)
         if args.padding and view.paddings != (0.25,):
             parser.error("--padding and --crops: one or the other")
         desc_v = descriptors(cache, args.padding or 0.25, view)
@@ -351,7 +358,8 @@ def main() -> None:
         f"fold's training photos: a logistic regression and a {NEIGHBOURS}-nearest-neighbour score on dlib's 128-d face",
         "descriptor, each standardised on the validation photos, summed; `ran`: the fold's run; `fused`: the sum",
         "of the face part and the RAN's standardised logit, as the shipped detector scores. `--texture` (the",
-        "variant columns `face_v`, `fused_v`) adds a logistic regression on the face's texture features.",
+        "variant columns `face_v`, `fused_v`) adds a logistic regression on the face's texture features, `--inner`",
+        "one on the inner features of dlib's face network (`irisgan.extraction.face_net`).",
         f"Command: `python experiments/face_descriptor_probe.py --runs RUNS --variant {args.variant} --seeds",
         f"{args.seeds}{' --source-fpr ' + format(args.source_fpr, 'g') if args.source_fpr != 0.05 else ''}"
         f"{' --ensemble' if args.ensemble else ''}`{' with a variant: see the last comparisons' if variant else ''}.",
@@ -466,6 +474,7 @@ def main() -> None:
             + (f"_face{args.face_weight:g}" if args.face_weight is not None else "")
             + (f"_k{args.neighbours}" if args.neighbours is not None else "")
             + ("_texture" if args.texture else "")
+            + ("_inner" if args.inner else "")
             + (f"_crops{args.crops.replace(',', '_')}" if args.crops else "")
         )
     (RESULTS / f"{name}.md").write_text(text)

@@ -170,6 +170,7 @@ def build_ensemble(
     source_fpr: float | None = None,
     texture: bool = False,
     face_crops: str | tuple[float, ...] = (0.25,),
+    inner: bool = False,
 ) -> dict:
     """Combine the runs, choose the threshold and the uncertain band on the validation pairs, write ``out``.
 
@@ -177,17 +178,19 @@ def build_ensemble(
     photos of the runs' training pairs (``fit_csv``); threshold and band are then the fused score's. ``texture``:
     the cue's texture part too (``irisgan.extraction.texture``; measured, not shipped: experiments/README.md,
     ninth round), else the descriptor's parts alone. ``face_crops``: the borders of the aligned faces whose
-    descriptors the cue reads side by side (``FaceView``; "0.25,0.1,0" or a tuple).
+    descriptors the cue reads side by side (``FaceView``; "0.25,0.1,0" or a tuple). ``inner``: the cue's part
+    on the inner features of dlib's network too (``irisgan.extraction.face_net``; experiments/README.md, eleventh
+    round).
     ``source_fpr``: the threshold holds every real source of the validation pairs (their ``generator`` column)
     to at most this false-positive rate (``source_threshold``) instead of the G-mean's balance.
     """
     view = (
-        FaceView.parse(face_crops, texture)
+        FaceView.parse(face_crops, texture, inner)
         if isinstance(face_crops, str)
-        else FaceView(tuple(face_crops), texture)
+        else FaceView(tuple(face_crops), texture, inner)
     )
     if not face_cue and view != FaceView():
-        raise ValueError("--texture and --face-crops shape the face cue: add --face-cue")
+        raise ValueError("--texture, --face-inner and --face-crops shape the face cue: add --face-cue")
     resolved = [resolve_run(r) for r in runs]
     val_csv = one_csv(resolved, "val", val_csv)
     model = combine([c for c, _ in resolved])
@@ -306,6 +309,12 @@ def main(argv: list[str] | None = None) -> None:
         "families but is fooled by blurred, resampled and super-resolved photos)",
     )
     parser.add_argument(
+        "--face-inner",
+        action="store_true",
+        help="--face-cue with a part on the inner layers of dlib's face network beside the descriptor's "
+        "(make model's default)",
+    )
+    parser.add_argument(
         "--face-crops",
         default="0.25",
         help="--face-cue: the borders of the aligned faces whose descriptors it reads side by side, comma-separated "
@@ -324,7 +333,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")
     metrics = build_ensemble(
         args.runs, args.out, args.val_csv, args.precision, args.spread_quantile, args.face_cue, args.fit_csv,
-        args.source_fpr, args.texture, args.face_crops,
+        args.source_fpr, args.texture, args.face_crops, args.face_inner,
     )  # fmt: skip
     log.info(
         "%d runs -> %s: val AUROC %.4f (iris alone %.4f; members %s), threshold %.4f",

@@ -67,6 +67,8 @@ def test_members_of_other_splits_or_one_run_are_refused(tmp_path, smoke_run):
     # the face cue's options without the cue, and borders that are no crops, say so before any work
     with pytest.raises(ValueError, match="add --face-cue"):
         build_ensemble([best], tmp_path / "x.pt", val_csv=VAL_CSV, face_crops="0.25,0.1")
+    with pytest.raises(ValueError, match="add --face-cue"):
+        build_ensemble([best], tmp_path / "x.pt", val_csv=VAL_CSV, inner=True)
     with pytest.raises(ValueError, match="face crops '0.25;0.1'"):
         build_ensemble([best], tmp_path / "x.pt", val_csv=VAL_CSV, face_cue=True, face_crops="0.25;0.1")
 

@@ -8,6 +8,7 @@ from torchmetrics.functional.classification import binary_auroc
 from irisgan.models.face_cue import (
     DESCRIPTOR_SIZE,
     FEATURE_SIZE,
+    INNER_SIZE,
     TEXTURE_SIZE,
     FaceCue,
     FaceView,
@@ -133,8 +134,58 @@ def test_texture_features_add_a_third_standardised_part_and_travel_in_a_weights_
     with pytest.raises(ValueError, match=f"needs \\(N, {FEATURE_SIZE}\\) face features"):
         cue.face_part(val[:, :DESCRIPTOR_SIZE])
     np.testing.assert_allclose(without.face_logits(val), without.face_logits(val[:, :DESCRIPTOR_SIZE]))
-    with pytest.raises(ValueError, match="128 or 280 wide"):
+    with pytest.raises(ValueError, match="128, 280, 1600, 1752 wide"):
         fit_face_cue(fit[:, :200], labels, val, ran_p)
+
+
+def test_inner_features_add_a_standardised_part_of_their_own_after_the_texture():
+    rng = np.random.default_rng(5)
+
+    def features(
+        n: int, shift: float, texture: bool
+    ) -> np.ndarray:  # the class shows in the inner block only
+        inner = rng.normal(0.0, 1.0, (n, INNER_SIZE))
+        inner[:, -20:] += shift
+        blocks = [rng.normal(0.0, 0.05, (n, DESCRIPTOR_SIZE))] + [
+            rng.normal(0.0, 1.0, (n, TEXTURE_SIZE))
+        ] * texture
+        return np.concatenate([*blocks, inner], axis=1)
+
+    labels, ran_p = np.r_[np.zeros(150), np.ones(150)], rng.uniform(0.1, 0.9, 80)
+    y = torch.tensor(np.r_[np.zeros(40), np.ones(40)]).long()
+    for texture in (False, True):
+        fit = np.r_[features(150, 0.0, texture), features(150, 2.0, texture)]
+        val = np.r_[features(40, 0.0, texture), features(40, 2.0, texture)]
+        cue = fit_face_cue(fit, labels, val, ran_p, k=5)
+        view = FaceView(texture=texture, inner=True)
+        assert (
+            cue.view == view
+            and cue.width == view.width == fit.shape[1]
+            and (cue.texture is not None) == texture
+        )
+        assert view.cache_name == (
+            "face_features_p0.25_texture_inner.npz" if texture else "face_features_p0.25_inner.npz"
+        )
+        inner = cue.inner_logits(val)
+        np.testing.assert_allclose(cue.inner_logit, (inner.mean(), inner.std()), rtol=1e-6)
+        assert float(binary_auroc(torch.tensor(inner), y)) > 0.9  # the inner probe found its coordinates
+        without = FaceCue(**{**cue.to_dict(), "inner": None})
+        np.testing.assert_allclose(
+            cue.face_part(val),
+            without.face_part(val[:, : without.width]) + (inner - inner.mean()) / inner.std(),
+            rtol=1e-5,
+            atol=1e-6,
+        )
+        buf = io.BytesIO()
+        torch.save({"face_cue": cue.to_dict()}, buf)
+        buf.seek(0)
+        again = FaceCue(**torch.load(buf, weights_only=True)["face_cue"])
+        assert again.view == view
+        np.testing.assert_allclose(again.face_part(val), cue.face_part(val), rtol=1e-6)
+        with pytest.raises(ValueError, match=f"needs \\(N, {view.width}\\) face features"):
+            cue.face_part(val[:, :-1])
+    with pytest.raises(ValueError, match="inner probe needs 1472 values"):
+        FaceCue(**{**cue.to_dict(), "inner": ([0.0], [1.0], [0.0], 0.0)})
 
 
 def test_a_cue_of_several_crops_reads_their_descriptors_side_by_side_and_only_its_own_view():
@@ -167,7 +218,7 @@ def test_a_cue_of_several_crops_reads_their_descriptors_side_by_side_and_only_it
     for width in (DESCRIPTOR_SIZE, FEATURE_SIZE, 3 * DESCRIPTOR_SIZE + TEXTURE_SIZE):
         with pytest.raises(ValueError, match="needs \\(N, 384\\) face features"):
             cue.face_part(np.zeros((2, width)))
-    with pytest.raises(ValueError, match="3 crop\\(s\\) are 384 or 536 wide"):
+    with pytest.raises(ValueError, match="3 crop\\(s\\) are 384, 536, 1856, 2008 wide"):
         fit_face_cue(fit[:, :DESCRIPTOR_SIZE], labels, val, ran_p, paddings=view.paddings)
     with pytest.raises(ValueError, match="mean, scale and weight need 128"):
         FaceCue(**{**cue.to_dict(), "paddings": (0.25,)})

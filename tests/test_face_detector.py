@@ -18,7 +18,7 @@ from irisgan.extraction import descriptors
 from irisgan.extraction.descriptors import MissingFaceError, pair_descriptors
 from irisgan.extraction.faces import FaceLandmarker
 from irisgan.inference import DecisionRule, fuse_face_cue, load_classifier, score_pairs
-from irisgan.models.face_cue import DESCRIPTOR_SIZE, FEATURE_SIZE, FaceView
+from irisgan.models.face_cue import DESCRIPTOR_SIZE, FEATURE_SIZE, INNER_SIZE, FaceView
 from irisgan.training.metrics import report_from_scores, source_threshold
 from tests.conftest import FACES, run_cli
 from tests.test_iris_quality import hide_eyes
@@ -122,10 +122,16 @@ def test_a_detector_with_a_face_cue_scores_the_face_in_predict_and_evaluate(tmp_
     plain = load_classifier(tmp_path / "plain.pt").face_cue
     assert plain.texture is None and plain.width == 128  # by default the descriptor's parts alone
     build_ensemble(
-        [best], tmp_path / "crops.pt", val_csv=csv, face_cue=True, fit_csv=csv, face_crops="0.25,0"
+        [best],
+        tmp_path / "crops.pt",
+        val_csv=csv,
+        face_cue=True,
+        fit_csv=csv,
+        face_crops="0.25,0",
+        inner=True,
     )
     crops = load_classifier(tmp_path / "crops.pt").face_cue
-    assert crops.view == FaceView((0.25, 0.0)) and crops.width == 256
+    assert crops.view == FaceView((0.25, 0.0), inner=True) and crops.width == 256 + INNER_SIZE
     images = torch.from_numpy(
         np.stack(
             [
@@ -154,8 +160,8 @@ def test_a_detector_with_a_face_cue_scores_the_face_in_predict_and_evaluate(tmp_
     for name, record in scored.items():  # the photo's face and irises, as the pairs CSV's
         assert record["p_iris"] is not None and record["p_gan"] == pytest.approx(expected[name], abs=1e-3)
         assert record.get("face_decision") is None  # the face alone speaks only when there is no pair
-    # a cue of two crops without texture: predict describes the faces as its view says (no texture network), and
-    # scores alike
+    # a cue of two crops and the face network's inner features, without texture: predict describes the faces as
+    # its view says (no texture network), and scores alike
     plain_fused = fuse_face_cue(
         load_classifier(tmp_path / "crops.pt"), iris_p, pair_descriptors(csv, crops.view)
     )

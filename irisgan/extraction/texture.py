@@ -14,8 +14,8 @@ The weights (``irisgan/weights/mobilenet_v2_trunk.pt``, 2.2 MB) are those 14 blo
 ``MobileNet_V2_Weights.IMAGENET1K_V1`` (``mobilenet_v2-b0353104.pth``, BSD-3-Clause, trained on ImageNet-1k),
 cut by ``export_trunk``: nothing is downloaded at run time.
 
-``face_features`` joins the views a cue names (its ``FaceView``: dlib's descriptor at one or more borders, and the
-texture or not) into what it reads of a photo.
+``face_features`` joins the views a cue names (its ``FaceView``: dlib's descriptor at one or more borders, the
+texture or not, the inner features of dlib's network or not) into what it reads of a photo.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from irisgan.extraction.face_net import face_inner
 from irisgan.extraction.faces import face_descriptor
 from irisgan.models.face_cue import FaceView
 
@@ -127,9 +128,12 @@ def face_features(
     image: np.ndarray, face_box, landmarks, view: FaceView = FaceView(texture=True)
 ) -> np.ndarray:
     """(``view.width``,) face features of an RGB photo's face: dlib's descriptor at each of the view's borders,
-    then the texture features if the view has them (the default view: the descriptor at 0.25 and the texture)."""
+    then the texture features and the inner features of dlib's network (``face_net``) if the view has them (the
+    default view: the descriptor at 0.25 and the texture)."""
     points = np.asarray(landmarks, np.float64)
     parts = [face_descriptor(image, face_box, points, padding) for padding in view.paddings]
     if view.texture:
         parts.append(face_texture(image, face_box, points))
+    if view.inner:
+        parts.append(face_inner(image, face_box, points))
     return np.concatenate(parts).astype(np.float32)

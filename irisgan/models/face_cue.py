@@ -29,21 +29,26 @@ TEXTURE_SIZE = (
     152  # irisgan.extraction.texture.TEXTURE_SIZE (kept here: this module needs no torchvision model)
 )
 FEATURE_SIZE = DESCRIPTOR_SIZE + TEXTURE_SIZE
+INNER_SIZE = 1472  # irisgan.extraction.face_net.INNER_SIZE: the five stages' means and standard deviations
 # neighbours of the nearest-neighbour score: 3, 5 and 10 each lifted the study's held-out folds over the logistic
 # regression alone; 10 kept every held-out real source at 10% false positives or fewer (experiments/README.md)
 NEIGHBOURS = 10
 # the texture probe's L2 penalty: 152 correlated features and about a thousand training photos want more than the
 # descriptor's 1e-3 (1e-2 was the weakest of 1e-2, 0.1 and 1 tried, and the best on the held-out folds)
 TEXTURE_L2 = 1e-2
+# the inner probe's: 1,472 features; 1e-3, 1e-2 and 0.1 gave the study's folds alike (experiments/README.md)
+INNER_L2 = 1e-2
 
 
 @dataclass(frozen=True)
 class FaceView:
     """What a face cue reads of a photo's face: dlib's descriptor at each border of ``paddings`` (the aligned
-    face's margin as a share of its size; 0.25 is dlib's own), then, with ``texture``, the texture features."""
+    face's margin as a share of its size; 0.25 is dlib's own), then, with ``texture``, the texture features, then, with ``inner``, the inner features of dlib's
+    network (``extraction.face_net``)."""
 
     paddings: tuple[float, ...] = (0.25,)
     texture: bool = False
+    inner: bool = False
 
     def __post_init__(self) -> None:
         pads = tuple(float(p) for p in self.paddings)
@@ -51,6 +56,7 @@ class FaceView:
             raise ValueError(f"FaceView: paddings must be distinct borders in [0, 2], got {self.paddings}")
         object.__setattr__(self, "paddings", pads)
         object.__setattr__(self, "texture", bool(self.texture))
+        object.__setattr__(self, "inner", bool(self.inner))
 
     @property
     def descriptor_width(self) -> int:
@@ -59,25 +65,32 @@ class FaceView:
     @property
     def width(self) -> int:
         """How many numbers the view has of a face."""
-        return self.descriptor_width + (TEXTURE_SIZE if self.texture else 0)
+        return (
+            self.descriptor_width + (TEXTURE_SIZE if self.texture else 0) + (INNER_SIZE if self.inner else 0)
+        )
 
     @property
     def cache_name(self) -> str:
         """The file beside an extraction manifest that caches the view of its photos (the two views of the first
         detectors keep their files' names)."""
-        if self.paddings == (0.25,):
+        if self.paddings == (0.25,) and not self.inner:
             return "face_features.npz" if self.texture else "face_descriptors.npz"
         pads = "_".join(f"{p:g}" for p in self.paddings)
-        return f"face_features_p{pads}" + ("_texture" if self.texture else "") + ".npz"
+        return (
+            f"face_features_p{pads}"
+            + ("_texture" if self.texture else "")
+            + ("_inner" if self.inner else "")
+            + ".npz"
+        )
 
     @classmethod
-    def parse(cls, paddings: str, texture: bool = False) -> FaceView:
+    def parse(cls, paddings: str, texture: bool = False, inner: bool = False) -> FaceView:
         """``"0.25,0.1,0"`` -> FaceView((0.25, 0.1, 0.0)); a clear error for anything else."""
         try:
             pads = tuple(float(p) for p in str(paddings).split(","))
         except ValueError:
             raise ValueError(f"face crops {paddings!r}: comma-separated borders, e.g. 0.25,0.1,0") from None
-        return cls(pads, texture)
+        return cls(pads, texture, inner)
 
 
 def logit(p: np.ndarray) -> np.ndarray:
@@ -112,6 +125,9 @@ class FaceCue:
     texture: Any = None
     texture_logit: tuple[float, float] = (0.0, 1.0)
     paddings: tuple = (0.25,)  # the borders of the descriptors (a cue saved before them: dlib's)
+    # a logistic regression on the inner features of dlib's network, none: left out
+    inner: Any = None
+    inner_logit: tuple[float, float] = (0.0, 1.0)
 
     def __post_init__(self) -> None:
         self.paddings = self.view.paddings
@@ -121,11 +137,18 @@ class FaceCue:
             raise ValueError(f"FaceCue: mean, scale and weight need {dw} values each, got {sizes}")
         self.face_logit, self.ran_logit = tuple(self.face_logit), tuple(self.ran_logit)
         self.knn_score, self.texture_logit = tuple(self.knn_score), tuple(self.texture_logit)
-        if self.texture is not None:
-            m, sc, w, b = self.texture
-            if {len(m), len(sc), len(w)} != {TEXTURE_SIZE}:
-                raise ValueError(f"FaceCue: the texture probe needs {TEXTURE_SIZE} values per vector")
-            self.texture = ([float(v) for v in m], [float(v) for v in sc], [float(v) for v in w], float(b))
+        self.inner_logit = tuple(self.inner_logit)
+        for name, size in (("texture", TEXTURE_SIZE), ("inner", INNER_SIZE)):
+            probe = getattr(self, name)
+            if probe is not None:
+                m, sc, w, b = probe
+                if {len(m), len(sc), len(w)} != {size}:
+                    raise ValueError(f"FaceCue: the {name} probe needs {size} values per vector")
+                setattr(
+                    self,
+                    name,
+                    ([float(v) for v in m], [float(v) for v in sc], [float(v) for v in w], float(b)),
+                )
         if self.k:
             # stored as tensors (a weights-only file holds no numpy arrays)
             self.real_neighbours, self.fake_neighbours = (
@@ -145,7 +168,7 @@ class FaceCue:
     @property
     def view(self) -> FaceView:
         """What the cue reads of a face."""
-        return FaceView(tuple(self.paddings), self.texture is not None)
+        return FaceView(tuple(self.paddings), self.texture is not None, self.inner is not None)
 
     @property
     def width(self) -> int:
@@ -172,10 +195,12 @@ class FaceCue:
 
     def texture_logits(self, features: np.ndarray) -> np.ndarray:
         """The texture probe's logit of (N, ``view.width``) face features (high: GAN)."""
-        m, sc, w, b = self.texture
         dw = self.view.descriptor_width
-        x = (self._checked(features)[:, dw : dw + TEXTURE_SIZE] - np.asarray(m)) / np.asarray(sc)
-        return x @ np.asarray(w) + b
+        return _linear(self.texture, self._checked(features)[:, dw : dw + TEXTURE_SIZE])
+
+    def inner_logits(self, features: np.ndarray) -> np.ndarray:
+        """The inner probe's logit of (N, ``view.width``) face features (high: GAN): their last ``INNER_SIZE``."""
+        return _linear(self.inner, self._checked(features)[:, self.width - INNER_SIZE :])
 
     def knn_scores(self, descriptors: np.ndarray) -> np.ndarray:
         """Mean distance to the ``k`` nearest real training faces minus that to the ``k`` nearest generated ones
@@ -191,18 +216,22 @@ class FaceCue:
 
     def parts(self, descriptors: np.ndarray) -> dict[str, np.ndarray]:
         """The face's scores before standardisation: ``face`` (the logistic regression's logit), ``knn`` and
-        ``texture`` when the cue has them."""
+        ``texture`` and ``inner`` when the cue has them."""
         out = {"face": self.face_logits(descriptors)}
         if self.k:
             out["knn"] = self.knn_scores(descriptors)
         if self.texture is not None:
             out["texture"] = self.texture_logits(descriptors)
+        if self.inner is not None:
+            out["inner"] = self.inner_logits(descriptors)
         return out
 
     def face_part(self, descriptors: np.ndarray) -> np.ndarray:
         """The face's share of the detector's logit: its scores (``parts``), each standardised by the cue's
         statistics of it, summed."""
-        stats = {"face": self.face_logit, "knn": self.knn_score, "texture": self.texture_logit}
+        stats = {
+            "face": self.face_logit, "knn": self.knn_score, "texture": self.texture_logit, "inner": self.inner_logit,
+        }  # fmt: skip
         return sum((v - stats[name][0]) / stats[name][1] for name, v in self.parts(descriptors).items())
 
     def iris_part(self, ran_p: np.ndarray) -> np.ndarray:
@@ -223,6 +252,12 @@ class FaceCue:
     def fused_probability(self, ran_p: np.ndarray, descriptors: np.ndarray) -> np.ndarray:
         """The fused score as a number in [0, 1]: the sigmoid of ``fused_logits``."""
         return 1.0 / (1.0 + np.exp(-self.fused_logits(ran_p, descriptors)))
+
+
+def _linear(probe: tuple, x: np.ndarray) -> np.ndarray:
+    """A stored logistic regression's (mean, scale, weight, bias) logit of features ``x``."""
+    m, sc, w, b = probe
+    return ((x - np.asarray(m)) / np.asarray(sc)) @ np.asarray(w) + b
 
 
 def fit_logistic(
@@ -259,22 +294,26 @@ def fit_face_cue(
     k: int = NEIGHBOURS,
     texture_l2: float = TEXTURE_L2,
     paddings: tuple[float, ...] = (0.25,),
+    inner_l2: float = INNER_L2,
 ) -> FaceCue:
     """Fit the probe on the training photos (and keep their descriptors as neighbours, ``k`` > 0, at most as
     many as the smaller class has), and standardise each part on the validation photos (their descriptors and
-    the RAN's P(GAN) of their pairs, which neither the RAN nor the probe trained on). Face features with texture
-    add the texture probe; descriptors alone leave it out. ``paddings``: the borders of the descriptors the features
-    hold, side by side (``FaceView``)."""
+    the RAN's P(GAN) of their pairs, which neither the RAN nor the probe trained on). The features' width says
+    which view they are (``FaceView``: ``paddings``, the borders of the descriptors side by side, and the texture
+    and inner features or not); each extra block gets a probe of its own."""
     fit_descriptors, fit_labels = np.asarray(fit_descriptors, np.float32), np.asarray(fit_labels).astype(int)
     width = fit_descriptors.shape[1] if fit_descriptors.ndim == 2 else 0
-    bare, full = FaceView(paddings), FaceView(paddings, texture=True)
-    if width not in (bare.width, full.width):
+    views = {v.width: v for v in (FaceView(paddings, t, i) for t in (False, True) for i in (False, True))}
+    if width not in views:
         raise ValueError(
-            f"fit_face_cue: face features of {len(bare.paddings)} crop(s) are {bare.width} or {full.width} wide "
-            f"(with texture), got {width}"
+            f"fit_face_cue: face features of {len(FaceView(paddings).paddings)} crop(s) are "
+            f"{', '.join(map(str, sorted(views)))} wide (without and with texture and inner features), got {width}"
         )
-    dw = bare.descriptor_width
-    texture = fit_logistic(fit_descriptors[:, dw:], fit_labels, texture_l2) if width > dw else None
+    view = views[width]
+    dw = view.descriptor_width
+    probe = lambda x, l2_: tuple(np.asarray(v).tolist() for v in fit_logistic(x, fit_labels, l2_))  # noqa: E731
+    texture = probe(fit_descriptors[:, dw : dw + TEXTURE_SIZE], texture_l2) if view.texture else None
+    inner = probe(fit_descriptors[:, width - INNER_SIZE :], inner_l2) if view.inner else None
     fit_descriptors = fit_descriptors[:, :dw]
     mean, scale, weight, bias = fit_logistic(fit_descriptors, fit_labels, l2)
     real, fake = fit_descriptors[fit_labels == 0], fit_descriptors[fit_labels == 1]
@@ -282,8 +321,7 @@ def fit_face_cue(
     neighbours = (real, fake) if k else (None, None)
     cue = FaceCue(mean.tolist(), scale.tolist(), weight.tolist(), bias, k=k, real_neighbours=neighbours[0],
                   fake_neighbours=neighbours[1],
-                  texture=None if texture is None else tuple(np.asarray(v).tolist() for v in texture),
-                  paddings=bare.paddings)  # fmt: skip
+                  texture=texture, paddings=view.paddings, inner=inner)  # fmt: skip
     standardise(cue, cue.parts(val_descriptors), val_ran_p)
     return cue
 
@@ -297,3 +335,5 @@ def standardise(cue: FaceCue, parts: dict[str, np.ndarray], val_ran_p: np.ndarra
         cue.knn_score = stats(parts["knn"])
     if "texture" in parts:
         cue.texture_logit = stats(parts["texture"])
+    if "inner" in parts:
+        cue.inner_logit = stats(parts["inner"])
