@@ -50,6 +50,8 @@ MODEL_SOURCE_FPR ?= 0.03
 MODEL_TEXTURE ?= 0
 # MODEL_CROPS=0.25,0.1,0 has the cue read the descriptors of three crops of the face (tenth round: not shipped)
 MODEL_CROPS ?= 0.25
+# the cue's part on the inner layers of dlib's face network (eleventh round: shipped); MODEL_INNER=0 leaves it out
+MODEL_INNER ?= 1
 MODEL_SEEDS ?= 0 1 2 3
 MODEL_JOBS ?= 2
 MODEL_STAMP := $(shell date +%Y-%m-%d_%H-%M-%S)
@@ -59,7 +61,7 @@ model: $(STAMP) ## train the shipped detector on real face photos (FACES_TRAIN=C
 	  data.csv=$(FACES_TRAIN) seed={} data.split_seed=0 logger=csv runtime.num_threads=1 \
 	  '~callbacks.progress_bar' hydra.run.dir=$(MODEL_DIR)/seed{} $(ARGS)
 	$(PY) -m irisgan.ensemble $(addprefix $(MODEL_DIR)/seed,$(MODEL_SEEDS)) --face-cue --source-fpr $(MODEL_SOURCE_FPR) \
-	  $(if $(filter 1,$(MODEL_TEXTURE)),--texture) --face-crops $(MODEL_CROPS) \
+	  $(if $(filter 1,$(MODEL_TEXTURE)),--texture) $(if $(filter 1,$(MODEL_INNER)),--face-inner) --face-crops $(MODEL_CROPS) \
 	  --out $(CURDIR)/irisgan/weights/ran_faces.pt
 
 cross-generator: $(STAMP) ## leave-one-generator-out study on FACES_TRAIN: experiments/results/cross_generator.md

@@ -301,6 +301,7 @@ def main() -> None:
     strict_cells = {}  # (fold, seed) -> per method: "FPR of the test reals; share of the test fakes caught"
     decision_rows = []  # the fused detector's decisions on each fold's held-out photos
     curves = []  # the fused score's ROC of each fold, first seed: the held-out photos against the other class
+    shown = "fused_v" if variant else "fused"  # whose decisions and curves are shown: the variant's, if any
     for (seed, fold), folder in folders.items():
         measures = fold_measures(folder, desc, source_fpr=args.source_fpr)
         if measures is None:
@@ -322,7 +323,7 @@ def main() -> None:
                 auc_gan = auroc(np.r_[s[own], s[gan]], np.r_[np.zeros(own.sum()), np.ones(gan.sum())])
                 auc_diff = auroc(np.r_[s[own], s[diff]], np.r_[np.zeros(own.sum()), np.ones(diff.sum())])
                 real[mth, fold, seed] = (fpr, auc_gan)
-                if mth == "fused" and seed == seeds[0]:
+                if mth == shown and seed == seeds[0]:
                     curves.append(
                         (f"{fold} held out, vs GAN", np.r_[s[own], s[gan]], np.r_[0 * s[own], 1 + 0 * s[gan]])
                     )
@@ -331,7 +332,7 @@ def main() -> None:
                 strict_cells.setdefault((fold, seed), []).append(
                     f"{np.mean(s[own] >= t):.3f}; {np.mean(s[gan] >= t):.3f}"
                 )
-                if mth == "fused":
+                if mth == shown:
                     decision_rows.append(
                         f"| {fold} | {seed} | real | {decision_shares(s[own], t, m['band'])} |"
                     )
@@ -340,13 +341,13 @@ def main() -> None:
             for mth in methods:
                 m = measures[mth]
                 auc[mth, fold, seed] = auroc(m["scores"], m["labels"])
-                if mth == "fused" and seed == seeds[0]:
+                if mth == shown and seed == seeds[0]:
                     curves.append((fold, m["scores"], m["labels"]))
                 s, y, t = m["scores"], m["labels"], m["strict"]
                 strict_cells.setdefault((fold, seed), []).append(
                     f"{np.mean(s[y == 0] >= t):.3f}; {np.mean(s[y == 1] >= t):.3f}"
                 )
-                if mth == "fused":
+                if mth == shown:
                     decision_rows.append(
                         f"| {fold} | {seed} | generated | {decision_shares(s[y == 1], t, m['band'])} |"
                     )
@@ -444,7 +445,8 @@ def main() -> None:
     ]
     lines += [
         "",
-        "Decisions of the fused score on the held-out photos (the held-out family, or the held-out source's real",
+        f"Decisions of the {'variant' if variant else 'default'}'s fused score on the held-out photos (the held-out"
+        " family, or the held-out source's real",
         "photos): GAN / uncertain / real, at the strict threshold with the uncertain band chosen around it on the",
         "fold's validation photos (each confident call right at least 95% of the time there), as the shipped",
         "detector decides.",
@@ -453,22 +455,11 @@ def main() -> None:
         "|---|---|---|---|",
         *decision_rows,
     ]
-    if curves and not variant:
-        figure = ROOT / "docs" / "img" / "face_cue_roc.png"
-        plot_rocs(
-            sorted(curves, key=lambda c: c[0].startswith("real")), figure,
-            f"Iris + face cue, each fold's held-out photos (seed {seeds[0]})",
-            "false positive rate (the held-out real photos)",
-        )  # fmt: skip
-        lines += ["", f"ROC curves of the fused score: `{figure.relative_to(ROOT)}`."]
-    if args.robustness:
-        lines += robustness(folders[(seeds[0], args.robustness)], cache / "manifest.jsonl", desc)
-    text = "\n".join(lines) + "\n"
-    RESULTS.mkdir(parents=True, exist_ok=True)
     name = "face_descriptor" + (f"_fpr{args.source_fpr:g}" if args.source_fpr != 0.05 else "")
     name += "_ensemble" if args.ensemble else ""
+    suffix = ""  # the variant's, in the names of its results and figure
     if variant:
-        name += (
+        suffix = (
             (f"_pad{args.padding:g}" if args.padding else "")
             + (f"_l2_{args.l2:g}" if args.l2 is not None else "")
             + (f"_face{args.face_weight:g}" if args.face_weight is not None else "")
@@ -477,6 +468,19 @@ def main() -> None:
             + ("_inner" if args.inner else "")
             + (f"_crops{args.crops.replace(',', '_')}" if args.crops else "")
         )
+    name += suffix
+    if curves:
+        figure = ROOT / "docs" / "img" / f"face_cue_roc{suffix}.png"
+        plot_rocs(
+            sorted(curves, key=lambda c: c[0].startswith("real")), figure,
+            f"Iris + face cue{suffix.replace('_', ' ')}, held-out photos (seed {seeds[0]})",
+            "false positive rate (the held-out real photos)",
+        )  # fmt: skip
+        lines += ["", f"ROC curves of the fused score: `{figure.relative_to(ROOT)}`."]
+    if args.robustness:
+        lines += robustness(folders[(seeds[0], args.robustness)], cache / "manifest.jsonl", desc)
+    text = "\n".join(lines) + "\n"
+    RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.md").write_text(text)
     print(text)
 

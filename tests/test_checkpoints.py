@@ -173,6 +173,7 @@ def test_shipped_weights_load_and_name_no_module():
     """The shipped detector holds tensors and plain values only: no class is pickled and no string in it is a
     module path, so moving modules cannot break it."""
     from irisgan.inference import SHIPPED_WEIGHTS, load_classifier
+    from irisgan.models.face_cue import FaceView
 
     if not SHIPPED_WEIGHTS.is_file():
         pytest.skip(f"no shipped detector at {SHIPPED_WEIGHTS}")
@@ -187,5 +188,6 @@ def test_shipped_weights_load_and_name_no_module():
     assert model.hparams.members == stored["hyper_parameters"].get("members", 1)
     # `make model` builds it with the face cue, its threshold holding each real source to 3% on validation
     assert model.face_cue is not None and model.decision["source_fpr"] == 0.03
-    assert model.face_cue.texture is None  # the descriptor's parts alone (the texture part is an option)
+    # the descriptor's parts and the face network's inner layers (the texture part is an option)
+    assert model.face_cue.texture is None and model.face_cue.view == FaceView(inner=True)
     assert {"threshold", "band"} <= model.decision["face_only"].keys()  # for photos without an iris pair
