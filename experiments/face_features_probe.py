@@ -222,6 +222,38 @@ def fold_variants(
     return out, y(test), np.array([r.get("generator") or "" for r in test])
 
 
+def held_out_aucs(fold: str, scores: dict[str, np.ndarray], y: np.ndarray, generators: np.ndarray) -> dict:
+    """Each method's AUC on a fold's test photos: the held-out family against the real photos; on a real-source
+    fold, the held-out source against the test set's GAN photos."""
+    out = {}
+    for method, s in scores.items():
+        if fold in study.REAL_SOURCES:
+            own, gan, _ = study.source_masks(y, generators, study.REAL_SOURCES[fold])
+            s, labels = np.r_[s[own], s[gan]], np.r_[np.zeros(own.sum()), np.ones(gan.sum())]
+        else:
+            labels = y
+        out[method] = auroc(s, labels)
+    return out
+
+
+def auc_table(auc: dict[tuple[str, str], float], folds: dict) -> tuple[list[str], list[str], list[str]]:
+    """The methods and the folds measured (those with a ``cue``), and a markdown table of their AUCs with each
+    method's GAN mean and worst."""
+    methods = list(dict.fromkeys(m for m, _ in auc))
+    measured = [f for f in folds if ("cue", f) in auc]
+    lines = [
+        "| method | " + " | ".join(measured) + " | GAN mean | GAN worst |",
+        "|---|" + "---|" * (len(measured) + 2),
+    ]
+    for m in methods:
+        gan = [auc[m, f] for f in study.FAMILIES if f in measured]
+        lines.append(
+            f"| {m} | " + " | ".join(f"{auc[m, f]:.3f}" for f in measured)
+            + f" | {np.mean(gan):.3f} | {min(gan):.3f} |"
+        )  # fmt: skip
+    return methods, measured, lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -251,16 +283,10 @@ def main() -> None:
         for name in ("texture", "texture_aug"):  # how far blur moves the GAN photos' score (validation sd)
             blurred = scores[f"cue+{name} (test blurred)"] - scores[f"cue+{name}"]
             shift[name, fold] = float(np.mean(blurred[y == 1]))
-        for method, s in scores.items():
-            if fold in study.REAL_SOURCES:  # the held-out source against the GAN photos of the test set
-                own, gan, _ = study.source_masks(y, generators, study.REAL_SOURCES[fold])
-                s, labels = np.r_[s[own], s[gan]], np.r_[np.zeros(own.sum()), np.ones(gan.sum())]
-            else:
-                labels = y
-            auc[method, fold] = auroc(s, labels)
+        for method, a in held_out_aucs(fold, scores, y, generators).items():
+            auc[method, fold] = a
         print(fold, " ".join(f"{m}={auc[m, fold]:.3f}" for m in scores), flush=True)
-    methods = list(dict.fromkeys(m for m, _ in auc))
-    measured = [f for f in folds if ("cue", f) in auc]
+    methods, measured, table = auc_table(auc, folds)
     lines = [
         "# Other views of the face beside the face cue, on the study's folds",
         "",
@@ -269,15 +295,8 @@ def main() -> None:
         "method is: the script's docstring. AUC of the held-out family against the held-out real photos; on a",
         "real-source fold, of the held-out source against the test set's GAN photos.",
         "",
-        "| method | " + " | ".join(measured) + " | GAN mean | GAN worst |",
-        "|---|" + "---|" * (len(measured) + 2),
+        *table,
     ]
-    for m in methods:
-        gan = [auc[m, f] for f in study.FAMILIES if f in measured]
-        lines.append(
-            f"| {m} | " + " | ".join(f"{auc[m, f]:.3f}" for f in measured)
-            + f" | {np.mean(gan):.3f} | {min(gan):.3f} |"
-        )  # fmt: skip
     lines += [
         "",
         "Mean change of the GAN photos' score when the test photos' texture is taken from their blurred copies (σ 2",

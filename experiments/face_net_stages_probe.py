@@ -29,7 +29,8 @@ import cross_generator as study
 import numpy as np
 import torch
 from face_descriptor_probe import descriptors, ran_val_scores, rows_of
-from study_stats import auroc, paired_difference
+from face_features_probe import auc_table, held_out_aucs
+from study_stats import paired_difference
 
 from irisgan.data.degrade import degrade
 from irisgan.extraction.descriptors import photo_descriptors
@@ -124,16 +125,10 @@ def main() -> None:
             for copy in COPIES[1:]:
                 shift[name, copy, fold] = float(np.mean((z(x(test, block[copy])) - alone)[yt == 1]))
         generators = np.array([r.get("generator") or "" for r in test])
-        for method, s in scores.items():
-            if fold in study.REAL_SOURCES:  # the held-out source against the GAN photos of the test set
-                own, gan, _ = study.source_masks(yt, generators, study.REAL_SOURCES[fold])
-                s, labels = np.r_[s[own], s[gan]], np.r_[np.zeros(own.sum()), np.ones(gan.sum())]
-            else:
-                labels = yt
-            auc[method, fold] = auroc(s, labels)
+        for method, a in held_out_aucs(fold, scores, yt, generators).items():
+            auc[method, fold] = a
         print(fold, " ".join(f"{m}={auc[m, fold]:.3f}" for m in scores), flush=True)
-    methods = list(dict.fromkeys(m for m, _ in auc))
-    measured = [f for f in folds if ("cue", f) in auc]
+    _, measured, table = auc_table(auc, folds)
     lines = [
         "# The inner stages of dlib's face network beside the face cue, on the study's folds",
         "",
@@ -142,15 +137,8 @@ def main() -> None:
         "method is: the script's docstring. AUC of the held-out family against the held-out real photos; on a",
         "real-source fold, of the held-out source against the test set's GAN photos.",
         "",
-        "| method | " + " | ".join(measured) + " | GAN mean | GAN worst |",
-        "|---|" + "---|" * (len(measured) + 2),
+        *table,
     ]
-    for m in methods:
-        gan = [auc[m, f] for f in study.FAMILIES if f in measured]
-        lines.append(
-            f"| {m} | " + " | ".join(f"{auc[m, f]:.3f}" for f in measured)
-            + f" | {np.mean(gan):.3f} | {min(gan):.3f} |"
-        )  # fmt: skip
     lines += [
         "",
         "Mean change of the GAN test photos' stage score when the stages are taken from a processed copy of each",

@@ -18,6 +18,14 @@ from irisgan.models.face_cue import (
 )
 
 
+def _stored(cue: FaceCue) -> FaceCue:
+    """The cue as a weights-only detector file holds it, read back."""
+    buf = io.BytesIO()
+    torch.save({"face_cue": cue.to_dict()}, buf)
+    buf.seek(0)
+    return FaceCue(**torch.load(buf, weights_only=True)["face_cue"])
+
+
 def _descriptors(n: int, shift: float, rng: np.random.Generator) -> np.ndarray:
     x = rng.normal(0.0, 0.05, (n, DESCRIPTOR_SIZE))
     x[:, :3] += shift  # the class shows in three coordinates only
@@ -89,10 +97,7 @@ def test_nearest_neighbour_score_is_standardised_and_added_and_travels_in_a_weig
     ran = (logit(ran_p) - cue.ran_logit[0]) / cue.ran_logit[1]
     np.testing.assert_allclose(cue.fused_logits(ran_p, val), cue.face_part(val) + ran, rtol=1e-6)
     # the neighbours travel as tensors: a weights-only load gives the same scores
-    buf = io.BytesIO()
-    torch.save({"face_cue": cue.to_dict()}, buf)
-    buf.seek(0)
-    again = FaceCue(**torch.load(buf, weights_only=True)["face_cue"])
+    again = _stored(cue)
     np.testing.assert_allclose(again.fused_logits(ran_p, val), cue.fused_logits(ran_p, val), rtol=1e-6)
     with pytest.raises(ValueError, match="k=70 needs at least 70 neighbours"):
         FaceCue(**{**cue.to_dict(), "k": 70})
@@ -125,10 +130,7 @@ def test_texture_features_add_a_third_standardised_part_and_travel_in_a_weights_
     )
     y = torch.tensor(np.r_[np.zeros(40), np.ones(40)]).long()
     assert float(binary_auroc(torch.tensor(texture), y)) > 0.9  # the texture probe found its coordinates
-    buf = io.BytesIO()
-    torch.save({"face_cue": cue.to_dict()}, buf)
-    buf.seek(0)
-    again = FaceCue(**torch.load(buf, weights_only=True)["face_cue"])
+    again = _stored(cue)
     np.testing.assert_allclose(again.face_part(val), cue.face_part(val), rtol=1e-6)
     # a cue with texture refuses the descriptor alone; one without reads wider features up to the descriptor
     with pytest.raises(ValueError, match=f"needs \\(N, {FEATURE_SIZE}\\) face features"):
@@ -176,10 +178,7 @@ def test_inner_features_add_a_standardised_part_of_their_own_after_the_texture()
             rtol=1e-5,
             atol=1e-6,
         )
-        buf = io.BytesIO()
-        torch.save({"face_cue": cue.to_dict()}, buf)
-        buf.seek(0)
-        again = FaceCue(**torch.load(buf, weights_only=True)["face_cue"])
+        again = _stored(cue)
         assert again.view == view
         np.testing.assert_allclose(again.face_part(val), cue.face_part(val), rtol=1e-6)
         with pytest.raises(ValueError, match=f"needs \\(N, {view.width}\\) face features"):
@@ -208,10 +207,7 @@ def test_a_cue_of_several_crops_reads_their_descriptors_side_by_side_and_only_it
     assert cue.view == view and cue.real_neighbours.shape == (150, 3 * DESCRIPTOR_SIZE)
     y = torch.tensor(np.r_[np.zeros(40), np.ones(40)]).long()
     assert float(binary_auroc(torch.tensor(cue.face_part(val)), y)) > 0.95  # the second crop was read
-    buf = io.BytesIO()
-    torch.save({"face_cue": cue.to_dict()}, buf)
-    buf.seek(0)
-    again = FaceCue(**torch.load(buf, weights_only=True)["face_cue"])
+    again = _stored(cue)
     assert again.view == view
     np.testing.assert_allclose(again.face_part(val), cue.face_part(val), rtol=1e-6)
     # another view's features are refused, never read in part

@@ -178,12 +178,13 @@ def inner_features(maps: list[torch.Tensor]) -> torch.Tensor:
 
 
 def aligned_face(image: np.ndarray, face_box, landmarks: np.ndarray, size: int = CHIP) -> np.ndarray:
-    """The RGB face aligned by its 68 landmarks, as dlib's descriptor sees it (face chip, border 0.25)."""
+    """The RGB face aligned by its 68 landmarks, as dlib's descriptor sees it (face chip, border 0.25, ``size``
+    px; a grey photo as three equal channels)."""
     import dlib
 
     points = np.asarray(landmarks)
     if points.shape != (68, 2):
-        raise ValueError(f"the face network needs the 68 landmarks as (68, 2), got {points.shape}")
+        raise ValueError(f"the aligned face needs the 68 landmarks as (68, 2), got {points.shape}")
     x0, y0, x1, y1 = (int(round(v)) for v in face_box)
     shape = dlib.full_object_detection(
         dlib.rectangle(x0, y0, x1, y1), [dlib.point(int(round(x)), int(round(y))) for x, y in points]

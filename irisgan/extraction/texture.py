@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from irisgan.extraction.face_net import face_inner
+from irisgan.extraction.face_net import aligned_face, face_inner
 from irisgan.extraction.faces import face_descriptor
 from irisgan.models.face_cue import FaceView
 
@@ -104,17 +104,8 @@ def export_trunk(full_state_dict: str | Path, out: str | Path = TRUNK) -> Path:
 def aligned_grey_face(image: np.ndarray, face_box, landmarks: np.ndarray, size: int = CHIP) -> np.ndarray:
     """The face aligned by its 68 landmarks (dlib's face chip, border 0.25), ``size`` px, grey (uint8)."""
     import cv2
-    import dlib
 
-    points = np.asarray(landmarks)
-    if points.shape != (68, 2):
-        raise ValueError(f"the face texture needs the 68 landmarks as (68, 2), got {points.shape}")
-    x0, y0, x1, y1 = (int(round(v)) for v in face_box)
-    shape = dlib.full_object_detection(
-        dlib.rectangle(x0, y0, x1, y1), [dlib.point(int(round(x)), int(round(y))) for x, y in points]
-    )
-    rgb = np.ascontiguousarray(image if image.ndim == 3 else np.repeat(image[..., None], 3, axis=2))
-    return cv2.cvtColor(dlib.get_face_chip(rgb, shape, size, 0.25), cv2.COLOR_RGB2GRAY)
+    return cv2.cvtColor(aligned_face(image, face_box, landmarks, size), cv2.COLOR_RGB2GRAY)
 
 
 def face_texture(image: np.ndarray, face_box, landmarks: np.ndarray) -> np.ndarray:
