@@ -35,7 +35,8 @@ MEAN_RGB = (122.782, 117.001, 104.298)  # dlib's input layer subtracts these, th
 STAGES = ((32, 3, False), (64, 4, True), (128, 3, True), (256, 3, True), (256, 1, True))
 INNER_SIZE = 2 * sum(c for c, _, _ in STAGES)  # each stage's maps: mean and standard deviation, 1,472 numbers
 MODEL_FILE = "dlib_face_recognition_resnet_model_v1.dat"
-_LAYER = re.compile(rb"(con_4|affine_|fc_2)")
+# each layer's serialisation starts with its name, a string: its packed length, then its bytes
+_LAYER = re.compile(rb"\x01\x05con_4|\x01\x07affine_|\x01\x04fc_2")
 
 
 class FaceNetFileError(ValueError):
@@ -76,7 +77,7 @@ def read_face_net(path: str | Path) -> dict[str, list]:
     affine: list[tuple] = []
     fc: list[np.ndarray] = []
     for match in _LAYER.finditer(data):
-        kind, at = match.group(), match.end()
+        kind, at = match.group()[2:], match.end()
         if kind == b"con_4":
             params, at = _tensor(data, at)
             # filters, rows, columns, stride (y, x), padding (y, x)
