@@ -37,7 +37,9 @@ from irisgan.extraction.descriptors import (
     pair_descriptors,
     photo_descriptors,
 )
+from irisgan.extraction.faces import decode_image
 from irisgan.extraction.manifest import format_statuses, read_manifest
+from irisgan.extraction.pipeline import face_is_grayscale
 from irisgan.inference import (
     FACE_ONLY,
     DecisionRule,
@@ -307,13 +309,21 @@ def face_only_photos(model, extraction: Path) -> dict[str, Any] | None:
     x = photo_descriptors(records, extraction / view.cache_name, view=view)
     probs = model.face_cue.face_probability(x)
     labels = np.array([int(r["label"]) for r in records])
+    # a grey face is never a confident real, as predict decides it
+    grey = [
+        face_is_grayscale(decode_image(Path(r["path"]).read_bytes(), r["path"]), r["face_box"])
+        for r in records
+    ]
     out: dict[str, Any] = {
         "n": len(records),
         "n_fake": int(labels.sum()),
         "statuses": dict(Counter(r["status"] for r in records)),
         "rule": rule.record(),
         "auroc": None,
-        **decision_summary([rule.decide(float(p))[0] for p in probs], labels),
+        "grayscale": int(sum(grey)),
+        **decision_summary(
+            [rule.decide(float(p), None, g)[0] for p, g in zip(probs, grey, strict=True)], labels
+        ),
     }
     if len(np.unique(labels)) == 2:
         out["auroc"] = float(binary_auroc(torch.from_numpy(probs), torch.from_numpy(labels).long()))
@@ -451,6 +461,11 @@ def _face_only_lines(results: dict[str, Any]) -> list[str]:
         f"{fmt(f['gan_called_real'])} real",
         f"- real photos: {fmt(f['real_called_real'])} real, {fmt(f['real_called_uncertain'])} uncertain, "
         f"{fmt(f['real_called_gan'])} GAN",
+        *(
+            [f"- grayscale faces: {f['grayscale']} (never called real with confidence)"]
+            if f.get("grayscale")
+            else []
+        ),
         "",
     ]
 

@@ -12,7 +12,7 @@ import torch
 
 from irisgan.checkpoints import CLASSIFIER, CheckpointError, load_checkpoint, stamp_kind
 from irisgan.config import override_value
-from irisgan.data.pairs_format import pair_shape
+from irisgan.data.pairs_format import is_grayscale, pair_shape
 from irisgan.models.face_cue import FaceCue
 from irisgan.training.classifier import RANClassifier
 
@@ -292,16 +292,9 @@ def stored_face_rule(model: RANClassifier) -> DecisionRule | None:
     return DecisionRule(face_only["threshold"], tuple(face_only["band"]))
 
 
-# A pair whose mean (max - min) over the colour channels stays below this (0-255 units) carries no colour: a
-# grayscale photo (its three channels equal, give or take JPEG rounding). The 1,543 pairs of faces_train measure
-# 3.0 at the least (a dark photo), 9.7 at the 1st percentile and 29 at the median.
-GRAYSCALE_CHROMA = 2.0
-
-
 def is_grayscale_pair(pair: np.ndarray) -> bool:
     """Whether an (H, W, 3) uint8 iris pair has lost its colour (a grayscale photo)."""
-    pair = np.asarray(pair, dtype=np.int16)
-    return float((pair.max(axis=-1) - pair.min(axis=-1)).mean()) < GRAYSCALE_CHROMA
+    return is_grayscale(pair)
 
 
 @dataclass(frozen=True)

@@ -110,7 +110,9 @@ class Predictor:
         probs = self.model.face_cue.face_probability(np.stack([r.face_descriptor for r in results]))
         for result, prob in zip(results, probs, strict=True):
             result.p_face = float(prob)
-            result.face_decision = self.face_rule.decide(result.p_face)[0]
+            # a grey face is never a confident real, as a grey pair is not
+            result.grayscale = bool(result.face_grayscale)
+            result.face_decision = self.face_rule.decide(result.p_face, None, result.grayscale)[0]
 
     def _score(self, scored: list[PhotoResult]) -> None:
         if not scored:

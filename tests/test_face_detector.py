@@ -178,15 +178,26 @@ def test_a_detector_with_a_face_cue_scores_the_face_in_predict_and_evaluate(tmp_
     hidden = hide_eyes(rgb, landmarker.landmarks(rgb, landmarker.detect(rgb)[0].box), "sunglasses")
     (tmp_path / "hidden").mkdir()
     cv2.imwrite(str(tmp_path / "hidden" / "sunglasses.jpg"), cv2.cvtColor(hidden, cv2.COLOR_RGB2BGR))
+    grey = cv2.cvtColor(cv2.cvtColor(hidden, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2BGR)
+    cv2.imwrite(str(tmp_path / "hidden" / "sunglasses_grey.jpg"), grey)
     run_cli("irisgan.predict", "ckpt=fused.pt", "images=hidden", "hydra.run.dir=pred_hidden", cwd=tmp_path)
-    (record,) = [json.loads(line) for line in (tmp_path / "pred_hidden" / "predictions.jsonl").open()]
+    records = {
+        Path(r["path"]).stem: r
+        for r in map(json.loads, (tmp_path / "pred_hidden" / "predictions.jsonl").open())
+    }
+    record, grey_record = records["sunglasses"], records["sunglasses_grey"]
     assert record["status"] == "eyes_hidden" and record["p_gan"] is None and record["decision"] is None
     face_only = model.decision["face_only"]
     rule = DecisionRule(face_only["threshold"], tuple(face_only["band"]))
     assert 0.0 <= record["p_face"] <= 1.0 and record["face_decision"] == rule.decide(record["p_face"])[0]
+    assert record["grayscale"] is False
+    # a grey face without a pair is judged as a grey pair is: never a confident real
+    assert grey_record["status"] == "eyes_hidden" and grey_record["grayscale"] is True
+    assert grey_record["face_decision"] == rule.decide(grey_record["p_face"], None, True)[0] != "real"
 
-    # evaluate scores that photo by the face alone too, apart from the pairs, as predict did
-    shutil.copy(tmp_path / "hidden" / "sunglasses.jpg", faces / "fake" / "sunglasses.jpg")
+    # evaluate scores those photos by the face alone too, apart from the pairs, as predict did
+    for name in ("sunglasses.jpg", "sunglasses_grey.jpg"):
+        shutil.copy(tmp_path / "hidden" / name, faces / "fake" / name)
     run_cli(
         "irisgan.evaluate", "ckpt=fused.pt", f"faces={faces}", "bootstrap=0", "hydra.run.dir=ev", cwd=tmp_path
     )
@@ -194,15 +205,18 @@ def test_a_detector_with_a_face_cue_scores_the_face_in_predict_and_evaluate(tmp_
     assert {"ran", "iris_only"} <= report["methods"].keys() and report["n_pairs"] == len(labels)
     alone = report["face_only"]
     assert (
-        alone["n"] == alone["n_fake"] == 1
-        and alone["statuses"] == {"eyes_hidden": 1}
+        alone["n"] == alone["n_fake"] == 2
+        and alone["statuses"] == {"eyes_hidden": 2}
+        and alone["grayscale"] == 1
         and alone["auroc"] is None
     )
-    assert alone[f"gan_called_{record['face_decision'].lower()}"] == 1.0 and alone["real_called_real"] is None
-    assert (
-        "Photos without a pair, by the face alone (1: eyes_hidden 1)"
-        in (tmp_path / "ev" / "report.md").read_text()
-    )
+    decisions = [r["face_decision"].lower() for r in (record, grey_record)]
+    for decision in ("gan", "uncertain", "real"):
+        assert alone[f"gan_called_{decision}"] == decisions.count(decision) / 2
+    assert alone["real_called_real"] is None
+    text = (tmp_path / "ev" / "report.md").read_text()
+    assert "Photos without a pair, by the face alone (2: eyes_hidden 2)" in text
+    assert "grayscale faces: 1 (never called real with confidence)" in text
     assert report["methods"]["ran"]["threshold"] == pytest.approx(float(model.threshold))
     # pairs without their extraction: the irises alone, at their own threshold and with a warning, or (face_cue=
     # true) a clear error

@@ -23,7 +23,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from irisgan.data.pairs_format import join_pair, resolve_pair_width
+from irisgan.data.pairs_format import is_grayscale, join_pair, resolve_pair_width
 from irisgan.extraction.faces import (
     LEFT_EYE,
     RIGHT_EYE,
@@ -105,6 +105,7 @@ class PhotoResult:
     overlay_image: np.ndarray | None = _transient()  # a small copy of the photo to draw on
     overlay_scale: float | None = _transient()
     face_descriptor: np.ndarray | None = _transient()  # the face features the cue reads (describe_faces)
+    face_grayscale: bool | None = _transient()  # the face carries no colour (judged without a pair)
     # predict explain=true: (title, map) of the network's explanation maps (the RAN's soft masks)
     attention: list[tuple[str, np.ndarray]] | None = _transient()
 
@@ -216,6 +217,7 @@ class FacePhotoDataset(torch.utils.data.Dataset):
         start = time.perf_counter()
         face = faces[0]  # largest
         result.face_box = list(face.box)
+        result.face_grayscale = face_is_grayscale(rgb, face.box)
         result.face_score = round(face.score, 3)
         landmarks = self.landmarker.landmarks(rgb, face.box)
         result.landmarks = np.round(landmarks, 1).tolist()
@@ -238,6 +240,15 @@ class FacePhotoDataset(torch.utils.data.Dataset):
         expected = IRIS_TO_EYE_WIDTH * min(eye_width(p) for p in result.eye_points)
         if expected < self.min_iris_size:
             result.fail("iris_too_small", f"expected iris diameter {expected:.1f} px < {self.min_iris_size}")
+
+
+def face_is_grayscale(rgb: np.ndarray, face_box: Sequence[float]) -> bool:
+    """Whether the face in its box (full-resolution pixels) carries no colour: the grayscale test of a photo
+    whose irises give no pair to judge by."""
+    h, w = rgb.shape[:2]
+    x0, y0, x1, y1 = (int(round(v)) for v in face_box)
+    face = rgb[max(y0, 0) : min(y1, h), max(x0, 0) : min(x1, w)]
+    return is_grayscale(face if face.size else rgb)
 
 
 def collate_photos(items: list[PhotoResult]) -> list[PhotoResult]:
