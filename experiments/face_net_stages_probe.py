@@ -10,7 +10,10 @@ leave-one-out study (the fold's own training, validation and test photos, seed `
 scores), a logistic regression on a stage (``S1``-``S5``), on a group of them (``S123``, ``S345``) or on all five
 (``all``, what ``FaceView(inner=True)`` reads) is fitted on the training photos, standardised on the validation
 photos, and scored alone, added to the descriptor's cue (``cue+``) and to the fused score (``fused+``: the cue and
-the fold run's iris logit, as the shipped detector adds them).
+the fold run's iris logit, as the shipped detector adds them). ``knn``: a nearest-neighbour score on all five
+stages, standardised by the training photos (the mean distance to the 10 nearest real training photos minus that
+to the 10 nearest generated ones), as the cue has one of the descriptor; ``fused+all+knn`` adds it to the shipped
+detector's score (measured, not built: it would keep every training photo's 1,472 features in the detector).
 
 Each photo's stages are also computed on a blurred (σ 2 px) and a shrunk-to-a-quarter-and-enlarged copy of it
 (``irisgan.data.degrade``); the mean change of the GAN test photos' score, in validation standard deviations,
@@ -36,7 +39,7 @@ from irisgan.data.degrade import degrade
 from irisgan.extraction.descriptors import photo_descriptors
 from irisgan.extraction.face_net import INNER_SIZE, STAGES, aligned_face, inner_features, load_face_net
 from irisgan.extraction.manifest import read_manifest
-from irisgan.models.face_cue import INNER_L2, fit_face_cue, fit_logistic
+from irisgan.models.face_cue import INNER_L2, NEIGHBOURS, fit_face_cue, fit_logistic
 
 RESULTS = study.ROOT / "experiments" / "results"
 COPIES = ("clean", "blur2", "resize0.25")
@@ -61,6 +64,20 @@ def stage_columns(stages: list[int]) -> np.ndarray:
     """The columns of ``inner_features`` that hold these stages (1-5): their means, then standard deviations."""
     edges = np.cumsum([0] + [2 * c for c, _, _ in STAGES])
     return np.concatenate([np.arange(edges[s - 1], edges[s]) for s in stages])
+
+
+def stage_neighbours(fit: np.ndarray, labels: np.ndarray, k: int = NEIGHBOURS):
+    """The mean distance to the ``k`` nearest real training photos minus that to the ``k`` nearest generated
+    ones, in the training photos' standardised inner features (high: GAN)."""
+    mean, scale = fit.mean(0), fit.std(0) + 1e-9
+    z = lambda f: torch.from_numpy(((f - mean) / scale).astype(np.float32))  # noqa: E731
+    real, fake = z(fit[labels == 0]), z(fit[labels == 1])
+
+    def score(f: np.ndarray) -> np.ndarray:
+        near = [torch.cdist(z(f), n).topk(k, dim=1, largest=False).values.mean(1) for n in (real, fake)]
+        return (near[0] - near[1]).numpy()
+
+    return score
 
 
 def main() -> None:
@@ -124,6 +141,14 @@ def main() -> None:
             )
             for copy in COPIES[1:]:
                 shift[name, copy, fold] = float(np.mean((z(x(test, block[copy])) - alone)[yt == 1]))
+        # the nearest-neighbour score of all five stages, as the cue has one of the descriptor
+        knn = stage_neighbours(x(fit, stages["clean"]), yf)
+        v = knn(x(val, stages["clean"]))
+        near = (knn(x(test, stages["clean"])) - v.mean()) / v.std()
+        scores["knn"], scores["fused+all+knn"] = near, scores["fused+all"] + near
+        shift["knn", "blur2", fold] = float(
+            np.mean(((knn(x(test, stages["blur2"])) - v.mean()) / v.std() - near)[yt == 1])
+        )
         generators = np.array([r.get("generator") or "" for r in test])
         for method, a in held_out_aucs(fold, scores, yt, generators).items():
             auc[method, fold] = a
@@ -150,6 +175,7 @@ def main() -> None:
         for name in VARIANTS
         for copy in COPIES[1:]
     ]
+    lines.append("- knn, blur2: " + ", ".join(f"{shift['knn', 'blur2', f]:+.2f}" for f in measured))
     lines += ["", "Paired differences over the folds (95% bootstrap interval; wins):", ""]
     for name in VARIANTS:
         d = paired_difference([auc[f"fused+{name}", f] - auc["fused", f] for f in measured])
@@ -157,6 +183,11 @@ def main() -> None:
             f"- fused+{name} minus fused: {d['mean']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}], "
             f"higher in {d['a_wins']}/{d['n']}"
         )
+    d = paired_difference([auc["fused+all+knn", f] - auc["fused+all", f] for f in measured])
+    lines.append(
+        f"- fused+all+knn minus fused+all: {d['mean']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}], "
+        f"higher in {d['a_wins']}/{d['n']}"
+    )
     text = "\n".join(lines) + "\n"
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "face_net_stages.md").write_text(text)
