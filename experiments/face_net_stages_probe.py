@@ -13,7 +13,7 @@ photos, and scored alone, added to the descriptor's cue (``cue+``) and to the fu
 the fold run's iris logit, as the shipped detector adds them). ``knn``: a nearest-neighbour score on all five
 stages, standardised by the training photos (the mean distance to the 10 nearest real training photos minus that
 to the 10 nearest generated ones), as the cue has one of the descriptor; ``fused+all+knn`` adds it to the shipped
-detector's score (measured, not built: it would keep every training photo's 1,472 features in the detector).
+detector's score with the inner logistic regression alone (the shipped cue has both: ``FaceCue.inner_neighbours``).
 
 Each photo's stages are also computed on a blurred (σ 2 px) and a shrunk-to-a-quarter-and-enlarged copy of it
 (``irisgan.data.degrade``); the mean change of the GAN test photos' score, in validation standard deviations,
@@ -39,7 +39,7 @@ from irisgan.data.degrade import degrade
 from irisgan.extraction.descriptors import photo_descriptors
 from irisgan.extraction.face_net import INNER_SIZE, STAGES, aligned_face, inner_features, load_face_net
 from irisgan.extraction.manifest import read_manifest
-from irisgan.models.face_cue import INNER_L2, NEIGHBOURS, fit_face_cue, fit_logistic
+from irisgan.models.face_cue import INNER_L2, NEIGHBOURS, fit_face_cue, fit_logistic, nearest_difference
 
 RESULTS = study.ROOT / "experiments" / "results"
 COPIES = ("clean", "blur2", "resize0.25")
@@ -68,16 +68,11 @@ def stage_columns(stages: list[int]) -> np.ndarray:
 
 def stage_neighbours(fit: np.ndarray, labels: np.ndarray, k: int = NEIGHBOURS):
     """The mean distance to the ``k`` nearest real training photos minus that to the ``k`` nearest generated
-    ones, in the training photos' standardised inner features (high: GAN)."""
+    ones, in the training photos' standardised inner features (high: GAN), as the cue scores them."""
     mean, scale = fit.mean(0), fit.std(0) + 1e-9
-    z = lambda f: torch.from_numpy(((f - mean) / scale).astype(np.float32))  # noqa: E731
+    z = lambda f: ((f - mean) / scale).astype(np.float32)  # noqa: E731
     real, fake = z(fit[labels == 0]), z(fit[labels == 1])
-
-    def score(f: np.ndarray) -> np.ndarray:
-        near = [torch.cdist(z(f), n).topk(k, dim=1, largest=False).values.mean(1) for n in (real, fake)]
-        return (near[0] - near[1]).numpy()
-
-    return score
+    return lambda f: nearest_difference(z(f), real, fake, k)
 
 
 def main() -> None:

@@ -171,12 +171,25 @@ def test_inner_features_add_a_standardised_part_of_their_own_after_the_texture()
         inner = cue.inner_logits(val)
         np.testing.assert_allclose(cue.inner_logit, (inner.mean(), inner.std()), rtol=1e-6)
         assert float(binary_auroc(torch.tensor(inner), y)) > 0.9  # the inner probe found its coordinates
-        without = FaceCue(**{**cue.to_dict(), "inner": None})
+        # and a nearest-neighbour score on them, standardised too, like the descriptor's
+        assert [len(n) for n in cue.inner_neighbours] == [150, 150]
+        near = cue.inner_knn_scores(val)
+        np.testing.assert_allclose(cue.inner_knn_score, (near.mean(), near.std()), rtol=1e-6)
+        assert float(binary_auroc(torch.tensor(near), y)) > 0.8
+        without = FaceCue(**{**cue.to_dict(), "inner": None, "inner_neighbours": None})
         np.testing.assert_allclose(
             cue.face_part(val),
-            without.face_part(val[:, : without.width]) + (inner - inner.mean()) / inner.std(),
+            without.face_part(val[:, : without.width])
+            + (inner - inner.mean()) / inner.std()
+            + (near - near.mean()) / near.std(),
             rtol=1e-5,
             atol=1e-6,
+        )
+        no_near = fit_face_cue(fit, labels, val, ran_p, k=5, inner_neighbours=False)
+        assert (
+            no_near.inner is not None
+            and no_near.inner_neighbours is None
+            and "inner_knn" not in no_near.parts(val)
         )
         again = _stored(cue)
         assert again.view == view
@@ -185,6 +198,8 @@ def test_inner_features_add_a_standardised_part_of_their_own_after_the_texture()
             cue.face_part(val[:, :-1])
     with pytest.raises(ValueError, match="inner probe needs 1472 values"):
         FaceCue(**{**cue.to_dict(), "inner": ([0.0], [1.0], [0.0], 0.0)})
+    with pytest.raises(ValueError, match="inner neighbours need the inner probe"):
+        FaceCue(**{**cue.to_dict(), "inner": None})
 
 
 def test_a_cue_of_several_crops_reads_their_descriptors_side_by_side_and_only_its_own_view():

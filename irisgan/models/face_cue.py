@@ -7,11 +7,15 @@ saw better than the RAN does, and keeps its ranking on re-encoded, shrunk and gr
 score against the training faces adds to it (``experiments/face_descriptor_probe.py``; ``experiments/README.md``,
 seventh and eighth rounds). A linear probe on an ImageNet network's early layers, run on the grey aligned face (the optional
 texture part), adds to both on the held-out folds, but blurred, resampled and super-resolved photos fool it (ninth
-round), so the shipped cue leaves it out. The fused score is the sum of the parts, each standardised on
-validation photos, so that none dominates by scale.
+round), so the shipped cue leaves it out. The same network's inner layers (``extraction.face_net``: its five
+stages' maps, averaged and spread) get the descriptor's pair of scores, a logistic regression and a
+nearest-neighbour score; they lift the held-out GAN families most and barely move under blur (eleventh round), and
+the shipped cue has them. The fused score is the sum of the parts, each standardised on validation photos, so
+that none dominates by scale.
 
 A photo's *face features* are what a cue's ``FaceView`` names: dlib's descriptor of the face aligned with one or
-more borders (``paddings``), each 128 numbers, then, with texture, the texture features (``extraction.texture``).
+more borders (``paddings``), each 128 numbers, then, with texture, the texture features (``extraction.texture``),
+then, with inner, the inner features (``extraction.face_net``).
 Descriptors of the same face at three borders (0.25, 0.1 and 0) side by side carry more than the one at dlib's
 0.25 (experiments/README.md, tenth round); their average carries less.
 """
@@ -128,6 +132,10 @@ class FaceCue:
     # a logistic regression on the inner features of dlib's network, none: left out
     inner: Any = None
     inner_logit: tuple[float, float] = (0.0, 1.0)
+    # the training photos' inner features, standardised by the inner probe's mean and scale: (real, generated),
+    # for a nearest-neighbour score like the descriptor's (stored in float16); none: left out
+    inner_neighbours: Any = None
+    inner_knn_score: tuple[float, float] = (0.0, 1.0)
 
     def __post_init__(self) -> None:
         self.paddings = self.view.paddings
@@ -137,7 +145,7 @@ class FaceCue:
             raise ValueError(f"FaceCue: mean, scale and weight need {dw} values each, got {sizes}")
         self.face_logit, self.ran_logit = tuple(self.face_logit), tuple(self.ran_logit)
         self.knn_score, self.texture_logit = tuple(self.knn_score), tuple(self.texture_logit)
-        self.inner_logit = tuple(self.inner_logit)
+        self.inner_logit, self.inner_knn_score = tuple(self.inner_logit), tuple(self.inner_knn_score)
         for name, size in (("texture", TEXTURE_SIZE), ("inner", INNER_SIZE)):
             probe = getattr(self, name)
             if probe is not None:
@@ -157,12 +165,31 @@ class FaceCue:
             )
             if min(len(self.real_neighbours), len(self.fake_neighbours)) < self.k:
                 raise ValueError(f"FaceCue: k={self.k} needs at least {self.k} neighbours of each class")
+        if self.inner_neighbours is not None:
+            if self.inner is None or not self.k or len(self.inner_neighbours) != 2:
+                raise ValueError(
+                    "FaceCue: inner neighbours need the inner probe, k > 0, and (real, generated)"
+                )
+            self.inner_neighbours = tuple(
+                np.asarray(torch.as_tensor(n).float().numpy(), np.float32).reshape(-1, INNER_SIZE)
+                for n in self.inner_neighbours
+            )
+            if min(len(n) for n in self.inner_neighbours) < self.k:
+                raise ValueError(
+                    f"FaceCue: k={self.k} needs at least {self.k} inner neighbours of each class"
+                )
 
     def to_dict(self) -> dict:
         """Plain values and tensors: what a weights-only file can hold."""
         out = asdict(self)
         for key in ("real_neighbours", "fake_neighbours"):
             out[key] = None if out[key] is None else torch.from_numpy(np.asarray(out[key], np.float32))
+        if (
+            out["inner_neighbours"] is not None
+        ):  # standardised values: float16 keeps them to 1e-3 at half the size
+            out["inner_neighbours"] = tuple(
+                torch.from_numpy(np.asarray(n, np.float16)) for n in out["inner_neighbours"]
+            )
         return out
 
     @property
@@ -202,17 +229,18 @@ class FaceCue:
         """The inner probe's logit of (N, ``view.width``) face features (high: GAN): their last ``INNER_SIZE``."""
         return _linear(self.inner, self._checked(features)[:, self.width - INNER_SIZE :])
 
+    def inner_knn_scores(self, features: np.ndarray) -> np.ndarray:
+        """The nearest-neighbour score of the inner features (high: GAN): the mean distance to the ``k`` nearest
+        real training photos minus that to the ``k`` nearest generated ones, in the inner probe's standardisation."""
+        m, sc, _, _ = self.inner
+        x = (self._checked(features)[:, self.width - INNER_SIZE :] - np.asarray(m)) / np.asarray(sc)
+        return nearest_difference(np.asarray(x, np.float32), *self.inner_neighbours, self.k)
+
     def knn_scores(self, descriptors: np.ndarray) -> np.ndarray:
         """Mean distance to the ``k`` nearest real training faces minus that to the ``k`` nearest generated ones
         (high: GAN). Euclidean, the distance dlib's descriptor was trained for."""
-        x = torch.as_tensor(
-            np.asarray(self._checked(descriptors)[:, : self.view.descriptor_width], np.float32)
-        )
-        near = [
-            torch.cdist(x, torch.from_numpy(n)).topk(self.k, dim=1, largest=False).values.mean(dim=1)
-            for n in (self.real_neighbours, self.fake_neighbours)
-        ]
-        return (near[0] - near[1]).double().numpy()
+        x = np.asarray(self._checked(descriptors)[:, : self.view.descriptor_width], np.float32)
+        return nearest_difference(x, self.real_neighbours, self.fake_neighbours, self.k)
 
     def parts(self, descriptors: np.ndarray) -> dict[str, np.ndarray]:
         """The face's scores before standardisation: ``face`` (the logistic regression's logit), ``knn`` and
@@ -224,6 +252,8 @@ class FaceCue:
             out["texture"] = self.texture_logits(descriptors)
         if self.inner is not None:
             out["inner"] = self.inner_logits(descriptors)
+        if self.inner_neighbours is not None:
+            out["inner_knn"] = self.inner_knn_scores(descriptors)
         return out
 
     def face_part(self, descriptors: np.ndarray) -> np.ndarray:
@@ -231,6 +261,7 @@ class FaceCue:
         statistics of it, summed."""
         stats = {
             "face": self.face_logit, "knn": self.knn_score, "texture": self.texture_logit, "inner": self.inner_logit,
+            "inner_knn": self.inner_knn_score,
         }  # fmt: skip
         return sum((v - stats[name][0]) / stats[name][1] for name, v in self.parts(descriptors).items())
 
@@ -252,6 +283,17 @@ class FaceCue:
     def fused_probability(self, ran_p: np.ndarray, descriptors: np.ndarray) -> np.ndarray:
         """The fused score as a number in [0, 1]: the sigmoid of ``fused_logits``."""
         return 1.0 / (1.0 + np.exp(-self.fused_logits(ran_p, descriptors)))
+
+
+def nearest_difference(x: np.ndarray, real: np.ndarray, fake: np.ndarray, k: int) -> np.ndarray:
+    """Mean Euclidean distance of each row of ``x`` to its ``k`` nearest ``real`` rows minus that to its ``k``
+    nearest ``fake`` rows."""
+    q = torch.from_numpy(x)
+    near = [
+        torch.cdist(q, torch.from_numpy(n)).topk(k, dim=1, largest=False).values.mean(dim=1)
+        for n in (real, fake)
+    ]
+    return (near[0] - near[1]).double().numpy()
 
 
 def _linear(probe: tuple, x: np.ndarray) -> np.ndarray:
@@ -295,12 +337,15 @@ def fit_face_cue(
     texture_l2: float = TEXTURE_L2,
     paddings: tuple[float, ...] = (0.25,),
     inner_l2: float = INNER_L2,
+    inner_neighbours: bool = True,
 ) -> FaceCue:
     """Fit the probe on the training photos (and keep their descriptors as neighbours, ``k`` > 0, at most as
     many as the smaller class has), and standardise each part on the validation photos (their descriptors and
     the RAN's P(GAN) of their pairs, which neither the RAN nor the probe trained on). The features' width says
     which view they are (``FaceView``: ``paddings``, the borders of the descriptors side by side, and the texture
-    and inner features or not); each extra block gets a probe of its own."""
+    and inner features or not); each extra block gets a probe of its own, and the inner features a
+    nearest-neighbour score too, as the descriptor has (``inner_neighbours``; the training photos kept in the inner
+    probe's standardisation)."""
     fit_descriptors, fit_labels = np.asarray(fit_descriptors, np.float32), np.asarray(fit_labels).astype(int)
     width = fit_descriptors.shape[1] if fit_descriptors.ndim == 2 else 0
     views = {v.width: v for v in (FaceView(paddings, t, i) for t in (False, True) for i in (False, True))}
@@ -313,15 +358,21 @@ def fit_face_cue(
     dw = view.descriptor_width
     probe = lambda x, l2_: tuple(np.asarray(v).tolist() for v in fit_logistic(x, fit_labels, l2_))  # noqa: E731
     texture = probe(fit_descriptors[:, dw : dw + TEXTURE_SIZE], texture_l2) if view.texture else None
-    inner = probe(fit_descriptors[:, width - INNER_SIZE :], inner_l2) if view.inner else None
+    fit_inner = fit_descriptors[:, width - INNER_SIZE :]
+    inner = probe(fit_inner, inner_l2) if view.inner else None
     fit_descriptors = fit_descriptors[:, :dw]
     mean, scale, weight, bias = fit_logistic(fit_descriptors, fit_labels, l2)
     real, fake = fit_descriptors[fit_labels == 0], fit_descriptors[fit_labels == 1]
     k = min(int(k), len(real), len(fake))  # a small training set has fewer neighbours of a class to offer
     neighbours = (real, fake) if k else (None, None)
+    inner_near = None
+    if inner is not None and k and inner_neighbours:
+        z = (fit_inner - np.asarray(inner[0])) / np.asarray(inner[1])
+        # rounded as the weights file stores them, so that the fitted cue scores as the saved one does
+        inner_near = tuple(z[fit_labels == c].astype(np.float16).astype(np.float32) for c in (0, 1))
     cue = FaceCue(mean.tolist(), scale.tolist(), weight.tolist(), bias, k=k, real_neighbours=neighbours[0],
-                  fake_neighbours=neighbours[1],
-                  texture=texture, paddings=view.paddings, inner=inner)  # fmt: skip
+                  fake_neighbours=neighbours[1], texture=texture, paddings=view.paddings, inner=inner,
+                  inner_neighbours=inner_near)  # fmt: skip
     standardise(cue, cue.parts(val_descriptors), val_ran_p)
     return cue
 
@@ -337,3 +388,5 @@ def standardise(cue: FaceCue, parts: dict[str, np.ndarray], val_ran_p: np.ndarra
         cue.texture_logit = stats(parts["texture"])
     if "inner" in parts:
         cue.inner_logit = stats(parts["inner"])
+    if "inner_knn" in parts:
+        cue.inner_knn_score = stats(parts["inner_knn"])
