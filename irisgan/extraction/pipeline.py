@@ -217,7 +217,6 @@ class FacePhotoDataset(torch.utils.data.Dataset):
         start = time.perf_counter()
         face = faces[0]  # largest
         result.face_box = list(face.box)
-        result.face_grayscale = face_is_grayscale(rgb, face.box)
         result.face_score = round(face.score, 3)
         landmarks = self.landmarker.landmarks(rgb, face.box)
         result.landmarks = np.round(landmarks, 1).tolist()
@@ -236,6 +235,8 @@ class FacePhotoDataset(torch.utils.data.Dataset):
             result.face_descriptor = face_features(
                 rgb, face.box, np.asarray(result.landmarks), self.describe_faces
             )
+            # judged only where the face is scored: a photo without a pair has no pair to judge by
+            result.face_grayscale = face_is_grayscale(rgb, face.box)
             timings["describe"] = (time.perf_counter() - start) * 1e3
         expected = IRIS_TO_EYE_WIDTH * min(eye_width(p) for p in result.eye_points)
         if expected < self.min_iris_size:

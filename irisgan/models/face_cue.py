@@ -42,13 +42,18 @@ NEIGHBOURS = 10
 TEXTURE_L2 = 1e-2
 # the inner probe's: 1,472 features; 1e-3, 1e-2 and 0.1 gave the study's folds alike (experiments/README.md)
 INNER_L2 = 1e-2
+# each part of FaceCue.parts and the field holding its validation mean and standard deviation
+PART_STATS = {
+    "face": "face_logit", "knn": "knn_score", "texture": "texture_logit", "inner": "inner_logit",
+    "inner_knn": "inner_knn_score",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
 class FaceView:
     """What a face cue reads of a photo's face: dlib's descriptor at each border of ``paddings`` (the aligned
-    face's margin as a share of its size; 0.25 is dlib's own), then, with ``texture``, the texture features, then, with ``inner``, the inner features of dlib's
-    network (``extraction.face_net``)."""
+    face's margin as a share of its size; 0.25 is dlib's own), then, with ``texture``, the texture features, then,
+    with ``inner``, the inner features of dlib's network (``extraction.face_net``)."""
 
     paddings: tuple[float, ...] = (0.25,)
     texture: bool = False
@@ -184,9 +189,8 @@ class FaceCue:
         out = asdict(self)
         for key in ("real_neighbours", "fake_neighbours"):
             out[key] = None if out[key] is None else torch.from_numpy(np.asarray(out[key], np.float32))
-        if (
-            out["inner_neighbours"] is not None
-        ):  # standardised values: float16 keeps them to 1e-3 at half the size
+        if out["inner_neighbours"] is not None:
+            # standardised values: float16 keeps them to 1e-3 at half the size
             out["inner_neighbours"] = tuple(
                 torch.from_numpy(np.asarray(n, np.float16)) for n in out["inner_neighbours"]
             )
@@ -259,11 +263,11 @@ class FaceCue:
     def face_part(self, descriptors: np.ndarray) -> np.ndarray:
         """The face's share of the detector's logit: its scores (``parts``), each standardised by the cue's
         statistics of it, summed."""
-        stats = {
-            "face": self.face_logit, "knn": self.knn_score, "texture": self.texture_logit, "inner": self.inner_logit,
-            "inner_knn": self.inner_knn_score,
-        }  # fmt: skip
-        return sum((v - stats[name][0]) / stats[name][1] for name, v in self.parts(descriptors).items())
+        total = 0.0
+        for name, v in self.parts(descriptors).items():
+            mean, sd = getattr(self, PART_STATS[name])
+            total = total + (v - mean) / sd
+        return total
 
     def iris_part(self, ran_p: np.ndarray) -> np.ndarray:
         """The irises' share of the detector's logit: the iris network's standardised logit."""
@@ -381,12 +385,6 @@ def standardise(cue: FaceCue, parts: dict[str, np.ndarray], val_ran_p: np.ndarra
     """Set the cue's standardisation from the validation photos' unstandardised scores (``FaceCue.parts``) and
     the iris network's P(GAN) of their pairs."""
     stats = lambda v: (float(np.mean(v)), float(np.std(v) + 1e-9))  # noqa: E731
-    cue.face_logit, cue.ran_logit = stats(parts["face"]), stats(logit(val_ran_p))
-    if "knn" in parts:
-        cue.knn_score = stats(parts["knn"])
-    if "texture" in parts:
-        cue.texture_logit = stats(parts["texture"])
-    if "inner" in parts:
-        cue.inner_logit = stats(parts["inner"])
-    if "inner_knn" in parts:
-        cue.inner_knn_score = stats(parts["inner_knn"])
+    for name, v in parts.items():
+        setattr(cue, PART_STATS[name], stats(v))
+    cue.ran_logit = stats(logit(val_ran_p))
