@@ -41,7 +41,7 @@ import cross_generator as study
 import numpy as np
 import torch
 from face_descriptor_probe import descriptors, ran_val_scores, rows_of
-from study_stats import auroc, paired_difference
+from study_stats import auroc, paired_line
 
 from irisgan.data.degrade import degrade
 from irisgan.extraction.descriptors import photo_descriptors
@@ -311,10 +311,7 @@ def main() -> None:
     for m, base in [(m, "cue") for m in methods if m not in ("cue", "fused", "stacked")] + [
         ("stacked", "fused")
     ]:
-        d = paired_difference([auc[m, f] - auc[base, f] for f in measured])
-        lines.append(
-            f"- {m} minus {base}: {d['mean']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}], higher in {d['a_wins']}/{d['n']}"
-        )
+        lines.append(paired_line(f"{m} minus {base}", [auc[m, f] - auc[base, f] for f in measured]))
     text = "\n".join(lines) + "\n"
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "face_features.md").write_text(text)

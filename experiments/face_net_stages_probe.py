@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from face_descriptor_probe import descriptors, ran_val_scores, rows_of
 from face_features_probe import auc_table, held_out_aucs
-from study_stats import paired_difference
+from study_stats import paired_line
 
 from irisgan.data.degrade import degrade
 from irisgan.extraction.descriptors import photo_descriptors
@@ -173,15 +173,15 @@ def main() -> None:
     lines.append("- knn, blur2: " + ", ".join(f"{shift['knn', 'blur2', f]:+.2f}" for f in measured))
     lines += ["", "Paired differences over the folds (95% bootstrap interval; wins):", ""]
     for name in VARIANTS:
-        d = paired_difference([auc[f"fused+{name}", f] - auc["fused", f] for f in measured])
         lines.append(
-            f"- fused+{name} minus fused: {d['mean']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}], "
-            f"higher in {d['a_wins']}/{d['n']}"
+            paired_line(
+                f"fused+{name} minus fused", [auc[f"fused+{name}", f] - auc["fused", f] for f in measured]
+            )
         )
-    d = paired_difference([auc["fused+all+knn", f] - auc["fused+all", f] for f in measured])
     lines.append(
-        f"- fused+all+knn minus fused+all: {d['mean']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}], "
-        f"higher in {d['a_wins']}/{d['n']}"
+        paired_line(
+            "fused+all+knn minus fused+all", [auc["fused+all+knn", f] - auc["fused+all", f] for f in measured]
+        )
     )
     text = "\n".join(lines) + "\n"
     RESULTS.mkdir(parents=True, exist_ok=True)

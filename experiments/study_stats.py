@@ -56,3 +56,9 @@ def paired_difference(diffs: list[float], n_boot: int = 10_000, seed: int = 0) -
         "a_wins": int((d > 0).sum()),
         "verdict": verdict,
     }
+
+
+def paired_line(label: str, diffs: list[float]) -> str:
+    """A results-file line of ``paired_difference``: "- label: mean [lo, hi], higher in wins/n"."""
+    d = paired_difference(diffs)
+    return f"- {label}: {d['mean']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}], higher in {d['a_wins']}/{d['n']}"
