@@ -5,9 +5,10 @@ checkpoint's stored threshold, with bootstrap 95% intervals), ``report.md`` (the
 ``plots/`` (ROC, PR, threshold, confusion per method, and both ROCs together), and with
 ``robustness=true`` ``robustness.csv``/``robustness.md``/``plots/robustness.png`` (AUC per degradation of the
 pairs). With ``faces=DIR photo_robustness=true`` each photo is also degraded as a file (a re-encode, a
-smaller copy, grayscale, a colour cast: ``photo_degradations``) and the copies go through the whole pipeline,
-extraction included: ``photo_robustness.csv``/``.md`` give the yield, the AUC and the decisions per
-degradation, and how many GAN photos called GAN as they were become a confident "real".
+smaller copy, grayscale, a colour cast, or an adversary's edits such as sharpening or a crop:
+``photo_degradations``) and the copies go through the whole pipeline, extraction included:
+``photo_robustness.csv``/``.md`` give the yield, the AUC and the decisions per degradation, and how many GAN
+photos called GAN as they were become a confident "real".
 ``decisions`` in ``metrics.json`` counts real / GAN / uncertain (``irisgan.inference.DecisionRule``) and
 the accuracy of the confident calls. Photos that yield no pair are counted and reported by status, never
 dropped silently.

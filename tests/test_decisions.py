@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from irisgan.data.degrade import PHOTO_DEGRADATIONS, write_degraded_photo
+from irisgan.data.degrade import ADVERSARY_DEGRADATIONS, PHOTO_DEGRADATIONS, write_degraded_photo
 from irisgan.ensemble import build_ensemble
 from irisgan.inference import (
     DecisionRule,
@@ -136,6 +136,11 @@ def test_photo_degradations_write_the_file_a_user_would_have(tmp_path):
     cast = np.asarray(Image.open(written["cast0.15"])).astype(float)
     original = data.astronaut().astype(float)
     assert cast[..., 0].mean() > original[..., 0].mean() and cast[..., 2].mean() < original[..., 2].mean()
+    for name in ADVERSARY_DEGRADATIONS:  # lossless copies, of the edited size
+        written = write_degraded_photo(source, name, tmp_path / "adversary" / name / source.stem)
+        with Image.open(written) as im:
+            side = {"crop0.8": 410, "upscale2": 1024}.get(name, 512)
+            assert written.suffix == ".png" and im.size == (side, side) and im.mode == "RGB", name
     with pytest.raises(ValueError, match="unknown degradation"):
         write_degraded_photo(source, "sepia", tmp_path / "x")
 

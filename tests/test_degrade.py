@@ -1,7 +1,15 @@
 import numpy as np
 import pytest
 
-from irisgan.data.degrade import DEGRADATIONS, RandomDegradation, degrade, degrade_batch, parse
+from irisgan.data.degrade import (
+    ADVERSARY_DEGRADATIONS,
+    DEGRADATIONS,
+    RESIZING,
+    RandomDegradation,
+    degrade,
+    degrade_batch,
+    parse,
+)
 
 
 def test_every_named_degradation_keeps_shape_and_dtype():
@@ -9,8 +17,8 @@ def test_every_named_degradation_keeps_shape_and_dtype():
     img = rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)
     for name in DEGRADATIONS:
         out = degrade(img, name, np.random.default_rng(1))
-        if name.startswith("shrink"):  # photo-level: a smaller photo, not scaled back
-            scale = parse(name)[1]
+        kind, scale = parse(name)
+        if kind in RESIZING:  # photo-level: a smaller or larger photo, not scaled back
             assert out.shape == (round(96 * scale), round(96 * scale), 3) and out.dtype == np.uint8
             continue
         assert out.shape == img.shape and out.dtype == np.uint8
@@ -36,6 +44,23 @@ def test_batch_is_deterministic_and_names_are_checked():
     assert np.array_equal(degrade_batch(x, "noise5", seed=3), degrade_batch(x, "noise5", seed=3))
     assert parse("blur1.5") == ("blur", 1.5)
     with pytest.raises(ValueError, match="unknown degradation"):
-        parse("sharpen2")
+        parse("sepia2")
     with pytest.raises(ValueError, match="valid"):
-        RandomDegradation(kinds=["sharpen"])
+        RandomDegradation(kinds=["sepia"])
+    with pytest.raises(ValueError, match="photo-level"):
+        degrade_batch(x, "crop0.8")
+
+
+def test_the_adversarys_edits_do_what_they_say():
+    yy, xx = np.mgrid[0:64, 0:64]
+    img = np.repeat(((xx // 8 + yy // 8) % 2 * 120 + 60)[..., None], 3, axis=2).astype(np.uint8)  # a checkerboard
+    assert set(ADVERSARY_DEGRADATIONS) <= set(DEGRADATIONS)
+    sharp = degrade(img, "sharpen1").astype(float)
+    assert sharp.std() > img.std()  # edges overshoot
+    assert degrade(img, "gamma0.7").mean() > img.mean() > degrade(img, "gamma1.4").mean()
+    assert np.array_equal(degrade(img, "crop0.5"), img[16:48, 16:48])
+    assert np.array_equal(degrade(img, "rotate0"), img)
+    rotated = degrade(img, "rotate90")
+    assert np.abs(rotated.astype(int) - np.rot90(img).astype(int)).mean() < 2
+    big = degrade(img, "upscale2")
+    assert big.shape == (128, 128, 3) and abs(big.mean() - img.mean()) < 2

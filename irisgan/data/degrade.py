@@ -5,7 +5,9 @@ survive them at test time. They act on RGB uint8 images (an iris pair or a whole
 
 Photo-level degradations (``PHOTO_DEGRADATIONS``, ``write_degraded_photo``) change the photo file a user
 would have, before the whole pipeline runs on it: a re-encode, a smaller copy (``shrink``: down-scaled, not
-scaled back up), a grayscale copy (saved as a one-channel file), a colour cast (white balance).
+scaled back up), a grayscale copy (saved as a one-channel file), a colour cast (white balance). An adversary's
+other one-step edits are named too (``ADVERSARY_DEGRADATIONS``): sharpening, a gamma curve, a tighter crop, a
+small rotation and an enlarged copy.
 """
 
 from __future__ import annotations
@@ -32,9 +34,16 @@ DEGRADATIONS: dict[str, tuple[str, float]] = {
     "shrink0.25": ("shrink", 0.25),
     "grayscale": ("grayscale", 0.0),
     "cast0.15": ("cast", 0.15),
+    "sharpen1": ("sharpen", 1.0),
+    "gamma0.7": ("gamma", 0.7),
+    "gamma1.4": ("gamma", 1.4),
+    "crop0.8": ("crop", 0.8),
+    "rotate5": ("rotate", 5.0),
+    "upscale2": ("upscale", 2.0),
 }
 KINDS = ("jpeg", "blur", "resize", "noise")  # what training-time augmentation draws from
-PHOTO_KINDS = (*KINDS, "shrink", "grayscale", "cast")
+RESIZING = ("shrink", "crop", "upscale")  # kinds that change the photo's size: photo-level only
+PHOTO_KINDS = (*KINDS, "grayscale", "cast", "sharpen", "gamma", "rotate", *RESIZING)
 # What `evaluate photo_robustness=true` runs through the whole pipeline by default.
 PHOTO_DEGRADATIONS = (
     "clean",
@@ -46,13 +55,15 @@ PHOTO_DEGRADATIONS = (
     "grayscale",
     "cast0.15",
 )
+# Edits that keep the photo looking the same to a person: what someone hiding a GAN face would try next.
+ADVERSARY_DEGRADATIONS = ("noise5", "sharpen1", "gamma0.7", "gamma1.4", "crop0.8", "rotate5", "upscale2")
 
 
 def parse(name: str) -> tuple[str, float]:
     """``jpeg70`` -> ("jpeg", 70.0); names outside the table work too (``blur1.5``, ``resize0.3``)."""
     if name in DEGRADATIONS:
         return DEGRADATIONS[name]
-    m = re.fullmatch(r"(jpeg|blur|resize|noise|shrink|cast)([0-9.]+)", name)
+    m = re.fullmatch(r"(jpeg|blur|resize|noise|shrink|cast|sharpen|gamma|crop|rotate|upscale)([0-9.]+)", name)
     if not m:
         raise ValueError(
             f"unknown degradation {name!r}; use one of {list(DEGRADATIONS)} or KIND+VALUE with KIND in "
@@ -93,6 +104,28 @@ def apply(image: np.ndarray, kind: str, value: float, rng: np.random.Generator |
     if kind == "cast":  # a warm white balance: red up, blue down by ``value``
         gains = np.array([1.0 + value, 1.0, 1.0 - value], np.float32)
         return np.clip(image.astype(np.float32) * gains, 0, 255).round().astype(np.uint8)
+    if kind == "sharpen":  # unsharp mask: the image plus ``value`` times its detail above a σ 1.5 blur
+        blurred = cv2.GaussianBlur(image, (0, 0), sigmaX=1.5).astype(np.float32)
+        sharp = image.astype(np.float32) * (1 + value) - blurred * value
+        return np.clip(sharp, 0, 255).round().astype(np.uint8)
+    if kind == "gamma":  # a tone curve: below 1 brightens the shadows, above 1 darkens them
+        table = (255 * (np.arange(256) / 255) ** value).round().astype(np.uint8)
+        return cv2.LUT(image, table)
+    if kind == "rotate":  # ``value`` degrees anticlockwise about the centre, the borders mirrored
+        h, w = image.shape[:2]
+        matrix = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), value, 1.0)
+        return cv2.warpAffine(
+            image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
+        )
+    if kind == "crop":  # the centre ``value`` of each side
+        h, w = image.shape[:2]
+        ch, cw = max(1, round(h * value)), max(1, round(w * value))
+        top, left = (h - ch) // 2, (w - cw) // 2
+        return np.ascontiguousarray(image[top : top + ch, left : left + cw])
+    if kind == "upscale":
+        h, w = image.shape[:2]
+        size = (max(1, round(w * value)), max(1, round(h * value)))
+        return cv2.resize(image, size, interpolation=cv2.INTER_CUBIC)
     raise ValueError(f"unknown degradation kind {kind!r}; valid: {PHOTO_KINDS}")
 
 
@@ -103,7 +136,7 @@ def degrade(image: np.ndarray, name: str, rng: np.random.Generator | None = None
 
 def degrade_batch(images: np.ndarray, name: str, seed: int = 0) -> np.ndarray:
     """Degrade (N, 3, H, W) uint8 pairs (a test set), deterministically from ``seed``."""
-    if parse(name)[0] == "shrink":
+    if parse(name)[0] in RESIZING:
         raise ValueError(
             f"{name} changes the image size: a photo-level degradation (evaluate photo_degradations)"
         )
