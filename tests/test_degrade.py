@@ -53,7 +53,8 @@ def test_batch_is_deterministic_and_names_are_checked():
 
 def test_the_adversarys_edits_do_what_they_say():
     yy, xx = np.mgrid[0:64, 0:64]
-    img = np.repeat(((xx // 8 + yy // 8) % 2 * 120 + 60)[..., None], 3, axis=2).astype(np.uint8)  # a checkerboard
+    board = ((xx // 8 + yy // 8) % 2 * 120 + 60).astype(np.uint8)  # a checkerboard
+    img = np.repeat(board[..., None], 3, axis=2)
     assert set(ADVERSARY_DEGRADATIONS) <= set(DEGRADATIONS)
     sharp = degrade(img, "sharpen1").astype(float)
     assert sharp.std() > img.std()  # edges overshoot
