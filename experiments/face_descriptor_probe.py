@@ -35,7 +35,7 @@ from cross_generator import (
     run_name,
     source_masks,
 )
-from study_stats import auroc, paired_difference
+from study_stats import auroc, paired_difference, write_results
 from torchmetrics.functional.classification import binary_roc
 
 from irisgan.data.pairs_format import read_pairs_csv
@@ -52,8 +52,6 @@ from irisgan.models.face_cue import (
 )
 from irisgan.plots import plot_rocs
 from irisgan.training.metrics import choose_threshold, source_threshold, uncertain_band
-
-RESULTS = ROOT / "experiments" / "results"
 
 
 def descriptors(cache: Path, padding: float = 0.25, view: FaceView = FaceView()) -> dict[str, np.ndarray]:
@@ -479,10 +477,7 @@ def main() -> None:
         lines += ["", f"ROC curves of the fused score: `{figure.relative_to(ROOT)}`."]
     if args.robustness:
         lines += robustness(folders[(seeds[0], args.robustness)], cache / "manifest.jsonl", desc)
-    text = "\n".join(lines) + "\n"
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{name}.md").write_text(text)
-    print(text)
+    write_results(f"{name}.md", lines)
 
 
 if __name__ == "__main__":

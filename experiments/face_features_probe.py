@@ -41,7 +41,7 @@ import cross_generator as study
 import numpy as np
 import torch
 from face_descriptor_probe import descriptors, ran_val_scores, rows_of
-from study_stats import auroc, paired_line
+from study_stats import auroc, paired_line, write_results
 
 from irisgan.data.degrade import degrade
 from irisgan.extraction.descriptors import photo_descriptors
@@ -49,7 +49,6 @@ from irisgan.extraction.manifest import read_manifest
 from irisgan.extraction.texture import CHIP, face_texture, load_trunk
 from irisgan.models.face_cue import TEXTURE_L2, fit_face_cue, fit_logistic, logit
 
-RESULTS = study.ROOT / "experiments" / "results"
 COPIES = ("blur2", "resize0.25")  # processed copies of each photo (irisgan.data.degrade)
 FEATURES = "face_views_v2.npz"  # the blocks below side by side (face_views.npz: an older layout)
 
@@ -159,21 +158,46 @@ def mahalanobis(reference: np.ndarray, shrink: float = 0.1) -> Callable[[np.ndar
     return lambda x: np.sqrt(np.einsum("ij,jk,ik->i", x - mean, precision, x - mean))
 
 
+def probe_arguments(doc: str) -> argparse.ArgumentParser:
+    """The command line every probe of the study's folds shares: its runs, variant and seed."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=Path, required=True, help="the study's run folders")
+    parser.add_argument("--variant", default="context")
+    parser.add_argument("--seed", type=int, default=0, help="the runs whose splits and iris scores are used")
+    return parser
+
+
+def study_folders(runs: Path, variant: str, seed: int) -> tuple[dict, dict[str, Path], Path]:
+    """The study's folds (GAN families, diffusion, real sources), each one's run folder of ``variant`` and
+    ``seed``, and the extraction folder whose photos their splits hold."""
+    folds = {**study.FAMILIES, **study.DIFFUSION, **study.REAL_SOURCES}
+    folders = {f: runs / study.run_name(variant, "bce_auc", "balanced", seed, f) for f in folds}
+    first = next(f for f in folders.values() if (f / "metrics.json").is_file())
+    fit_csv = json.loads((first / "metrics.json").read_text())["data_csvs"]["fit"]
+    return folds, folders, study._project_path(first, fit_csv).parents[2]
+
+
+def fold_split(folder: Path, desc: dict) -> tuple[list, list, list, np.ndarray, np.ndarray]:
+    """A fold run's training, validation and test rows whose photos ``desc`` knows, and the run's P(GAN) of the
+    validation and test rows kept."""
+    csvs = json.loads((folder / "metrics.json").read_text())["data_csvs"]
+    known = lambda rows: np.array([r["photo"] in desc for r in rows])  # noqa: E731
+    fit, val, test = (
+        [r for r in rows_of(folder, csvs[k]) if r["photo"] in desc] for k in ("fit", "val", "test")
+    )
+    ran_test, _, test_csv = study.fold_scores(folder)
+    ran_val = ran_val_scores(folder, csvs["val"])[known(rows_of(folder, csvs["val"]))]
+    return fit, val, test, ran_val, ran_test[known(rows_of(folder, test_csv))]
+
+
 def fold_variants(
     folder: Path, desc: dict, blocks: dict
 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """Each method's scores of the fold's test photos, their labels and generators."""
-    csvs = json.loads((folder / "metrics.json").read_text())["data_csvs"]
-    split = (rows_of(folder, csvs[k]) for k in ("fit", "val", "test"))
-    fit, val, test = ([r for r in rows if r["photo"] in desc] for rows in split)
+    fit, val, test, ran_val, ran_test = fold_split(folder, desc)
     x = lambda rows, d=desc: np.stack([d[r["photo"]] for r in rows])  # noqa: E731
     y = lambda rows: np.array([int(r["label"]) for r in rows])  # noqa: E731
     yf, yv = y(fit), y(val)
-    ran_test, _, test_csv = study.fold_scores(folder)
-    keep = np.array([r["photo"] in desc for r in rows_of(folder, test_csv)])
-    ran_val = ran_val_scores(folder, csvs["val"])[
-        np.array([r["photo"] in desc for r in rows_of(folder, csvs["val"])])
-    ]
     cue = fit_face_cue(x(fit), yf, x(val), ran_val)
     cue_test = standardised(cue.face_part, x(val), x(test))
     out = {"cue": cue_test}
@@ -216,9 +240,9 @@ def fold_variants(
         (fm, fs), (km, ks), (rm, rs) = cue.face_logit, cue.knn_score, cue.ran_logit
         return np.c_[(cue.face_logits(d) - fm) / fs, (cue.knn_scores(d) - km) / ks, (logit(ran_p) - rm) / rs]
 
-    out["fused"] = parts(x(test), ran_test[keep]).sum(1)
+    out["fused"] = parts(x(test), ran_test).sum(1)
     _, scale, weight, _ = fit_logistic(parts(x(val), ran_val), yv, 1e-2)
-    out["stacked"] = parts(x(test), ran_test[keep]) @ (weight / scale)
+    out["stacked"] = parts(x(test), ran_test) @ (weight / scale)
     return out, y(test), np.array([r.get("generator") or "" for r in test])
 
 
@@ -255,22 +279,8 @@ def auc_table(auc: dict[tuple[str, str], float], folds: dict) -> tuple[list[str]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--runs", type=Path, required=True, help="the study's run folders")
-    parser.add_argument("--variant", default="context")
-    parser.add_argument(
-        "--seed", type=int, default=0, help="the runs whose splits (and iris scores) are used"
-    )
-    args = parser.parse_args()
-    folds = {**study.FAMILIES, **study.DIFFUSION, **study.REAL_SOURCES}
-    folders = {
-        f: args.runs / study.run_name(args.variant, "bce_auc", "balanced", args.seed, f) for f in folds
-    }
-    first = next(f for f in folders.values() if (f / "metrics.json").is_file())
-    fit_csv = json.loads((first / "metrics.json").read_text())["data_csvs"]["fit"]
-    cache = study._project_path(first, fit_csv).parents[2]
+    args = probe_arguments(__doc__).parse_args()
+    folds, folders, cache = study_folders(args.runs, args.variant, args.seed)
     desc = descriptors(cache)  # the descriptor alone
     blocks = features(cache)
     auc: dict[tuple[str, str], float] = {}
@@ -312,10 +322,7 @@ def main() -> None:
         ("stacked", "fused")
     ]:
         lines.append(paired_line(f"{m} minus {base}", [auc[m, f] - auc[base, f] for f in measured]))
-    text = "\n".join(lines) + "\n"
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "face_features.md").write_text(text)
-    print(text)
+    write_results("face_features.md", lines)
 
 
 if __name__ == "__main__":

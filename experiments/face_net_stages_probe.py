@@ -23,17 +23,14 @@ Results: ``experiments/results/face_net_stages.md``.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-from pathlib import Path
 
 import cross_generator as study
 import numpy as np
 import torch
-from face_descriptor_probe import descriptors, ran_val_scores, rows_of
-from face_features_probe import auc_table, held_out_aucs
-from study_stats import paired_line
+from face_descriptor_probe import descriptors
+from face_features_probe import auc_table, fold_split, held_out_aucs, probe_arguments, study_folders
+from study_stats import paired_line, write_results
 
 from irisgan.data.degrade import degrade
 from irisgan.extraction.descriptors import photo_descriptors
@@ -41,7 +38,6 @@ from irisgan.extraction.face_net import INNER_SIZE, STAGES, aligned_face, inner_
 from irisgan.extraction.manifest import read_manifest
 from irisgan.models.face_cue import INNER_L2, NEIGHBOURS, fit_face_cue, fit_logistic, nearest_difference
 
-RESULTS = study.ROOT / "experiments" / "results"
 COPIES = ("clean", "blur2", "resize0.25")
 CACHE = "face_net_stages.npz"  # the three copies' inner features side by side
 VARIANTS = {
@@ -76,22 +72,10 @@ def stage_neighbours(fit: np.ndarray, labels: np.ndarray, k: int = NEIGHBOURS):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--runs", type=Path, required=True, help="the study's run folders")
-    parser.add_argument("--variant", default="context")
-    parser.add_argument("--seed", type=int, default=0, help="the runs whose splits and iris scores are used")
+    parser = probe_arguments(__doc__)
     parser.add_argument("--l2", type=float, default=INNER_L2, help="the stage probes' L2 penalty")
     args = parser.parse_args()
-    folds = {**study.FAMILIES, **study.DIFFUSION, **study.REAL_SOURCES}
-    folders = {
-        f: args.runs / study.run_name(args.variant, "bce_auc", "balanced", args.seed, f) for f in folds
-    }
-    first = next(f for f in folders.values() if (f / "metrics.json").is_file())
-    cache = study._project_path(
-        first, json.loads((first / "metrics.json").read_text())["data_csvs"]["fit"]
-    ).parents[2]
+    folds, folders, cache = study_folders(args.runs, args.variant, args.seed)
     desc = descriptors(cache)
     records = [r for r in read_manifest(cache).values() if r.get("landmarks") and r.get("face_box")]
     x_all = photo_descriptors(records, cache / CACHE, photo_stages)
@@ -105,17 +89,10 @@ def main() -> None:
         if study.fold_scores(folder) is None:
             print(f"{fold}: not evaluated yet, skipped", file=sys.stderr)
             continue
-        csvs = json.loads((folder / "metrics.json").read_text())["data_csvs"]
-        fit, val, test = (
-            [r for r in rows_of(folder, csvs[k]) if r["photo"] in desc] for k in ("fit", "val", "test")
-        )
+        fit, val, test, ran_val, ran_test = fold_split(folder, desc)
         x = lambda rows, d=desc: np.stack([d[r["photo"]] for r in rows])  # noqa: E731
         y = lambda rows: np.array([int(r["label"]) for r in rows])  # noqa: E731
         yf, yt = y(fit), y(test)
-        known = lambda rows: np.array([r["photo"] in desc for r in rows])  # noqa: E731
-        ran_val = ran_val_scores(folder, csvs["val"])[known(rows_of(folder, csvs["val"]))]
-        ran_test, _, test_csv = study.fold_scores(folder)
-        ran_test = ran_test[known(rows_of(folder, test_csv))]
         cue = fit_face_cue(x(fit), yf, x(val), ran_val)
         cue_test, iris_test = cue.face_part(x(test)), cue.iris_part(ran_test)
         scores = {"cue": cue_test, "fused": cue_test + iris_test}
@@ -183,10 +160,7 @@ def main() -> None:
             "fused+all+knn minus fused+all", [auc["fused+all+knn", f] - auc["fused+all", f] for f in measured]
         )
     )
-    text = "\n".join(lines) + "\n"
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "face_net_stages.md").write_text(text)
-    print(text)
+    write_results("face_net_stages.md", lines)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ test photos): the bootstrap interval of the mean paired difference says whether 
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
 
 import numpy as np
 
@@ -62,3 +63,12 @@ def paired_line(label: str, diffs: list[float]) -> str:
     """A results-file line of ``paired_difference``: "- label: mean [lo, hi], higher in wins/n"."""
     d = paired_difference(diffs)
     return f"- {label}: {d['mean']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}], higher in {d['a_wins']}/{d['n']}"
+
+
+def write_results(name: str, lines: list[str]) -> None:
+    """Write a probe's results file ``experiments/results/<name>`` (one line per item) and print it."""
+    text = "\n".join(lines) + "\n"
+    folder = Path(__file__).resolve().parent / "results"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(text)
+    print(text)

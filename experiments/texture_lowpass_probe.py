@@ -26,7 +26,7 @@ import cross_generator as study
 import numpy as np
 import torch
 from face_descriptor_probe import descriptors, rows_of
-from study_stats import auroc
+from study_stats import auroc, write_results
 
 from irisgan.data.degrade import degrade
 from irisgan.data.pairs_format import read_pairs_csv
@@ -35,7 +35,6 @@ from irisgan.extraction.manifest import read_manifest
 from irisgan.extraction.texture import CHIP, TEXTURE_SIZE, aligned_grey_face, load_trunk
 from irisgan.models.face_cue import TEXTURE_L2, FaceView, fit_face_cue, fit_logistic
 
-RESULTS = study.ROOT / "experiments" / "results"
 SIZES = (224, 112, 64)  # R: the low-pass's side (224: none)
 COPIES = ("clean", "blur2", "resize0.25")
 CACHE = "face_texture_lowpass.npz"
@@ -189,10 +188,7 @@ def main() -> None:
                 f"| {r} | {auroc(s, y_sample):.3f} | {auroc(cue_s + s, y_sample):.3f} | "
                 f"{s[y_sample == 0].mean():+.2f} | {s[y_sample == 1].mean():+.2f} |"
             )
-    text = "\n".join(lines) + "\n"
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "texture_lowpass.md").write_text(text)
-    print(text)
+    write_results("texture_lowpass.md", lines)
 
 
 if __name__ == "__main__":
