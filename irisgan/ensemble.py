@@ -34,6 +34,7 @@ from irisgan.inference import (
     fuse_face_cue,
     member_scores,
     save_weights,
+    unfamiliar_faces,
 )
 from irisgan.models.face_cue import FaceCue, FaceView, fit_face_cue
 from irisgan.training.classifier import RANClassifier
@@ -216,7 +217,10 @@ def build_ensemble(
     band = uncertain_band(probs, labels.numpy(), threshold, precision)
     max_spread = float(np.quantile(spread, spread_quantile)) if spread is not None else None
     rule = DecisionRule(threshold, band, max_spread, model.luminance)
-    summary = decision_summary(rule.decide_pairs(probs, spread, images.numpy()), labels.numpy())
+    unfamiliar = unfamiliar_faces(model, val_x) if cue is not None else None
+    summary = decision_summary(
+        rule.decide_pairs(probs, spread, images.numpy(), unfamiliar), labels.numpy(), unfamiliar
+    )
     decision = {
         "band": list(band),
         "precision": precision,

@@ -53,6 +53,7 @@ from irisgan.inference import (
     score_members,
     score_pairs,
     stored_face_rule,
+    unfamiliar_faces,
 )
 from irisgan.models.baseline import highlight_scores
 from irisgan.training.metrics import report_from_scores
@@ -265,9 +266,12 @@ def _photo_row(
     images, labels, _ = load_pairs(csv)
     images, labels = images.numpy(), labels.numpy().astype(int)
     probs, spread = score_members(model, images, cfg.batch_size)
+    faces = None
     if model.face_cue is not None and len(labels):
-        probs = fuse_face_cue(model, probs, pair_descriptors(csv, model.face_cue.view))
-    decisions = rule.decide_pairs(probs, spread, images)
+        faces = pair_descriptors(csv, model.face_cue.view)
+        probs = fuse_face_cue(model, probs, faces)
+    unfamiliar = unfamiliar_faces(model, faces)
+    decisions = rule.decide_pairs(probs, spread, images, unfamiliar)
     calls = dict(zip(index, decisions, strict=True))
     if name == "clean":
         clean_calls.update(calls)
@@ -276,7 +280,7 @@ def _photo_row(
         row["auroc"] = float(binary_auroc(torch.as_tensor(probs), torch.as_tensor(labels)))
     row["acc_at_thr"] = float(((probs >= rule.threshold) == (labels == 1)).mean()) if len(labels) else None
     row["gan_mean_p"] = float(probs[labels == 1].mean()) if (labels == 1).any() else None
-    row.update(decision_summary(decisions, labels))
+    row.update(decision_summary(decisions, labels, unfamiliar))
     caught = [i for i, d in clean_calls.items() if d == "GAN" and i is not None and photos[i].label == 1]
     row["gan_caught_clean"] = len(caught)
     row["gan_to_real"] = float(np.mean([calls.get(i) == "real" for i in caught])) if caught else None
@@ -310,11 +314,13 @@ def face_only_photos(model, extraction: Path) -> dict[str, Any] | None:
     x = photo_descriptors(records, extraction / view.cache_name, view=view)
     probs = model.face_cue.face_probability(x)
     labels = np.array([int(r["label"]) for r in records])
-    # a grey face is never a confident real, as predict decides it
+    # a grey or unfamiliar face is never a confident real, as predict decides it
     grey = [
         face_is_grayscale(decode_image(Path(r["path"]).read_bytes(), r["path"]), r["face_box"])
         for r in records
     ]
+    unfamiliar = unfamiliar_faces(model, x)
+    odd = np.zeros(len(records), bool) if unfamiliar is None else unfamiliar
     out: dict[str, Any] = {
         "n": len(records),
         "n_fake": int(labels.sum()),
@@ -323,7 +329,9 @@ def face_only_photos(model, extraction: Path) -> dict[str, Any] | None:
         "auroc": None,
         "grayscale": int(sum(grey)),
         **decision_summary(
-            [rule.decide(float(p), None, g)[0] for p, g in zip(probs, grey, strict=True)], labels
+            [rule.decide(float(p), None, g, u)[0] for p, g, u in zip(probs, grey, odd, strict=True)],
+            labels,
+            unfamiliar,
         ),
     }
     if len(np.unique(labels)) == 2:
@@ -388,7 +396,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         np.save(out / f"scores_{name}.npy", scores)
     plots.plot_roc_comparison(reports, out / "plots" / "roc_comparison.png")
     results["decision_rule"] = rule.record()
-    results["decisions"] = decision_summary(rule.decide_pairs(probs, spread, images), labels)
+    unfamiliar = unfamiliar_faces(model, faces)
+    results["decisions"] = decision_summary(
+        rule.decide_pairs(probs, spread, images, unfamiliar), labels, unfamiliar
+    )
     if cfg.faces:  # photos whose irises gave no pair: the face alone, as predict scores them
         face_only = face_only_photos(model, out / "extracted")
         if face_only is not None:
@@ -467,7 +478,18 @@ def _face_only_lines(results: dict[str, Any]) -> list[str]:
             if f.get("grayscale")
             else []
         ),
+        *_unfamiliar_line(f, fmt),
         "",
+    ]
+
+
+def _unfamiliar_line(d: dict[str, Any], fmt) -> list[str]:
+    """The report's line on unfamiliar faces, for a detector whose face cue tells them."""
+    if d.get("gan_unfamiliar") is None and d.get("real_unfamiliar") is None:
+        return []
+    return [
+        f"- unfamiliar faces (never called real with confidence): {fmt(d.get('gan_unfamiliar'))} of the GAN "
+        f"photos, {fmt(d.get('real_unfamiliar'))} of the real ones"
     ]
 
 
@@ -490,6 +512,7 @@ def _decision_lines(results: dict[str, Any]) -> list[str]:
         f"{fmt(d['gan_called_real'])} real",
         f"- real pairs: {fmt(d['real_called_real'])} real, {fmt(d['real_called_uncertain'])} uncertain, "
         f"{fmt(d['real_called_gan'])} GAN",
+        *_unfamiliar_line(d, fmt),
         "",
         *_face_only_lines(results),
     ]

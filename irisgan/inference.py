@@ -13,7 +13,7 @@ import torch
 from irisgan.checkpoints import CLASSIFIER, CheckpointError, load_checkpoint, stamp_kind
 from irisgan.config import override_value
 from irisgan.data.pairs_format import is_grayscale, pair_shape
-from irisgan.models.face_cue import FaceCue
+from irisgan.models.face_cue import NOVELTY_QUANTILE, FaceCue
 from irisgan.training.classifier import RANClassifier
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,7 @@ __all__ = [
     "DecisionRule",
     "decision_summary",
     "is_grayscale_pair",
+    "unfamiliar_faces",
     "export_weights",
     "fuse_face_cue",
     "stored_face_rule",
@@ -279,6 +280,8 @@ def fuse_face_cue(model: RANClassifier, iris_p: np.ndarray, descriptors: np.ndar
     return cue.fused_probability(iris_p, descriptors).astype(np.float32)
 
 
+# the reason an unfamiliar face is not called real
+UNFAMILIAR = f"unfamiliar face (novelty above the validation photos' {NOVELTY_QUANTILE:.0%} quantile)"
 # statuses of a photo whose face and landmarks were found, but not a pair: the face cue can still score it
 FACE_ONLY = ("iris_too_small", "no_left_iris", "no_right_iris", "no_irises", "eyes_hidden")
 
@@ -290,6 +293,15 @@ def stored_face_rule(model: RANClassifier) -> DecisionRule | None:
     if getattr(model, "face_cue", None) is None or not face_only:
         return None
     return DecisionRule(face_only["threshold"], tuple(face_only["band"]))
+
+
+def unfamiliar_faces(model: RANClassifier, descriptors: np.ndarray | None) -> np.ndarray | None:
+    """Which of N photos' faces are unfamiliar to the detector's face cue (``FaceCue.unfamiliar``), or None for a
+    detector that cannot tell (no face cue, or one without a novelty cut)."""
+    cue = getattr(model, "face_cue", None)
+    if cue is None or cue.novelty_cut is None or descriptors is None or not len(descriptors):
+        return None
+    return cue.unfamiliar(descriptors)
 
 
 def is_grayscale_pair(pair: np.ndarray) -> bool:
@@ -305,6 +317,8 @@ class DecisionRule:
     more than ``max_spread``. A grayscale pair lacks the colour cues a colour detector was trained on: it can still
     be called GAN with confidence (from ``hi`` on), never real. A detector that sees the grey level only
     (``luminance``, model.colour) scores a grey photo as its colour original, so the rule does not apply to it.
+    An unfamiliar face (``FaceCue.unfamiliar``: farther from the training faces than most validation photos) is
+    never a confident real either: a new generator's faces are what a detector waves through as real.
     """
 
     threshold: float
@@ -321,7 +335,7 @@ class DecisionRule:
         )
 
     def decide(
-        self, p_gan: float, spread: float | None = None, grayscale: bool = False
+        self, p_gan: float, spread: float | None = None, grayscale: bool = False, unfamiliar: bool = False
     ) -> tuple[str, list[str]]:
         """(decision, reasons): the reasons say why a decision is ``uncertain`` (empty otherwise)."""
         lo, hi = self.band or (self.threshold, self.threshold)
@@ -332,17 +346,27 @@ class DecisionRule:
             reasons.append(f"ensemble members disagree (spread {spread:.3f} > {self.max_spread:.3f})")
         if grayscale and not self.luminance and p_gan < max(hi, self.threshold):
             reasons.append("grayscale: colour cues unavailable")
+        if unfamiliar and p_gan < max(hi, self.threshold):
+            reasons.append(UNFAMILIAR)
         if reasons:
             return "uncertain", reasons
         return ("GAN" if p_gan >= self.threshold else "real"), []
 
-    def decide_pairs(self, probs: np.ndarray, spread: np.ndarray | None, images: np.ndarray) -> list[str]:
-        """The decision of each (N, 3, H, W) uint8 pair, as ``predict`` makes it."""
+    def decide_pairs(
+        self,
+        probs: np.ndarray,
+        spread: np.ndarray | None,
+        images: np.ndarray,
+        unfamiliar: np.ndarray | None = None,
+    ) -> list[str]:
+        """The decision of each (N, 3, H, W) uint8 pair, as ``predict`` makes it (``unfamiliar``: which faces
+        are, from ``unfamiliar_faces``)."""
         return [
             self.decide(
                 float(p),
                 None if spread is None else float(spread[i]),
                 is_grayscale_pair(img.transpose(1, 2, 0)),
+                unfamiliar is not None and bool(unfamiliar[i]),
             )[0]
             for i, (p, img) in enumerate(zip(probs, images, strict=True))
         ]
@@ -352,8 +376,9 @@ class DecisionRule:
                 "max_spread": self.max_spread, "luminance": self.luminance}  # fmt: skip
 
 
-def decision_summary(decisions: list[str], labels: np.ndarray) -> dict:
-    """Shares of GAN / real / uncertain per class, and the accuracy of the confident calls."""
+def decision_summary(decisions: list[str], labels: np.ndarray, unfamiliar: np.ndarray | None = None) -> dict:
+    """Shares of GAN / real / uncertain per class, and the accuracy of the confident calls; with ``unfamiliar``
+    (which photos' faces are), the share of unfamiliar faces per class."""
     decisions, labels = np.asarray(decisions), np.asarray(labels).astype(int)
     out: dict = {}
     for label, name in ((1, "gan"), (0, "real")):
@@ -364,4 +389,9 @@ def decision_summary(decisions: list[str], labels: np.ndarray) -> dict:
     out["uncertain_share"] = float((~confident).mean()) if len(decisions) else None
     called = decisions[confident] == "GAN"
     out["acc_outside_band"] = float((called == (labels[confident] == 1)).mean()) if confident.any() else None
+    if unfamiliar is not None:
+        unfamiliar = np.asarray(unfamiliar, bool)
+        for label, name in ((1, "gan"), (0, "real")):
+            mine = unfamiliar[labels == label]
+            out[f"{name}_unfamiliar"] = float(mine.mean()) if len(mine) else None
     return out

@@ -4,8 +4,8 @@ Per photo: dlib face and landmarks, the two eye crops, the irises (training-free
 segmenter), the 96x96 pair, P(GAN) from the RAN (for a detector with a face cue, such as the shipped one, fused
 with a probe of the face's descriptor: ``p_iris`` keeps the RAN's own) and the decision: ``GAN`` or ``real`` at the
 checkpoint's stored threshold, or ``uncertain`` (with its reasons) when the score lies inside the uncertain band chosen on
-validation pairs, the ensemble's members disagree, or a grayscale photo would be called real
-(``irisgan.inference.DecisionRule``). A photo without a decision (unreadable, no face, no iris...) gets its
+validation pairs, the ensemble's members disagree, or a grayscale photo or an unfamiliar face (``unfamiliar``:
+unlike every training face) would be called real (``irisgan.inference.DecisionRule``). A photo without a decision (unreadable, no face, no iris...) gets its
 status instead; every input gets one line in ``predictions.jsonl`` (or ``.csv``). ``explain=true`` writes a
 PNG per photo: the face with eye and iris boxes, the pair, the RAN's soft-mask attention (the patch net's patch
 scores) over the pair, the score against the threshold and the band, the members' spread, and the decision.
@@ -50,6 +50,7 @@ from irisgan.inference import (
     stored_face_rule,
     stored_pair_margin,
     stored_pair_shape,
+    unfamiliar_faces,
 )
 
 log = logging.getLogger("irisgan.predict")
@@ -107,12 +108,17 @@ class Predictor:
         """``p_face`` and ``face_decision`` of photos whose face was found but whose irises gave no pair."""
         if not results or self.face_rule is None:
             return
-        probs = self.model.face_cue.face_probability(np.stack([r.face_descriptor for r in results]))
-        for result, prob in zip(results, probs, strict=True):
+        faces = np.stack([r.face_descriptor for r in results])
+        probs = self.model.face_cue.face_probability(faces)
+        unfamiliar = unfamiliar_faces(self.model, faces)
+        for i, (result, prob) in enumerate(zip(results, probs, strict=True)):
             result.p_face = float(prob)
-            # a grey face is never a confident real, as a grey pair is not
+            # a grey or unfamiliar face is never a confident real, as a grey pair is not
             result.grayscale = bool(result.face_grayscale)
-            result.face_decision = self.face_rule.decide(result.p_face, None, result.grayscale)[0]
+            result.unfamiliar = None if unfamiliar is None else bool(unfamiliar[i])
+            result.face_decision = self.face_rule.decide(
+                result.p_face, None, result.grayscale, bool(result.unfamiliar)
+            )[0]
 
     def _score(self, scored: list[PhotoResult]) -> None:
         if not scored:
@@ -128,13 +134,15 @@ class Predictor:
             masks = self._attention(len(chunk)) if self.explain else None
             faces = np.stack([r.face_descriptor for r in chunk]) if self.face_cue else None
             probs = fuse_face_cue(self.model, iris_p, faces)
+            unfamiliar = unfamiliar_faces(self.model, faces)
             for i, (result, prob) in enumerate(zip(chunk, probs, strict=True)):
                 result.p_gan = float(prob)
                 result.p_iris = float(iris_p[i]) if self.face_cue else None
                 result.member_spread = None if spread is None else float(spread[i])
                 result.grayscale = is_grayscale_pair(result.pair_image)
+                result.unfamiliar = None if unfamiliar is None else bool(unfamiliar[i])
                 result.decision, result.reasons = self.rule.decide(
-                    result.p_gan, result.member_spread, result.grayscale
+                    result.p_gan, result.member_spread, result.grayscale, bool(result.unfamiliar)
                 )
                 if masks is not None:
                     result.attention = [(title, m[i]) for title, m in masks]
@@ -157,7 +165,7 @@ class Predictor:
 def public_record(result: PhotoResult, rule: DecisionRule) -> dict:
     keep = (
         "path", "status", "p_gan", "decision", "reasons", "member_spread", "p_iris", "p_face", "face_decision",
-        "grayscale", "message", "face_box", "eye_boxes", "iris", "n_faces",
+        "grayscale", "unfamiliar", "message", "face_box", "eye_boxes", "iris", "n_faces",
     )  # fmt: skip
     full = result.record()
     record = {k: full[k] for k in keep if k in full}
