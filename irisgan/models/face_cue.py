@@ -11,7 +11,9 @@ round), so the shipped cue leaves it out. The same network's inner layers (``ext
 stages' maps, averaged and spread) get the descriptor's pair of scores, a logistic regression and a
 nearest-neighbour score; they lift the held-out GAN families most and barely move under blur (eleventh round), and
 the shipped cue has them. The fused score is the sum of the parts, each standardised on validation photos, so
-that none dominates by scale.
+that none dominates by scale. The same neighbours tell how far a face lies from every training face
+(``FaceCue.novelty``): a face farther out than most validation photos is unfamiliar, and the decision rule never
+calls it real with confidence (an unseen diffusion model's faces lie out there; twelfth round).
 
 A photo's *face features* are what a cue's ``FaceView`` names: dlib's descriptor of the face aligned with one or
 more borders (``paddings``), each 128 numbers, then, with texture, the texture features (``extraction.texture``),
