@@ -6,9 +6,9 @@ what does it cost the real photos, on the families and sources the study holds o
 A detector trained on GAN faces calls most faces of an unseen diffusion model real (the study's diffusion fold:
 AUC 0.47). Such faces lie farther from the training faces than the validation photos do: the face cue's novelty
 (``FaceCue.novelty``, the mean distance of a face's inner features to its 10 nearest training photos of either
-class) ranks them above the real test photos. ``FaceCue.unfamiliar`` flags a face farther out than 95% of the
-validation photos, and the decision rule (``irisgan.inference.DecisionRule``) then leaves it uncertain unless it
-is confidently GAN.
+class) ranks them above the real test photos. A face farther out than ``--novelty-quantile`` of the real
+validation photos is unfamiliar (``irisgan.ensemble`` sets the bound so), and the decision rule
+(``irisgan.inference.DecisionRule``) then leaves it uncertain unless it is confidently GAN.
 
 For each fold and seed (the fold's own training, validation and test photos; the held-out family or source never
 seen), the shipped recipe's cue is fitted and the fused score decided under the 3% rule and its uncertain band,
@@ -28,7 +28,7 @@ from face_descriptor_probe import descriptors, fold_measures
 from face_features_probe import fold_split, probe_arguments, study_folders
 from study_stats import auroc, write_results
 
-from irisgan.models.face_cue import NOVELTY_QUANTILE, FaceView, fit_face_cue
+from irisgan.models.face_cue import FaceView, fit_face_cue
 
 COLUMNS = (
     "novelty AUC", "held-out flagged", "familiar real flagged", "held-out called real (before -> after)",
@@ -36,7 +36,7 @@ COLUMNS = (
 )  # fmt: skip
 
 
-def fold_row(folder, fold: str, desc: dict) -> dict[str, float] | None:
+def fold_row(folder, fold: str, desc: dict, quantile: float) -> dict[str, float] | None:
     """One fold run's measures (None when it is not evaluated yet)."""
     measured = fold_measures(folder, desc, source_fpr=0.03)
     if measured is None:
@@ -48,7 +48,10 @@ def fold_row(folder, fold: str, desc: dict) -> dict[str, float] | None:
     labels = np.array([int(r["label"]) for r in test])
     if not np.array_equal(labels, fused["labels"]):
         raise ValueError(f"{folder}: the probe's test photos are not fold_measures'")
-    novelty, unfamiliar = cue.novelty(x(test)), cue.unfamiliar(x(test))
+    val_real = np.array([int(r["label"]) for r in val]) == 0
+    bound = np.quantile(cue.novelty(x(val))[val_real], quantile)  # as irisgan.ensemble sets max_novelty
+    novelty = cue.novelty(x(test))
+    unfamiliar = novelty > bound
     if fold in study.REAL_SOURCES:
         held_out, _, _ = study.source_masks(labels, fused["generators"], study.REAL_SOURCES[fold])
     else:
@@ -71,6 +74,7 @@ def main() -> None:
     parser.add_argument(
         "--seeds", default="0,1,2,3", help="the seeds whose runs are measured, each on its own"
     )
+    parser.add_argument("--novelty-quantile", type=float, default=0.95, help="as irisgan.ensemble's")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     folds, _, cache = study_folders(args.runs, args.variant, seeds[0])
@@ -80,8 +84,9 @@ def main() -> None:
         "# Unfamiliar faces: never a confident real, on the study's folds",
         "",
         f"Folds of `{args.variant}`, seeds {args.seeds} (each seed's fold run on its own, its mean shown); a face is",
-        f"unfamiliar beyond the {NOVELTY_QUANTILE:.0%} quantile of the validation photos' novelty. Command:",
-        f"`python experiments/novelty_probe.py --runs RUNS --variant {args.variant} --seeds {args.seeds}`. The held-out",
+        f"unfamiliar beyond the {args.novelty_quantile:.0%} quantile of the real validation photos' novelty. Command:",
+        f"`python experiments/novelty_probe.py --runs RUNS --variant {args.variant} --seeds {args.seeds} "
+        f"--novelty-quantile {args.novelty_quantile:g}`. The held-out",
         "photos are the held-out family's (or source's); the familiar real photos are the test set's other real",
         "photos (none on a real-source fold, whose test reals are all held out). 'Called real': below the",
         "uncertain band of the 3% rule, as `irisgan.ensemble` chooses it. The novelty and the flags depend on the",
@@ -94,7 +99,8 @@ def main() -> None:
         rows = []
         for seed in seeds:
             folder = args.runs / study.run_name(args.variant, "bce_auc", "balanced", seed, fold)
-            row = fold_row(folder, fold, desc) if (folder / "metrics.json").is_file() else None
+            found = (folder / "metrics.json").is_file()
+            row = fold_row(folder, fold, desc, args.novelty_quantile) if found else None
             if row is None:
                 print(f"{fold}, seed {seed}: not evaluated yet, skipped", file=sys.stderr)
                 continue
@@ -108,7 +114,8 @@ def main() -> None:
             f"{pct(m['familiar before'])} -> {pct(m['familiar after'])} |"
         )
         print(lines[-1], flush=True)
-    write_results("novelty.md", lines)
+    suffix = "" if args.novelty_quantile == 0.95 else f"_q{args.novelty_quantile:g}"
+    write_results(f"novelty{suffix}.md", lines)
 
 
 if __name__ == "__main__":

@@ -6,9 +6,10 @@ which means the same training split (``data.split_seed``); seeds may differ. The
 the mean of its members' logits (with flip TTA when the members were trained with it), and its threshold is
 chosen like training's, on the validation pairs, from the ensemble's own scores. So is the rule that makes a
 decision **uncertain** (``irisgan.inference.DecisionRule``): the band around the threshold outside which each
-confident call is right at least ``--precision`` of the time on those pairs, and the members' spread that
-``--spread-quantile`` of them stay under. The result is a
-weights-only file that ``predict`` and ``evaluate`` load like any other (``make model`` ships one).
+confident call is right at least ``--precision`` of the time on those pairs, the members' spread that
+``--spread-quantile`` of them stay under, and, for a face cue with the inner features, the distance from the
+training faces (``FaceCue.novelty``) that ``--novelty-quantile`` of the real validation photos stay under. The
+result is a weights-only file that ``predict`` and ``evaluate`` load like any other (``make model`` ships one).
 """
 
 from __future__ import annotations
@@ -31,10 +32,10 @@ from irisgan.inference import (
     build_classifier,
     check_pair_shape,
     decision_summary,
+    face_novelty,
     fuse_face_cue,
     member_scores,
     save_weights,
-    unfamiliar_faces,
 )
 from irisgan.models.face_cue import FaceCue, FaceView, fit_face_cue
 from irisgan.training.classifier import RANClassifier
@@ -172,6 +173,7 @@ def build_ensemble(
     texture: bool = False,
     face_crops: str | tuple[float, ...] = (0.25,),
     inner: bool = False,
+    novelty_quantile: float = 0.95,
 ) -> dict:
     """Combine the runs, choose the threshold and the uncertain band on the validation pairs, write ``out``.
 
@@ -181,7 +183,8 @@ def build_ensemble(
     ninth round), else the descriptor's parts alone. ``face_crops``: the borders of the aligned faces whose
     descriptors the cue reads side by side (``FaceView``; "0.25,0.1,0" or a tuple). ``inner``: the cue's part
     on the inner features of dlib's network too (``irisgan.extraction.face_net``; experiments/README.md, eleventh
-    round).
+    round), and with it the bound beyond which a face is unfamiliar: the ``novelty_quantile`` of the real
+    validation photos' novelty (twelfth round).
     ``source_fpr``: the threshold holds every real source of the validation pairs (their ``generator`` column)
     to at most this false-positive rate (``source_threshold``) instead of the G-mean's balance.
     """
@@ -216,16 +219,21 @@ def build_ensemble(
     model.threshold.fill_(threshold)
     band = uncertain_band(probs, labels.numpy(), threshold, precision)
     max_spread = float(np.quantile(spread, spread_quantile)) if spread is not None else None
-    rule = DecisionRule(threshold, band, max_spread, model.luminance)
-    unfamiliar = unfamiliar_faces(model, val_x) if cue is not None else None
+    novelty = face_novelty(model, val_x) if cue is not None else None
+    # the real photos pay for the rule (an unfamiliar face is never called real), so their share sets it
+    real = labels.numpy() == 0
+    max_novelty = float(np.quantile(novelty[real], novelty_quantile)) if novelty is not None else None
+    rule = DecisionRule(threshold, band, max_spread, model.luminance, max_novelty)
     summary = decision_summary(
-        rule.decide_pairs(probs, spread, images.numpy(), unfamiliar), labels.numpy(), unfamiliar
+        rule.decide_pairs(probs, spread, images.numpy(), novelty), labels.numpy(), rule.unfamiliar(novelty)
     )
     decision = {
         "band": list(band),
         "precision": precision,
         "max_spread": max_spread,
         "spread_quantile": spread_quantile if spread is not None else None,
+        "max_novelty": max_novelty,
+        "novelty_quantile": novelty_quantile if novelty is not None else None,
         "source_fpr": source_fpr,
         "val_uncertain_share": summary["uncertain_share"],
         "val_acc_outside": summary["acc_outside_band"],
@@ -302,6 +310,13 @@ def main(argv: list[str] | None = None) -> None:
         help="share of validation pairs whose members agree enough",
     )
     parser.add_argument(
+        "--novelty-quantile",
+        type=float,
+        default=0.95,
+        help="--face-inner: share of the real validation photos whose faces count as familiar (an unfamiliar face "
+        "is never called real)",
+    )
+    parser.add_argument(
         "--face-cue",
         action="store_true",
         help="add a face descriptor probe, fitted on the runs' training photos, to the iris score",
@@ -337,7 +352,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")
     metrics = build_ensemble(
         args.runs, args.out, args.val_csv, args.precision, args.spread_quantile, args.face_cue, args.fit_csv,
-        args.source_fpr, args.texture, args.face_crops, args.face_inner,
+        args.source_fpr, args.texture, args.face_crops, args.face_inner, args.novelty_quantile,
     )  # fmt: skip
     log.info(
         "%d runs -> %s: val AUROC %.4f (iris alone %.4f; members %s), threshold %.4f",

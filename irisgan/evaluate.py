@@ -46,6 +46,7 @@ from irisgan.inference import (
     DecisionRule,
     check_pair_shape,
     decision_summary,
+    face_novelty,
     fuse_face_cue,
     load_classifier,
     pair_overrides,
@@ -53,7 +54,6 @@ from irisgan.inference import (
     score_members,
     score_pairs,
     stored_face_rule,
-    unfamiliar_faces,
 )
 from irisgan.models.baseline import highlight_scores
 from irisgan.training.metrics import report_from_scores
@@ -270,8 +270,8 @@ def _photo_row(
     if model.face_cue is not None and len(labels):
         faces = pair_descriptors(csv, model.face_cue.view)
         probs = fuse_face_cue(model, probs, faces)
-    unfamiliar = unfamiliar_faces(model, faces)
-    decisions = rule.decide_pairs(probs, spread, images, unfamiliar)
+    novelty = face_novelty(model, faces)
+    decisions = rule.decide_pairs(probs, spread, images, novelty)
     calls = dict(zip(index, decisions, strict=True))
     if name == "clean":
         clean_calls.update(calls)
@@ -280,7 +280,7 @@ def _photo_row(
         row["auroc"] = float(binary_auroc(torch.as_tensor(probs), torch.as_tensor(labels)))
     row["acc_at_thr"] = float(((probs >= rule.threshold) == (labels == 1)).mean()) if len(labels) else None
     row["gan_mean_p"] = float(probs[labels == 1].mean()) if (labels == 1).any() else None
-    row.update(decision_summary(decisions, labels, unfamiliar))
+    row.update(decision_summary(decisions, labels, rule.unfamiliar(novelty)))
     caught = [i for i, d in clean_calls.items() if d == "GAN" and i is not None and photos[i].label == 1]
     row["gan_caught_clean"] = len(caught)
     row["gan_to_real"] = float(np.mean([calls.get(i) == "real" for i in caught])) if caught else None
@@ -319,8 +319,8 @@ def face_only_photos(model, extraction: Path) -> dict[str, Any] | None:
         face_is_grayscale(decode_image(Path(r["path"]).read_bytes(), r["path"]), r["face_box"])
         for r in records
     ]
-    unfamiliar = unfamiliar_faces(model, x)
-    odd = np.zeros(len(records), bool) if unfamiliar is None else unfamiliar
+    novelty = face_novelty(model, x)
+    novel = [None] * len(records) if novelty is None else novelty.tolist()
     out: dict[str, Any] = {
         "n": len(records),
         "n_fake": int(labels.sum()),
@@ -329,9 +329,9 @@ def face_only_photos(model, extraction: Path) -> dict[str, Any] | None:
         "auroc": None,
         "grayscale": int(sum(grey)),
         **decision_summary(
-            [rule.decide(float(p), None, g, u)[0] for p, g, u in zip(probs, grey, odd, strict=True)],
+            [rule.decide(float(p), None, g, n)[0] for p, g, n in zip(probs, grey, novel, strict=True)],
             labels,
-            unfamiliar,
+            rule.unfamiliar(novelty),
         ),
     }
     if len(np.unique(labels)) == 2:
@@ -396,9 +396,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         np.save(out / f"scores_{name}.npy", scores)
     plots.plot_roc_comparison(reports, out / "plots" / "roc_comparison.png")
     results["decision_rule"] = rule.record()
-    unfamiliar = unfamiliar_faces(model, faces)
+    novelty = face_novelty(model, faces)
     results["decisions"] = decision_summary(
-        rule.decide_pairs(probs, spread, images, unfamiliar), labels, unfamiliar
+        rule.decide_pairs(probs, spread, images, novelty), labels, rule.unfamiliar(novelty)
     )
     if cfg.faces:  # photos whose irises gave no pair: the face alone, as predict scores them
         face_only = face_only_photos(model, out / "extracted")

@@ -13,7 +13,7 @@ import torch
 from irisgan.checkpoints import CLASSIFIER, CheckpointError, load_checkpoint, stamp_kind
 from irisgan.config import override_value
 from irisgan.data.pairs_format import is_grayscale, pair_shape
-from irisgan.models.face_cue import NOVELTY_QUANTILE, FaceCue
+from irisgan.models.face_cue import FaceCue
 from irisgan.training.classifier import RANClassifier
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ __all__ = [
     "DecisionRule",
     "decision_summary",
     "is_grayscale_pair",
-    "unfamiliar_faces",
+    "face_novelty",
     "export_weights",
     "fuse_face_cue",
     "stored_face_rule",
@@ -280,8 +280,6 @@ def fuse_face_cue(model: RANClassifier, iris_p: np.ndarray, descriptors: np.ndar
     return cue.fused_probability(iris_p, descriptors).astype(np.float32)
 
 
-# the reason an unfamiliar face is not called real
-UNFAMILIAR = f"unfamiliar face (novelty above the validation photos' {NOVELTY_QUANTILE:.0%} quantile)"
 # statuses of a photo whose face and landmarks were found, but not a pair: the face cue can still score it
 FACE_ONLY = ("iris_too_small", "no_left_iris", "no_right_iris", "no_irises", "eyes_hidden")
 
@@ -292,16 +290,19 @@ def stored_face_rule(model: RANClassifier) -> DecisionRule | None:
     face_only = (getattr(model, "decision", None) or {}).get("face_only")
     if getattr(model, "face_cue", None) is None or not face_only:
         return None
-    return DecisionRule(face_only["threshold"], tuple(face_only["band"]))
+    # an unfamiliar face is never a confident real by the face alone either
+    return DecisionRule(
+        face_only["threshold"], tuple(face_only["band"]), max_novelty=model.decision.get("max_novelty")
+    )
 
 
-def unfamiliar_faces(model: RANClassifier, descriptors: np.ndarray | None) -> np.ndarray | None:
-    """Which of N photos' faces are unfamiliar to the detector's face cue (``FaceCue.unfamiliar``), or None for a
-    detector that cannot tell (no face cue, or one without a novelty cut)."""
+def face_novelty(model: RANClassifier, descriptors: np.ndarray | None) -> np.ndarray | None:
+    """How far each of N photos' faces lies from the detector's training faces (``FaceCue.novelty``), or None for
+    a detector that cannot tell (no face cue, or one without the inner neighbours)."""
     cue = getattr(model, "face_cue", None)
-    if cue is None or cue.novelty_cut is None or descriptors is None or not len(descriptors):
+    if cue is None or cue.inner_neighbours is None or descriptors is None or not len(descriptors):
         return None
-    return cue.unfamiliar(descriptors)
+    return cue.novelty(descriptors)
 
 
 def is_grayscale_pair(pair: np.ndarray) -> bool:
@@ -317,25 +318,30 @@ class DecisionRule:
     more than ``max_spread``. A grayscale pair lacks the colour cues a colour detector was trained on: it can still
     be called GAN with confidence (from ``hi`` on), never real. A detector that sees the grey level only
     (``luminance``, model.colour) scores a grey photo as its colour original, so the rule does not apply to it.
-    An unfamiliar face (``FaceCue.unfamiliar``: farther from the training faces than most validation photos) is
-    never a confident real either: a new generator's faces are what a detector waves through as real.
+    An unfamiliar face, whose ``novelty`` (``FaceCue.novelty``: its distance from the training faces) is above
+    ``max_novelty``, is never a confident real either: a new generator's faces are what a detector waves through.
     """
 
     threshold: float
     band: tuple[float, float] | None = None
     max_spread: float | None = None
     luminance: bool = False
+    max_novelty: float | None = None
 
     @classmethod
     def of(cls, model: RANClassifier) -> DecisionRule:
         stored = getattr(model, "decision", None) or {}
         band = stored.get("band")
         return cls(
-            float(model.threshold), tuple(band) if band else None, stored.get("max_spread"), model.luminance
+            float(model.threshold),
+            tuple(band) if band else None,
+            stored.get("max_spread"),
+            model.luminance,
+            stored.get("max_novelty"),
         )
 
     def decide(
-        self, p_gan: float, spread: float | None = None, grayscale: bool = False, unfamiliar: bool = False
+        self, p_gan: float, spread: float | None = None, grayscale: bool = False, novelty: float | None = None
     ) -> tuple[str, list[str]]:
         """(decision, reasons): the reasons say why a decision is ``uncertain`` (empty otherwise)."""
         lo, hi = self.band or (self.threshold, self.threshold)
@@ -346,34 +352,45 @@ class DecisionRule:
             reasons.append(f"ensemble members disagree (spread {spread:.3f} > {self.max_spread:.3f})")
         if grayscale and not self.luminance and p_gan < max(hi, self.threshold):
             reasons.append("grayscale: colour cues unavailable")
-        if unfamiliar and p_gan < max(hi, self.threshold):
-            reasons.append(UNFAMILIAR)
+        if self.is_unfamiliar(novelty) and p_gan < max(hi, self.threshold):
+            reasons.append(f"unfamiliar face (novelty {novelty:.1f} > {self.max_novelty:.1f})")
         if reasons:
             return "uncertain", reasons
         return ("GAN" if p_gan >= self.threshold else "real"), []
+
+    def is_unfamiliar(self, novelty: float | None) -> bool:
+        """Whether a face's novelty is beyond the rule's bound (never, without either)."""
+        return novelty is not None and self.max_novelty is not None and novelty > self.max_novelty
+
+    def unfamiliar(self, novelty: np.ndarray | None) -> np.ndarray | None:
+        """``is_unfamiliar`` of N faces, or None when the rule or the detector cannot tell."""
+        if novelty is None or self.max_novelty is None:
+            return None
+        return np.asarray(novelty) > self.max_novelty
 
     def decide_pairs(
         self,
         probs: np.ndarray,
         spread: np.ndarray | None,
         images: np.ndarray,
-        unfamiliar: np.ndarray | None = None,
+        novelty: np.ndarray | None = None,
     ) -> list[str]:
-        """The decision of each (N, 3, H, W) uint8 pair, as ``predict`` makes it (``unfamiliar``: which faces
-        are, from ``unfamiliar_faces``)."""
+        """The decision of each (N, 3, H, W) uint8 pair, as ``predict`` makes it (``novelty``: of their faces,
+        from ``face_novelty``)."""
         return [
             self.decide(
                 float(p),
                 None if spread is None else float(spread[i]),
                 is_grayscale_pair(img.transpose(1, 2, 0)),
-                unfamiliar is not None and bool(unfamiliar[i]),
+                None if novelty is None else float(novelty[i]),
             )[0]
             for i, (p, img) in enumerate(zip(probs, images, strict=True))
         ]
 
     def record(self) -> dict:
         return {"threshold": self.threshold, "band": list(self.band) if self.band else None,
-                "max_spread": self.max_spread, "luminance": self.luminance}  # fmt: skip
+                "max_spread": self.max_spread, "luminance": self.luminance,
+                "max_novelty": self.max_novelty}  # fmt: skip
 
 
 def decision_summary(decisions: list[str], labels: np.ndarray, unfamiliar: np.ndarray | None = None) -> dict:

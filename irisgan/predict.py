@@ -4,8 +4,9 @@ Per photo: dlib face and landmarks, the two eye crops, the irises (training-free
 segmenter), the 96x96 pair, P(GAN) from the RAN (for a detector with a face cue, such as the shipped one, fused
 with a probe of the face's descriptor: ``p_iris`` keeps the RAN's own) and the decision: ``GAN`` or ``real`` at the
 checkpoint's stored threshold, or ``uncertain`` (with its reasons) when the score lies inside the uncertain band chosen on
-validation pairs, the ensemble's members disagree, or a grayscale photo or an unfamiliar face (``unfamiliar``:
-unlike every training face) would be called real (``irisgan.inference.DecisionRule``). A photo without a decision (unreadable, no face, no iris...) gets its
+validation pairs, the ensemble's members disagree, or a grayscale photo or an unfamiliar face (``novelty``, its
+distance from the training faces, above the detector's ``max_novelty``) would be called real
+(``irisgan.inference.DecisionRule``). A photo without a decision (unreadable, no face, no iris...) gets its
 status instead; every input gets one line in ``predictions.jsonl`` (or ``.csv``). ``explain=true`` writes a
 PNG per photo: the face with eye and iris boxes, the pair, the RAN's soft-mask attention (the patch net's patch
 scores) over the pair, the score against the threshold and the band, the members' spread, and the decision.
@@ -43,6 +44,7 @@ from irisgan.extraction.pipeline import (
 from irisgan.inference import (
     FACE_ONLY,
     DecisionRule,
+    face_novelty,
     fuse_face_cue,
     is_grayscale_pair,
     load_classifier,
@@ -50,7 +52,6 @@ from irisgan.inference import (
     stored_face_rule,
     stored_pair_margin,
     stored_pair_shape,
-    unfamiliar_faces,
 )
 
 log = logging.getLogger("irisgan.predict")
@@ -110,15 +111,22 @@ class Predictor:
             return
         faces = np.stack([r.face_descriptor for r in results])
         probs = self.model.face_cue.face_probability(faces)
-        unfamiliar = unfamiliar_faces(self.model, faces)
+        novelty = face_novelty(self.model, faces)
         for i, (result, prob) in enumerate(zip(results, probs, strict=True)):
             result.p_face = float(prob)
             # a grey or unfamiliar face is never a confident real, as a grey pair is not
             result.grayscale = bool(result.face_grayscale)
-            result.unfamiliar = None if unfamiliar is None else bool(unfamiliar[i])
+            self._novelty(result, self.face_rule, None if novelty is None else float(novelty[i]))
             result.face_decision = self.face_rule.decide(
-                result.p_face, None, result.grayscale, bool(result.unfamiliar)
+                result.p_face, None, result.grayscale, result.novelty
             )[0]
+
+    @staticmethod
+    def _novelty(result: PhotoResult, rule: DecisionRule, novelty: float | None) -> None:
+        result.novelty = novelty
+        result.unfamiliar = (
+            None if novelty is None or rule.max_novelty is None else rule.is_unfamiliar(novelty)
+        )
 
     def _score(self, scored: list[PhotoResult]) -> None:
         if not scored:
@@ -134,15 +142,15 @@ class Predictor:
             masks = self._attention(len(chunk)) if self.explain else None
             faces = np.stack([r.face_descriptor for r in chunk]) if self.face_cue else None
             probs = fuse_face_cue(self.model, iris_p, faces)
-            unfamiliar = unfamiliar_faces(self.model, faces)
+            novelty = face_novelty(self.model, faces)
             for i, (result, prob) in enumerate(zip(chunk, probs, strict=True)):
                 result.p_gan = float(prob)
                 result.p_iris = float(iris_p[i]) if self.face_cue else None
                 result.member_spread = None if spread is None else float(spread[i])
                 result.grayscale = is_grayscale_pair(result.pair_image)
-                result.unfamiliar = None if unfamiliar is None else bool(unfamiliar[i])
+                self._novelty(result, self.rule, None if novelty is None else float(novelty[i]))
                 result.decision, result.reasons = self.rule.decide(
-                    result.p_gan, result.member_spread, result.grayscale, bool(result.unfamiliar)
+                    result.p_gan, result.member_spread, result.grayscale, result.novelty
                 )
                 if masks is not None:
                     result.attention = [(title, m[i]) for title, m in masks]
@@ -165,7 +173,7 @@ class Predictor:
 def public_record(result: PhotoResult, rule: DecisionRule) -> dict:
     keep = (
         "path", "status", "p_gan", "decision", "reasons", "member_spread", "p_iris", "p_face", "face_decision",
-        "grayscale", "unfamiliar", "message", "face_box", "eye_boxes", "iris", "n_faces",
+        "grayscale", "novelty", "unfamiliar", "message", "face_box", "eye_boxes", "iris", "n_faces",
     )  # fmt: skip
     full = result.record()
     record = {k: full[k] for k in keep if k in full}
@@ -174,6 +182,7 @@ def public_record(result: PhotoResult, rule: DecisionRule) -> dict:
     record["threshold"] = rule.threshold
     record["band"] = list(rule.band) if rule.band else None
     record["max_spread"] = rule.max_spread
+    record["max_novelty"] = rule.max_novelty
     return record
 
 

@@ -190,6 +190,6 @@ def test_shipped_weights_load_and_name_no_module():
     assert model.face_cue is not None and model.decision["source_fpr"] == 0.03
     # the descriptor's parts and the face network's inner layers (the texture part is an option)
     assert model.face_cue.texture is None and model.face_cue.view == FaceView(inner=True)
-    # and the distance from its training faces beyond which a face is unfamiliar
-    assert model.face_cue.novelty_cut is not None and model.face_cue.novelty_cut > 0
+    # and the distance from its training faces beyond which a face is unfamiliar, set on the real validation photos
+    assert model.decision["max_novelty"] > 0 and model.decision["novelty_quantile"] == 0.95
     assert {"threshold", "band"} <= model.decision["face_only"].keys()  # for photos without an iris pair

@@ -11,7 +11,6 @@ from PIL import Image
 from irisgan.data.degrade import ADVERSARY_DEGRADATIONS, PHOTO_DEGRADATIONS, write_degraded_photo
 from irisgan.ensemble import build_ensemble
 from irisgan.inference import (
-    UNFAMILIAR,
     DecisionRule,
     decision_summary,
     is_grayscale_pair,
@@ -59,18 +58,21 @@ def test_decision_rule_band_spread_and_grayscale():
     # a detector that sees the grey level only scores a grey photo as its colour original: no special status
     grey_blind = DecisionRule(threshold=0.5, band=(0.3, 0.7), luminance=True)
     assert grey_blind.decide(0.1, grayscale=True) == ("real", [])
-    # an unfamiliar face is never a confident real either, even for a detector that reads the grey level
-    assert grey_blind.decide(0.1, unfamiliar=True) == ("uncertain", [UNFAMILIAR])
-    assert rule.decide(0.9, unfamiliar=True) == ("GAN", [])
-    assert plain.decide(0.49, unfamiliar=True)[0] == "uncertain"
-    decisions = rule.decide_pairs(
-        np.array([0.1, 0.1, 0.9]), None, np.full((3, 3, 8, 8), 128, np.uint8) + np.arange(3)[None, :, None, None],
-        np.array([False, True, True]),
-    )  # fmt: skip
+    # an unfamiliar face (novelty beyond the bound) is never a confident real either, even for a detector that
+    # reads the grey level only; without a bound or a novelty, no face is unfamiliar
+    wary = DecisionRule(threshold=0.5, band=(0.3, 0.7), luminance=True, max_novelty=10.0)
+    assert wary.decide(0.1, novelty=12.0) == ("uncertain", ["unfamiliar face (novelty 12.0 > 10.0)"])
+    assert wary.decide(0.1, novelty=9.0) == ("real", []) and wary.decide(0.1) == ("real", [])
+    assert wary.decide(0.9, novelty=12.0) == ("GAN", []) and rule.decide(0.1, novelty=99.0) == ("real", [])
+    pairs = np.full((3, 3, 8, 8), 128, np.uint8) + np.arange(3, dtype=np.uint8)[None, :, None, None]
+    decisions = wary.decide_pairs(np.array([0.1, 0.1, 0.9]), None, pairs, np.array([5.0, 12.0, 12.0]))
     assert decisions == ["real", "uncertain", "GAN"]
-    summary = decision_summary(decisions, np.array([0, 0, 1]), np.array([False, True, True]))
+    unfamiliar = wary.unfamiliar(np.array([5.0, 12.0, 12.0]))
+    summary = decision_summary(decisions, np.array([0, 0, 1]), unfamiliar)
     assert summary["real_unfamiliar"] == 0.5 and summary["gan_unfamiliar"] == 1.0
+    assert rule.unfamiliar(np.array([5.0])) is None and wary.unfamiliar(None) is None
     assert "gan_unfamiliar" not in decision_summary(decisions, np.array([0, 0, 1]))
+    assert wary.record()["max_novelty"] == 10.0
 
 
 def test_luminance_detector_scores_a_grey_copy_as_its_colour_original(tmp_path):
@@ -219,8 +221,9 @@ def test_a_grayscale_copy_of_a_gan_face_is_never_a_confident_real(tmp_path):
     assert pairs, records
     for colour, grey in pairs:
         assert grey["grayscale"] and not colour["grayscale"]
-        # the shipped cue tells whether a face is unlike its training faces
-        assert isinstance(colour["unfamiliar"], bool) and isinstance(grey["unfamiliar"], bool)
+        # the shipped cue tells how far a face lies from its training faces, and whether that is too far
+        for r in (colour, grey):
+            assert r["novelty"] > 0 and r["unfamiliar"] == (r["novelty"] > r["max_novelty"])
         assert not (colour["decision"] == "GAN" and grey["decision"] == "real"), (colour, grey)
         if model.luminance:  # it sees the grey level only: the same score
             assert grey["p_gan"] == pytest.approx(colour["p_gan"], abs=0.05)

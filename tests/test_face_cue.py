@@ -9,7 +9,6 @@ from irisgan.models.face_cue import (
     DESCRIPTOR_SIZE,
     FEATURE_SIZE,
     INNER_SIZE,
-    NOVELTY_QUANTILE,
     TEXTURE_SIZE,
     FaceCue,
     FaceView,
@@ -177,7 +176,7 @@ def test_inner_features_add_a_standardised_part_of_their_own_after_the_texture()
         near = cue.inner_knn_scores(val)
         np.testing.assert_allclose(cue.inner_knn_score, (near.mean(), near.std()), rtol=1e-6)
         assert float(binary_auroc(torch.tensor(near), y)) > 0.8
-        without = FaceCue(**{**cue.to_dict(), "inner": None, "inner_neighbours": None, "novelty_cut": None})
+        without = FaceCue(**{**cue.to_dict(), "inner": None, "inner_neighbours": None})
         np.testing.assert_allclose(
             cue.face_part(val),
             without.face_part(val[:, : without.width])
@@ -203,7 +202,7 @@ def test_inner_features_add_a_standardised_part_of_their_own_after_the_texture()
         FaceCue(**{**cue.to_dict(), "inner": None})
 
 
-def test_an_unfamiliar_face_lies_farther_from_the_training_faces_than_most_validation_photos():
+def test_novelty_is_the_distance_from_the_training_faces_of_either_class():
     rng = np.random.default_rng(7)
 
     def features(n: int, shift: float, spread: float = 1.0) -> np.ndarray:
@@ -215,21 +214,17 @@ def test_an_unfamiliar_face_lies_farther_from_the_training_faces_than_most_valid
     fit = np.r_[features(120, 0.0), features(120, 2.0)]
     val = np.r_[features(100, 0.0), features(100, 2.0)]
     cue = fit_face_cue(fit, labels, val, rng.uniform(0.1, 0.9, 200), k=5)
-    # the cut is the validation photos' quantile, so about that share of them is familiar
-    assert cue.novelty_cut == pytest.approx(float(np.quantile(cue.novelty(val), NOVELTY_QUANTILE)))
-    assert cue.unfamiliar(val).mean() == pytest.approx(1 - NOVELTY_QUANTILE, abs=0.01)
+    familiar = cue.novelty(val)
+    # the mean distance to the 5 nearest training photos, in the inner probe's standardisation, whatever their class
+    z = (fit[:, -INNER_SIZE:] - np.asarray(cue.inner[0])) / np.asarray(cue.inner[1])
+    first = (val[:1, -INNER_SIZE:] - np.asarray(cue.inner[0])) / np.asarray(cue.inner[1])
+    assert familiar[0] == pytest.approx(np.sort(np.linalg.norm(z - first, axis=1))[:5].mean(), rel=1e-3)
     # faces of another kind (here, spread wider in every inner feature) lie farther out, whichever class
-    assert cue.unfamiliar(features(50, 1.0, spread=1.5)).mean() > 0.9
-    again = _stored(cue)
-    assert again.novelty_cut == cue.novelty_cut
-    np.testing.assert_allclose(again.novelty(val), cue.novelty(val), rtol=1e-6)
-    # a cue without the inner neighbours cannot tell, and says so; it calls no face unfamiliar
+    assert np.quantile(familiar, 0.95) < cue.novelty(features(50, 1.0, spread=1.5)).min()
+    np.testing.assert_allclose(_stored(cue).novelty(val), familiar, rtol=1e-6)
     plain = fit_face_cue(fit, labels, val, rng.uniform(0.1, 0.9, 200), k=5, inner_neighbours=False)
-    assert plain.novelty_cut is None and not plain.unfamiliar(val).any()
     with pytest.raises(ValueError, match="novelty needs the inner neighbours"):
         plain.novelty(val)
-    with pytest.raises(ValueError, match="novelty cut needs the inner neighbours"):
-        FaceCue(**{**plain.to_dict(), "novelty_cut": 3.0})
 
 
 def test_a_cue_of_several_crops_reads_their_descriptors_side_by_side_and_only_its_own_view():

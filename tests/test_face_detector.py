@@ -170,6 +170,14 @@ def test_a_detector_with_a_face_cue_scores_the_face_in_predict_and_evaluate(tmp_
     plain_scored = {Path(r["path"]).name: r["p_gan"] for r in records if r["p_gan"] is not None}
     expected = {Path(r["source"]).name: p for r, p in zip(read_pairs_csv(csv), plain_fused, strict=True)}
     assert plain_scored == pytest.approx(expected, abs=1e-3)
+    # with the inner features comes the distance from the training faces, and the bound on the real validation
+    # photos' beyond which a face is unfamiliar; the cue without them reports neither
+    max_novelty = load_classifier(tmp_path / "crops.pt").decision["max_novelty"]
+    assert max_novelty > 0 and model.decision["max_novelty"] is None
+    for r in records:
+        if r["p_gan"] is not None:
+            assert r["max_novelty"] == max_novelty and r["unfamiliar"] == (r["novelty"] > max_novelty)
+    assert all(r.get("novelty") is None for r in scored.values())
 
     # a face whose eyes are hidden gives no pair: no decision, but the face alone is scored, by its own rule
     photo = sorted((faces / "fake").iterdir())[0]

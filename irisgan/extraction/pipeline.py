@@ -94,7 +94,8 @@ class PhotoResult:
     reasons: list[str] | None = None  # why a decision is uncertain
     member_spread: float | None = None  # standard deviation of the ensemble members' P(GAN)
     grayscale: bool | None = None  # the pair carries no colour
-    unfamiliar: bool | None = None  # the face is unlike the detector's training faces (a face cue's novelty)
+    novelty: float | None = None  # how far the face lies from the detector's training faces (its face cue's)
+    unfamiliar: bool | None = None  # farther than the detector's max_novelty
     p_iris: float | None = None  # the iris network's own P(GAN), when the detector adds the face cue to it
     p_face: float | None = None  # a face cue's P(GAN) from the face alone, when the irises gave no pair
     face_decision: str | None = None  # and its decision (GAN, real or uncertain)

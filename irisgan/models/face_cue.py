@@ -12,8 +12,8 @@ stages' maps, averaged and spread) get the descriptor's pair of scores, a logist
 nearest-neighbour score; they lift the held-out GAN families most and barely move under blur (eleventh round), and
 the shipped cue has them. The fused score is the sum of the parts, each standardised on validation photos, so
 that none dominates by scale. The same neighbours tell how far a face lies from every training face
-(``FaceCue.novelty``): a face farther out than most validation photos is unfamiliar, and the decision rule never
-calls it real with confidence (an unseen diffusion model's faces lie out there; twelfth round).
+(``FaceCue.novelty``): a face farther out than most real validation photos is unfamiliar, and the decision rule
+never calls it real with confidence (an unseen diffusion model's faces lie out there; twelfth round).
 
 A photo's *face features* are what a cue's ``FaceView`` names: dlib's descriptor of the face aligned with one or
 more borders (``paddings``), each 128 numbers, then, with texture, the texture features (``extraction.texture``),
@@ -44,9 +44,6 @@ NEIGHBOURS = 10
 TEXTURE_L2 = 1e-2
 # the inner probe's: 1,472 features; 1e-3, 1e-2 and 0.1 gave the study's folds alike (experiments/README.md)
 INNER_L2 = 1e-2
-# a face farther from the training faces (FaceCue.novelty) than this share of the validation photos is unfamiliar:
-# on the study's folds, 29-43% of unseen diffusion faces against 5-7% of familiar real photos (experiments/README.md)
-NOVELTY_QUANTILE = 0.95
 # each part of FaceCue.parts and the field holding its validation mean and standard deviation
 PART_STATS = {
     "face": "face_logit", "knn": "knn_score", "texture": "texture_logit", "inner": "inner_logit",
@@ -146,9 +143,6 @@ class FaceCue:
     # for a nearest-neighbour score like the descriptor's (stored in float16); none: left out
     inner_neighbours: Any = None
     inner_knn_score: tuple[float, float] = (0.0, 1.0)
-    # the novelty above which a face is unfamiliar: the NOVELTY_QUANTILE of the validation photos'; none: no inner
-    # neighbours, or a cue saved before it
-    novelty_cut: float | None = None
 
     def __post_init__(self) -> None:
         self.paddings = self.view.paddings
@@ -191,10 +185,6 @@ class FaceCue:
                 raise ValueError(
                     f"FaceCue: k={self.k} needs at least {self.k} inner neighbours of each class"
                 )
-        if self.novelty_cut is not None:
-            if self.inner_neighbours is None:
-                raise ValueError("FaceCue: a novelty cut needs the inner neighbours it measures from")
-            self.novelty_cut = float(self.novelty_cut)
 
     def to_dict(self) -> dict:
         """Plain values and tensors: what a weights-only file can hold."""
@@ -264,13 +254,6 @@ class FaceCue:
             raise ValueError("FaceCue: novelty needs the inner neighbours (a cue fitted with --face-inner)")
         every = np.concatenate(self.inner_neighbours)
         return nearest_mean(self._inner_z(features), every, self.k).double().numpy()
-
-    def unfamiliar(self, features: np.ndarray) -> np.ndarray:
-        """Whether each face lies farther from the training faces than ``NOVELTY_QUANTILE`` of the validation
-        photos (none is, for a cue without ``novelty_cut``)."""
-        if self.novelty_cut is None:
-            return np.zeros(len(features), bool)
-        return self.novelty(features) > self.novelty_cut
 
     def knn_scores(self, descriptors: np.ndarray) -> np.ndarray:
         """Mean distance to the ``k`` nearest real training faces minus that to the ``k`` nearest generated ones
@@ -411,8 +394,6 @@ def fit_face_cue(
                   fake_neighbours=neighbours[1], texture=texture, paddings=view.paddings, inner=inner,
                   inner_neighbours=inner_near)  # fmt: skip
     standardise(cue, cue.parts(val_descriptors), val_ran_p)
-    if inner_near is not None:
-        cue.novelty_cut = float(np.quantile(cue.novelty(val_descriptors), NOVELTY_QUANTILE))
     return cue
 
 
