@@ -123,6 +123,7 @@ class Predictor:
 
     @staticmethod
     def _novelty(result: PhotoResult, rule: DecisionRule, novelty: float | None) -> None:
+        """Record a face's novelty, and whether ``rule`` finds it unfamiliar (None: the detector cannot tell)."""
         result.novelty = novelty
         result.unfamiliar = (
             None if novelty is None or rule.max_novelty is None else rule.is_unfamiliar(novelty)
