@@ -219,7 +219,8 @@ def photo_robustness(cfg: DictConfig, model, rule: DecisionRule, out: Path) -> l
     """Each photo degraded as a file, then extracted and scored: one row per degradation.
 
     ``gan_to_real``: the share of GAN photos called GAN as they were (``clean``) that this copy turns into a
-    confident "real": an evasion.
+    confident "real": an evasion. ``gan_unsure_to_real``: the same of the GAN photos left uncertain as they were
+    (or without a pair): a milder one, which moves a photo the detector was unsure of to a confident "real".
     """
     from irisgan.extraction.photos import list_inputs
 
@@ -284,6 +285,9 @@ def _photo_row(
     caught = [i for i, d in clean_calls.items() if d == "GAN" and i is not None and photos[i].label == 1]
     row["gan_caught_clean"] = len(caught)
     row["gan_to_real"] = float(np.mean([calls.get(i) == "real" for i in caught])) if caught else None
+    unsure = [i for i, p in enumerate(photos) if p.label == 1 and clean_calls.get(i) in ("uncertain", None)]
+    row["gan_unsure_clean"] = len(unsure)
+    row["gan_unsure_to_real"] = float(np.mean([calls.get(i) == "real" for i in unsure])) if unsure else None
     # the extractor's per-class status counts: why photos gave no pair
     row["statuses"] = summary.get("per_class") if isinstance(summary, dict) else None
     log.info("photo robustness %s: %s", name, {k: v for k, v in row.items() if k != "statuses"})
@@ -600,7 +604,8 @@ def _report_markdown(
             "## Photo-level degradations (each photo degraded as a file, then the whole pipeline)",
             "",
             "`gan_to_real`: share of the GAN photos called GAN as they were that the copy turns into a confident",
-            "real; `*_called_*`: shares of each class's scored photos.",
+            "real; `gan_unsure_to_real`: the same of those left uncertain (or without a pair) as they were;",
+            "`*_called_*`: shares of each class's scored photos.",
             "",
             _table(photo_rows, [c for c in photo_rows[0] if c != "statuses"]),
             "",
