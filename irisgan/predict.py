@@ -9,7 +9,8 @@ distance from the training faces, above the detector's ``max_novelty``) would be
 (``irisgan.inference.DecisionRule``). A photo without a decision (unreadable, no face, no iris...) gets its
 status instead; every input gets one line in ``predictions.jsonl`` (or ``.csv``). ``explain=true`` writes a
 PNG per photo: the face with eye and iris boxes, the pair, the RAN's soft-mask attention (the patch net's patch
-scores) over the pair, the score against the threshold and the band, the members' spread, and the decision.
+scores) over the pair, the score against the threshold and the band, the members' spread, the face's novelty
+against the detector's bound, and the decision.
 """
 
 from __future__ import annotations
@@ -231,6 +232,8 @@ def explanation_figure(result: PhotoResult, rule: DecisionRule) -> np.ndarray:
                 ax.errorbar([result.p_gan], [0], xerr=[result.member_spread], color="black", capsize=4)
             ax.axvline(threshold, color="black", ls="--", lw=1)
             spread = "" if result.member_spread is None else f", members ±{result.member_spread:.3f}"
+            if result.novelty is not None and rule.max_novelty is not None:  # how far from the training faces
+                spread += f"\nnovelty {result.novelty:.1f} (unfamiliar beyond {rule.max_novelty:.1f})"
             ax.set(xlim=(0, 1), yticks=[], xlabel="P(GAN)")
             ax.set_title(f"{result.decision}{spread}", fontsize=8)
         # the RAN: 3 stages x 2 attention modules, soft masks averaged over channels; the patch net: its patch scores

@@ -165,7 +165,14 @@ def test_a_detector_with_a_face_cue_scores_the_face_in_predict_and_evaluate(tmp_
     plain_fused = fuse_face_cue(
         load_classifier(tmp_path / "crops.pt"), iris_p, pair_descriptors(csv, crops.view)
     )
-    run_cli("irisgan.predict", "ckpt=crops.pt", f"images={faces}", "hydra.run.dir=pred_plain", cwd=tmp_path)
+    run_cli(  # with the pictures, which draw the face's novelty against the bound
+        "irisgan.predict",
+        "ckpt=crops.pt",
+        f"images={faces}",
+        "explain=true",
+        "hydra.run.dir=pred_plain",
+        cwd=tmp_path,
+    )
     records = [json.loads(line) for line in (tmp_path / "pred_plain" / "predictions.jsonl").open()]
     plain_scored = {Path(r["path"]).name: r["p_gan"] for r in records if r["p_gan"] is not None}
     expected = {Path(r["source"]).name: p for r, p in zip(read_pairs_csv(csv), plain_fused, strict=True)}
@@ -177,6 +184,7 @@ def test_a_detector_with_a_face_cue_scores_the_face_in_predict_and_evaluate(tmp_
     for r in records:
         if r["p_gan"] is not None:
             assert r["max_novelty"] == max_novelty and r["unfamiliar"] == (r["novelty"] > max_novelty)
+            assert (tmp_path / "pred_plain" / r["explanation"]).stat().st_size > 5000
     assert all(r.get("novelty") is None for r in scored.values())
 
     # a face whose eyes are hidden gives no pair: no decision, but the face alone is scored, by its own rule
