@@ -195,6 +195,9 @@ def build_ensemble(
     )
     if not face_cue and view != FaceView():
         raise ValueError("--texture, --face-inner and --face-crops shape the face cue: add --face-cue")
+    for name, share in (("--spread-quantile", spread_quantile), ("--novelty-quantile", novelty_quantile)):
+        if not 0.0 < share <= 1.0:  # checked before the runs are read and scored
+            raise ValueError(f"{name} is a share of the validation pairs, in (0, 1]; got {share}")
     resolved = [resolve_run(r) for r in runs]
     val_csv = one_csv(resolved, "val", val_csv)
     model = combine([c for c, _ in resolved])
