@@ -36,18 +36,18 @@ COLUMNS = (
 )  # fmt: skip
 
 
-def fold_row(folder, fold: str, desc: dict, quantile: float) -> dict[str, float] | None:
-    """One fold run's measures (None when it is not evaluated yet)."""
-    measured = fold_measures(folder, desc, source_fpr=0.03)
+def fold_row(folders: list, fold: str, desc: dict, quantile: float) -> dict[str, float] | None:
+    """One fold's measures, its runs' iris networks as one ensemble (None when one is not evaluated yet)."""
+    measured = fold_measures(folders, desc, source_fpr=0.03)
     if measured is None:
         return None
     fused = measured["fused"]
-    fit, val, test, ran_val, _ = fold_split(folder, desc)
+    fit, val, test, ran_val, _ = fold_split(folders[0], desc)  # the runs share the split: the cue is one
     x = lambda rows: np.stack([desc[r["photo"]] for r in rows])  # noqa: E731
     cue = fit_face_cue(x(fit), np.array([int(r["label"]) for r in fit]), x(val), ran_val)
     labels = np.array([int(r["label"]) for r in test])
     if not np.array_equal(labels, fused["labels"]):
-        raise ValueError(f"{folder}: the probe's test photos are not fold_measures'")
+        raise ValueError(f"{folders[0]}: the probe's test photos are not fold_measures'")
     val_real = np.array([int(r["label"]) for r in val]) == 0
     bound = np.quantile(cue.novelty(x(val))[val_real], quantile)  # as irisgan.ensemble sets max_novelty
     novelty = cue.novelty(x(test))
@@ -75,18 +75,28 @@ def main() -> None:
         "--seeds", default="0,1,2,3", help="the seeds whose runs are measured, each on its own"
     )
     parser.add_argument("--novelty-quantile", type=float, default=0.95, help="as irisgan.ensemble's")
+    parser.add_argument(
+        "--ensemble",
+        action="store_true",
+        help="each fold's seeds as one iris ensemble, as the detector has four",
+    )
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     folds, _, cache = study_folders(args.runs, args.variant, seeds[0])
     desc = descriptors(cache, view=FaceView(inner=True))  # what the shipped cue reads
     pct = lambda v: "-" if np.isnan(v) else f"{100 * v:.0f}%"  # noqa: E731
+    how = (
+        "their iris networks as one ensemble"
+        if args.ensemble
+        else "each seed's fold run on its own, its mean shown"
+    )
     lines = [
         "# Unfamiliar faces: never a confident real, on the study's folds",
         "",
-        f"Folds of `{args.variant}`, seeds {args.seeds} (each seed's fold run on its own, its mean shown); a face is",
+        f"Folds of `{args.variant}`, seeds {args.seeds} ({how}); a face is",
         f"unfamiliar beyond the {args.novelty_quantile:.0%} quantile of the real validation photos' novelty. Command:",
         f"`python experiments/novelty_probe.py --runs RUNS --variant {args.variant} --seeds {args.seeds} "
-        f"--novelty-quantile {args.novelty_quantile:g}`. The held-out",
+        f"--novelty-quantile {args.novelty_quantile:g}{' --ensemble' if args.ensemble else ''}`. The held-out",
         "photos are the held-out family's (or source's); the familiar real photos are the test set's other real",
         "photos (none on a real-source fold, whose test reals are all held out). 'Called real': below the",
         "uncertain band of the 3% rule, as `irisgan.ensemble` chooses it. The novelty and the flags depend on the",
@@ -97,12 +107,12 @@ def main() -> None:
     ]
     for fold in folds:
         rows = []
-        for seed in seeds:
-            folder = args.runs / study.run_name(args.variant, "bce_auc", "balanced", seed, fold)
-            found = (folder / "metrics.json").is_file()
-            row = fold_row(folder, fold, desc, args.novelty_quantile) if found else None
+        runs = [args.runs / study.run_name(args.variant, "bce_auc", "balanced", s, fold) for s in seeds]
+        for group in [runs] if args.ensemble else [[r] for r in runs]:
+            found = all((r / "metrics.json").is_file() for r in group)
+            row = fold_row(group, fold, desc, args.novelty_quantile) if found else None
             if row is None:
-                print(f"{fold}, seed {seed}: not evaluated yet, skipped", file=sys.stderr)
+                print(f"{fold}, {[r.name for r in group]}: not evaluated yet, skipped", file=sys.stderr)
                 continue
             rows.append(row)
         if not rows:
@@ -114,7 +124,9 @@ def main() -> None:
             f"{pct(m['familiar before'])} -> {pct(m['familiar after'])} |"
         )
         print(lines[-1], flush=True)
-    suffix = "" if args.novelty_quantile == 0.95 else f"_q{args.novelty_quantile:g}"
+    suffix = ("" if args.novelty_quantile == 0.95 else f"_q{args.novelty_quantile:g}") + (
+        "_ensemble" if args.ensemble else ""
+    )
     write_results(f"novelty{suffix}.md", lines)
 
 
