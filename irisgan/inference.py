@@ -350,9 +350,11 @@ class DecisionRule:
             reasons.append(f"score in the uncertain band [{lo:.3f}, {hi:.3f})")
         if spread is not None and self.max_spread is not None and spread > self.max_spread:
             reasons.append(f"ensemble members disagree (spread {spread:.3f} > {self.max_spread:.3f})")
-        if grayscale and not self.luminance and p_gan < max(hi, self.threshold):
+        # a grey or unfamiliar photo keeps a confident GAN call, never gets a real one
+        short_of_gan = p_gan < max(hi, self.threshold)
+        if grayscale and not self.luminance and short_of_gan:
             reasons.append("grayscale: colour cues unavailable")
-        if self.is_unfamiliar(novelty) and p_gan < max(hi, self.threshold):
+        if self.is_unfamiliar(novelty) and short_of_gan:
             reasons.append(f"unfamiliar face (novelty {novelty:.1f} > {self.max_novelty:.1f})")
         if reasons:
             return "uncertain", reasons

@@ -233,18 +233,20 @@ class FaceCue:
 
     def inner_logits(self, features: np.ndarray) -> np.ndarray:
         """The inner probe's logit of (N, ``view.width``) face features (high: GAN): their last ``INNER_SIZE``."""
-        return _linear(self.inner, self._checked(features)[:, self.width - INNER_SIZE :])
+        _, _, w, b = self.inner
+        return self._inner_z(features) @ np.asarray(w) + b
 
     def inner_knn_scores(self, features: np.ndarray) -> np.ndarray:
         """The nearest-neighbour score of the inner features (high: GAN): the mean distance to the ``k`` nearest
         real training photos minus that to the ``k`` nearest generated ones, in the inner probe's standardisation."""
-        return nearest_difference(self._inner_z(features), *self.inner_neighbours, self.k)
+        return nearest_difference(self._inner_z(features, np.float32), *self.inner_neighbours, self.k)
 
-    def _inner_z(self, features: np.ndarray) -> np.ndarray:
-        """The inner features in the inner probe's standardisation, where the inner neighbours are kept."""
+    def _inner_z(self, features: np.ndarray, dtype=np.float64) -> np.ndarray:
+        """The inner features in the inner probe's standardisation: what its logistic regression weighs, and where
+        the inner neighbours are kept (float32, as they are)."""
         m, sc, _, _ = self.inner
         x = (self._checked(features)[:, self.width - INNER_SIZE :] - np.asarray(m)) / np.asarray(sc)
-        return np.asarray(x, np.float32)
+        return np.asarray(x, dtype)
 
     def novelty(self, features: np.ndarray) -> np.ndarray:
         """How far each face lies from the training faces: the mean distance of its inner features to the ``k``
@@ -253,7 +255,7 @@ class FaceCue:
         if self.inner_neighbours is None:
             raise ValueError("FaceCue: novelty needs the inner neighbours (a cue fitted with --face-inner)")
         every = np.concatenate(self.inner_neighbours)
-        return nearest_mean(self._inner_z(features), every, self.k).double().numpy()
+        return nearest_mean(self._inner_z(features, np.float32), every, self.k).double().numpy()
 
     def knn_scores(self, descriptors: np.ndarray) -> np.ndarray:
         """Mean distance to the ``k`` nearest real training faces minus that to the ``k`` nearest generated ones
