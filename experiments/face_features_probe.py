@@ -260,6 +260,25 @@ def held_out_aucs(fold: str, scores: dict[str, np.ndarray], y: np.ndarray, gener
     return out
 
 
+def evaluated(folders: dict[str, Path]):
+    """(fold, run folder) of each fold whose run is evaluated; the others are named on stderr and skipped."""
+    for fold, folder in folders.items():
+        if study.fold_scores(folder) is None:
+            print(f"{fold}: not evaluated yet, skipped", file=sys.stderr)
+            continue
+        yield fold, folder
+
+
+def record_aucs(
+    auc: dict, fold: str, scores: dict[str, np.ndarray], y: np.ndarray, generators: np.ndarray
+) -> None:
+    """Each method's held-out AUC on one fold (``held_out_aucs``) into ``auc`` by (method, fold), and a line of
+    them on stdout."""
+    for method, a in held_out_aucs(fold, scores, y, generators).items():
+        auc[method, fold] = a
+    print(fold, " ".join(f"{m}={auc[m, fold]:.3f}" for m in scores), flush=True)
+
+
 def auc_table(auc: dict[tuple[str, str], float], folds: dict) -> tuple[list[str], list[str], list[str]]:
     """The methods and the folds measured (those with a ``cue``), and a markdown table of their AUCs with each
     method's GAN mean and worst."""
@@ -285,17 +304,12 @@ def main() -> None:
     blocks = features(cache)
     auc: dict[tuple[str, str], float] = {}
     shift: dict[tuple[str, str], float] = {}
-    for fold, folder in folders.items():
-        if study.fold_scores(folder) is None:
-            print(f"{fold}: not evaluated yet, skipped", file=sys.stderr)
-            continue
+    for fold, folder in evaluated(folders):
         scores, y, generators = fold_variants(folder, desc, blocks)
         for name in ("texture", "texture_aug"):  # how far blur moves the GAN photos' score (validation sd)
             blurred = scores[f"cue+{name} (test blurred)"] - scores[f"cue+{name}"]
             shift[name, fold] = float(np.mean(blurred[y == 1]))
-        for method, a in held_out_aucs(fold, scores, y, generators).items():
-            auc[method, fold] = a
-        print(fold, " ".join(f"{m}={auc[m, fold]:.3f}" for m in scores), flush=True)
+        record_aucs(auc, fold, scores, y, generators)
     methods, measured, table = auc_table(auc, folds)
     lines = [
         "# Other views of the face beside the face cue, on the study's folds",

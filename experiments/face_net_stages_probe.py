@@ -23,13 +23,10 @@ Results: ``experiments/results/face_net_stages.md``.
 
 from __future__ import annotations
 
-import sys
-
-import cross_generator as study
 import numpy as np
 import torch
 from face_descriptor_probe import descriptors
-from face_features_probe import auc_table, fold_split, held_out_aucs, probe_arguments, study_folders
+from face_features_probe import auc_table, evaluated, fold_split, probe_arguments, record_aucs, study_folders
 from study_stats import paired_line, write_results
 
 from irisgan.data.degrade import degrade
@@ -85,10 +82,7 @@ def main() -> None:
     }
     auc: dict[tuple[str, str], float] = {}
     shift: dict[tuple[str, str, str], float] = {}
-    for fold, folder in folders.items():
-        if study.fold_scores(folder) is None:
-            print(f"{fold}: not evaluated yet, skipped", file=sys.stderr)
-            continue
+    for fold, folder in evaluated(folders):
         fit, val, test, ran_val, ran_test = fold_split(folder, desc)
         x = lambda rows, d=desc: np.stack([d[r["photo"]] for r in rows])  # noqa: E731
         y = lambda rows: np.array([int(r["label"]) for r in rows])  # noqa: E731
@@ -122,9 +116,7 @@ def main() -> None:
             np.mean(((knn(x(test, stages["blur2"])) - v.mean()) / v.std() - near)[yt == 1])
         )
         generators = np.array([r.get("generator") or "" for r in test])
-        for method, a in held_out_aucs(fold, scores, yt, generators).items():
-            auc[method, fold] = a
-        print(fold, " ".join(f"{m}={auc[m, fold]:.3f}" for m in scores), flush=True)
+        record_aucs(auc, fold, scores, yt, generators)
     _, measured, table = auc_table(auc, folds)
     lines = [
         "# The inner stages of dlib's face network beside the face cue, on the study's folds",

@@ -22,13 +22,10 @@ the inner features were. Results: ``experiments/results/pixel_stats.md``.
 
 from __future__ import annotations
 
-import sys
-
-import cross_generator as study
 import cv2
 import numpy as np
 from face_descriptor_probe import descriptors
-from face_features_probe import auc_table, fold_split, held_out_aucs, probe_arguments, study_folders
+from face_features_probe import auc_table, evaluated, fold_split, probe_arguments, record_aucs, study_folders
 from study_stats import paired_line, write_results
 
 from irisgan.extraction.descriptors import photo_descriptors
@@ -106,10 +103,7 @@ def main() -> None:
         )
     )
     auc: dict[tuple[str, str], float] = {}
-    for fold, folder in folders.items():
-        if study.fold_scores(folder) is None:
-            print(f"{fold}: not evaluated yet, skipped", file=sys.stderr)
-            continue
+    for fold, folder in evaluated(folders):
         fit, val, test, ran_val, ran_test = fold_split(folder, desc)
         x = lambda rows, d=desc: np.stack([d[r["photo"]] for r in rows])  # noqa: E731
         yf = np.array([int(r["label"]) for r in fit])
@@ -125,9 +119,7 @@ def main() -> None:
                 scores[f"{name}_l2{l2:g}"], scores[f"shipped+{name}_l2{l2:g}"] = alone, shipped + alone
         y = np.array([int(r["label"]) for r in test])
         generators = np.array([r.get("generator") or "" for r in test])
-        for method, a in held_out_aucs(fold, scores, y, generators).items():
-            auc[method, fold] = a
-        print(fold, " ".join(f"{m}={auc[m, fold]:.3f}" for m in scores), flush=True)
+        record_aucs(auc, fold, scores, y, generators)
     methods, measured, table = auc_table(auc, folds)
     table[2] = table[2].replace("| cue |", "| shipped |", 1)
     lines = [
