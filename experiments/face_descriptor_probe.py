@@ -39,7 +39,7 @@ from study_stats import auroc, paired_difference, write_results
 from torchmetrics.functional.classification import binary_roc
 
 from irisgan.data.pairs_format import read_pairs_csv
-from irisgan.extraction.descriptors import photo_descriptors
+from irisgan.extraction.descriptors import photo_descriptors, vivid_cache_name, vivid_descriptors
 from irisgan.extraction.faces import face_descriptor
 from irisgan.extraction.manifest import read_manifest
 from irisgan.extraction.texture import face_features
@@ -52,6 +52,17 @@ from irisgan.models.face_cue import (
 )
 from irisgan.plots import plot_rocs
 from irisgan.training.metrics import choose_threshold, source_threshold, uncertain_band
+
+
+def vivid_copies(cache: Path, view: FaceView) -> dict[str, np.ndarray]:
+    """Photo path -> face features of a vivid copy (``irisgan.data.degrade.vivid_copy``) of each real photo of the
+    extractor's manifest with 68 landmarks, cached as ``ensemble --face-vivid`` caches them."""
+    records = [
+        r for r in read_manifest(cache).values()
+        if r.get("landmarks") and r.get("face_box") and int(r.get("label", -1)) == 0
+    ]  # fmt: skip
+    x = vivid_descriptors(records, cache / vivid_cache_name(view), view)
+    return {r["path"]: v for r, v in zip(records, x, strict=True)}
 
 
 def descriptors(cache: Path, padding: float = 0.25, view: FaceView = FaceView()) -> dict[str, np.ndarray]:
@@ -103,9 +114,12 @@ def fold_measures(
     face_weight: float = 1.0,
     neighbours: int = NEIGHBOURS,
     paddings: tuple[float, ...] = (0.25,),
+    vivid: dict[str, np.ndarray] | None = None,
 ) -> dict[str, dict] | None:
     """Test scores of the descriptor probe, the RAN and their sum, with thresholds from validation. Several
-    run folders of one fold (its seeds, one split) are scored as one iris ensemble: the mean of their logits."""
+    run folders of one fold (its seeds, one split) are scored as one iris ensemble: the mean of their logits.
+    ``vivid``: photo -> features of its vivid copy; the copies of the fold's real training photos join the
+    generated ones, as ``ensemble --face-vivid`` fits the cue."""
     runs = folder if isinstance(folder, list) else [folder]
     folder = runs[0]
     scored = [fold_scores(f) for f in runs]
@@ -122,7 +136,11 @@ def fold_measures(
     y = lambda rows: np.array([int(r["label"]) for r in rows if r["photo"] in desc])  # noqa: E731
     ran_val = ensemble([ran_val_scores(f, csvs["val"]) for f in runs])
     kv, kt = keep(val), keep(test)
-    cue = fit_face_cue(x(fit), y(fit), x(val), ran_val[kv], l2, neighbours, paddings=paddings)
+    fit_x, fit_y = x(fit), y(fit)
+    if vivid is not None:
+        copies = np.stack([vivid[r["photo"]] for r in fit if r["photo"] in desc and int(r["label"]) == 0])
+        fit_x, fit_y = np.concatenate([fit_x, copies]), np.concatenate([fit_y, np.ones(len(copies), int)])
+    cue = fit_face_cue(fit_x, fit_y, x(val), ran_val[kv], l2, neighbours, paddings=paddings)
     face_val, face_test = cue.face_part(x(val)), cue.face_part(x(test))
     ran_val_l, ran_test_l = logit(ran_val[kv]), logit(ran_test[kt])
     # the shipped fusion adds the standardised parts alike (face_weight 1); another weight tilts it
@@ -140,7 +158,7 @@ def fold_measures(
         band = logit(np.array(uncertain_band(1 / (1 + np.exp(-sv)), yv, 1 / (1 + np.exp(-strict)))))
         out[name] = {
             "scores": st, "labels": yt, "generators": generators, "threshold": threshold(sv, yv),
-            "strict": strict, "band": tuple(band),
+            "strict": strict, "band": tuple(band), "val_scores": sv, "val_labels": yv, "val_sources": val_sources,
         }  # fmt: skip
     return out
 
@@ -258,6 +276,12 @@ def main() -> None:
         "0.25,0.1,0 (default 0.25: dlib's own, one descriptor)",
     )
     parser.add_argument(
+        "--vivid",
+        action="store_true",
+        help="the variant's cue also learns a vivid copy of each real training photo as generated (ensemble "
+        "--face-vivid); the default columns are then the same view without the copies",
+    )
+    parser.add_argument(
         "--ensemble",
         action="store_true",
         help="score each fold's seeds as one iris ensemble (the mean of their logits), as the shipped detector "
@@ -281,17 +305,23 @@ def main() -> None:
     methods = ("face", "ran", "fused")
     variant = None
     tweaks = (args.padding, args.l2, args.face_weight, args.neighbours, args.crops)
-    if args.texture or args.inner or any(t is not None for t in tweaks):
+    if args.texture or args.inner or args.vivid or any(t is not None for t in tweaks):
         variant = f"padding {args.padding or 0.25}" + (f", L2 {args.l2:g}" if args.l2 is not None else "")
         variant += f", face weight {args.face_weight:g}" if args.face_weight is not None else ""
         variant += f", k {args.neighbours}" if args.neighbours is not None else ""
         variant += ", with texture" if args.texture else ""
         variant += ", with the face network's inner features" if args.inner else ""
         variant += f", crops {args.crops}" if args.crops else ""
+        variant += ", with vivid copies of the real training photos as generated" if args.vivid else ""
         view = FaceView.parse(args.crops or "0.25", args.texture, args.inner)
         if args.padding and view.paddings != (0.25,):
             parser.error("--padding and --crops: one or the other")
         desc_v = descriptors(cache, args.padding or 0.25, view)
+        if args.vivid:
+            if args.padding or any(t is not None for t in tweaks[1:4]):
+                parser.error("--vivid compares a view with and without its copies: no --padding, --l2, ...")
+            vivid = vivid_copies(cache, view)
+            desc = desc_v  # the default columns: the same view, fitted without the copies
         methods = (*methods, "face_v", "fused_v")
     gan_rows, real_rows = [], []
     auc = {}  # (method, fold, seed) -> AUC of a GAN or diffusion fold
@@ -308,7 +338,7 @@ def main() -> None:
             other = fold_measures(
                 folder, desc_v, 1e-3 if args.l2 is None else args.l2, args.source_fpr, args.face_weight or 1.0,
                 NEIGHBOURS if args.neighbours is None else args.neighbours,
-                view.paddings if not args.padding else (0.25,),
+                view.paddings if not args.padding else (0.25,), vivid if args.vivid else None,
             )  # fmt: skip
             measures.update(face_v=other["face"], fused_v=other["fused"])
         if fold in REAL_SOURCES:
@@ -358,7 +388,9 @@ def main() -> None:
         "descriptor, each standardised on the validation photos, summed; `ran`: the fold's run; `fused`: the sum",
         "of the face part and the RAN's standardised logit, as the shipped detector scores. `--texture` (the",
         "variant columns `face_v`, `fused_v`) adds a logistic regression on the face's texture features, `--inner`",
-        "one on the inner features of dlib's face network (`irisgan.extraction.face_net`).",
+        "one on the inner features of dlib's face network (`irisgan.extraction.face_net`). With `--vivid`, the",
+        "default columns are the variant's view and the variant adds vivid copies of the fold's real training",
+        "photos to its generated ones (`irisgan.data.degrade.vivid_copy`, `ensemble --face-vivid`).",
         f"Command: `python experiments/face_descriptor_probe.py --runs RUNS --variant {args.variant} --seeds",
         f"{args.seeds}{' --source-fpr ' + format(args.source_fpr, 'g') if args.source_fpr != 0.05 else ''}"
         f"{' --ensemble' if args.ensemble else ''}`{' with a variant: see the last comparisons' if variant else ''}.",
@@ -465,6 +497,7 @@ def main() -> None:
             + ("_texture" if args.texture else "")
             + ("_inner" if args.inner else "")
             + (f"_crops{args.crops.replace(',', '_')}" if args.crops else "")
+            + ("_vivid" if args.vivid else "")
         )
     name += suffix
     if curves:

@@ -25,7 +25,12 @@ import torch
 from irisgan.checkpoints import CLASSIFIER, CheckpointError, load_checkpoint
 from irisgan.data.pairs import load_pairs
 from irisgan.data.pairs_format import read_pairs_csv
-from irisgan.extraction.descriptors import pair_descriptors
+from irisgan.extraction.descriptors import (
+    pair_descriptors,
+    pair_records,
+    vivid_cache_name,
+    vivid_descriptors,
+)
 from irisgan.inference import (
     INFERENCE_HPARAMS,
     DecisionRule,
@@ -75,10 +80,15 @@ def one_csv(resolved: list[tuple[Path, Path | None]], split: str, given: str | P
 
 
 def fit_cue(
-    fit_csv: Path, val_csv: Path, val_iris_p: np.ndarray, view: FaceView = FaceView()
+    fit_csv: Path,
+    val_csv: Path,
+    val_iris_p: np.ndarray,
+    view: FaceView = FaceView(),
+    vivid: bool = False,
 ) -> tuple[FaceCue, np.ndarray]:
     """The face cue fitted on the training pairs' photos and standardised on the validation ones; the validation
-    photos' face features. ``view``: what the cue reads of a face (the descriptor's borders; texture or not)."""
+    photos' face features. ``view``: what the cue reads of a face (the descriptor's borders; texture or not).
+    ``vivid``: a vivid copy of each real training photo joins the generated ones (``degrade.vivid_copy``)."""
     fit_labels = np.array([int(r["label"]) for r in read_pairs_csv(fit_csv)])
     log.info(
         "face features (%s) of the training photos (%s) and the validation photos (%s)",
@@ -87,6 +97,13 @@ def fit_cue(
         val_csv,
     )
     fit_x, val_x = pair_descriptors(fit_csv, view), pair_descriptors(val_csv, view)
+    if vivid:
+        root, records = pair_records(fit_csv)
+        real = [r for r, y in zip(records, fit_labels, strict=True) if y == 0]
+        log.info("face features of vivid copies of the %d real training photos", len(real))
+        copies = vivid_descriptors(real, root / vivid_cache_name(view), view)
+        fit_x = np.concatenate([fit_x, copies])
+        fit_labels = np.concatenate([fit_labels, np.ones(len(copies), int)])
     return fit_face_cue(fit_x, fit_labels, val_x, val_iris_p, paddings=view.paddings), val_x
 
 
@@ -174,6 +191,7 @@ def build_ensemble(
     face_crops: str | tuple[float, ...] = (0.25,),
     inner: bool = False,
     novelty_quantile: float = 0.95,
+    vivid: bool = False,
 ) -> dict:
     """Combine the runs, choose the threshold and the uncertain band on the validation pairs, write ``out``.
 
@@ -184,7 +202,8 @@ def build_ensemble(
     descriptors the cue reads side by side (``FaceView``; "0.25,0.1,0" or a tuple). ``inner``: the cue's part
     on the inner features of dlib's network too (``irisgan.extraction.face_net``; experiments/README.md, eleventh
     round), and with it the bound beyond which a face is unfamiliar: the ``novelty_quantile`` of the real
-    validation photos' novelty (twelfth round).
+    validation photos' novelty (twelfth round). ``vivid``: the cue also learns a vivid copy of each real
+    training photo as generated (``irisgan.data.degrade.vivid_copy``; thirteenth round).
     ``source_fpr``: the threshold holds every real source of the validation pairs (their ``generator`` column)
     to at most this false-positive rate (``source_threshold``) instead of the G-mean's balance.
     """
@@ -193,8 +212,10 @@ def build_ensemble(
         if isinstance(face_crops, str)
         else FaceView(tuple(face_crops), texture, inner)
     )
-    if not face_cue and view != FaceView():
-        raise ValueError("--texture, --face-inner and --face-crops shape the face cue: add --face-cue")
+    if not face_cue and (view != FaceView() or vivid):
+        raise ValueError(
+            "--texture, --face-inner, --face-crops and --face-vivid shape the face cue: add --face-cue"
+        )
     for name, share in (("--spread-quantile", spread_quantile), ("--novelty-quantile", novelty_quantile)):
         if not 0.0 < share <= 1.0:  # checked before the runs are read and scored
             raise ValueError(f"{name} is a share of the validation pairs, in (0, 1]; got {share}")
@@ -211,7 +232,7 @@ def build_ensemble(
     cue = None
     if face_cue:
         fit_csv = one_csv([resolve_run(r, "fit") for r in runs], "fit", fit_csv)
-        cue, val_x = fit_cue(fit_csv, val_csv, probs, view)
+        cue, val_x = fit_cue(fit_csv, val_csv, probs, view, vivid)
         model.face_cue = cue
         probs = fuse_face_cue(model, probs, val_x)
     scalars, report = report_from_scores(
@@ -262,6 +283,7 @@ def build_ensemble(
         "val/member_auroc": member_aucs,
         "val_csv": str(val_csv),
         "fit_csv": str(fit_csv) if cue else None,
+        "face_vivid": vivid,  # how the cue was fitted, for the record
         "members": [str(c) for c, _ in resolved],
     }
     hparams = {**dict(model.hparams), "decision": decision}
@@ -337,6 +359,12 @@ def main(argv: list[str] | None = None) -> None:
         "(make model's default)",
     )
     parser.add_argument(
+        "--face-vivid",
+        action="store_true",
+        help="--face-cue that also learns a vivid copy of each real training photo (more saturation, local "
+        "contrast and sharpening, as many diffusion faces have) as generated",
+    )
+    parser.add_argument(
         "--face-crops",
         default="0.25",
         help="--face-cue: the borders of the aligned faces whose descriptors it reads side by side, comma-separated "
@@ -355,7 +383,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")
     metrics = build_ensemble(
         args.runs, args.out, args.val_csv, args.precision, args.spread_quantile, args.face_cue, args.fit_csv,
-        args.source_fpr, args.texture, args.face_crops, args.face_inner, args.novelty_quantile,
+        args.source_fpr, args.texture, args.face_crops, args.face_inner, args.novelty_quantile, args.face_vivid,
     )  # fmt: skip
     log.info(
         "%d runs -> %s: val AUROC %.4f (iris alone %.4f; members %s), threshold %.4f",

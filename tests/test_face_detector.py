@@ -15,7 +15,7 @@ import torch
 from irisgan.data.pairs_format import read_pairs_csv, write_image_atomic, write_pairs_csv
 from irisgan.ensemble import build_ensemble
 from irisgan.extraction import descriptors
-from irisgan.extraction.descriptors import MissingFaceError, pair_descriptors
+from irisgan.extraction.descriptors import MissingFaceError, pair_descriptors, vivid_cache_name
 from irisgan.extraction.faces import FaceLandmarker
 from irisgan.inference import DecisionRule, fuse_face_cue, load_classifier, score_pairs
 from irisgan.models.face_cue import DESCRIPTOR_SIZE, FEATURE_SIZE, INNER_SIZE, FaceView
@@ -132,6 +132,16 @@ def test_a_detector_with_a_face_cue_scores_the_face_in_predict_and_evaluate(tmp_
     )
     crops = load_classifier(tmp_path / "crops.pt").face_cue
     assert crops.view == FaceView((0.25, 0.0), inner=True) and crops.width == 256 + INNER_SIZE
+    # --face-vivid: a vivid copy of each real training photo joins the generated neighbours, cached apart
+    vivid = build_ensemble([best], tmp_path / "vivid.pt", val_csv=csv, face_cue=True, fit_csv=csv, vivid=True)
+    cue = load_classifier(tmp_path / "vivid.pt").face_cue
+    n_real = int((labels == 0).sum())
+    assert vivid["face_vivid"] and len(cue.fake_neighbours) == len(plain.fake_neighbours) + n_real
+    assert len(cue.real_neighbours) == len(plain.real_neighbours)
+    with np.load(tmp_path / "ex" / vivid_cache_name(FaceView())) as cached:
+        assert len(cached["x"]) == n_real
+        assert cached["x"].shape == (n_real, 128)  # the copies' own faces: not the photos' descriptors
+        assert np.abs(cached["x"] - pair_descriptors(csv, FaceView())[labels == 0]).max() > 1e-3
     images = torch.from_numpy(
         np.stack(
             [

@@ -7,12 +7,15 @@ Photo-level degradations (``PHOTO_DEGRADATIONS``, ``write_degraded_photo``) chan
 would have, before the whole pipeline runs on it: a re-encode, a smaller copy (``shrink``: down-scaled, not
 scaled back up), a grayscale copy (saved as a one-channel file), a colour cast (white balance). An adversary's
 other one-step edits are named too (``ADVERSARY_DEGRADATIONS``): sharpening, a gamma curve, a tighter crop, a
-small rotation and an enlarged copy.
+small rotation and an enlarged copy. ``vivid`` is the over-processed look of many diffusion faces (more saturation,
+local contrast and sharpening); ``vivid_copy`` draws its strengths from a photo's pixels, to make pseudo-generated
+copies of real photos for the face cue (``irisgan.ensemble --face-vivid``).
 """
 
 from __future__ import annotations
 
 import re
+import zlib
 from pathlib import Path
 
 import cv2
@@ -40,10 +43,24 @@ DEGRADATIONS: dict[str, tuple[str, float]] = {
     "crop0.8": ("crop", 0.8),
     "rotate5": ("rotate", 5.0),
     "upscale2": ("upscale", 2.0),
+    "saturate1.3": ("saturate", 1.3),
+    "clahe2": ("clahe", 2.0),
+    "vivid1": ("vivid", 1.0),
 }
 KINDS = ("jpeg", "blur", "resize", "noise")  # what training-time augmentation draws from
 RESIZING = ("shrink", "crop", "upscale")  # kinds that change the photo's size: photo-level only
-PHOTO_KINDS = (*KINDS, "grayscale", "cast", "sharpen", "gamma", "rotate", *RESIZING)
+PHOTO_KINDS = (
+    *KINDS,
+    "grayscale",
+    "cast",
+    "sharpen",
+    "gamma",
+    "rotate",
+    "saturate",
+    "clahe",
+    "vivid",
+    *RESIZING,
+)
 # What `evaluate photo_robustness=true` runs through the whole pipeline by default.
 PHOTO_DEGRADATIONS = (
     "clean",
@@ -57,13 +74,20 @@ PHOTO_DEGRADATIONS = (
 )
 # Edits that keep the photo looking the same to a person: what someone hiding a GAN face would try next.
 ADVERSARY_DEGRADATIONS = ("noise5", "sharpen1", "gamma0.7", "gamma1.4", "crop0.8", "rotate5", "upscale2")
+# A real photo edited to look generated: what the vivid pseudo-fakes could make the detector call GAN.
+VIVID_DEGRADATIONS = ("saturate1.3", "clahe2", "vivid1")
+# vivid_copy's strengths, each drawn uniformly: saturation gain, CLAHE clip limit, unsharp amount.
+VIVID_RANGES = ((1.1, 1.5), (1.0, 3.0), (0.3, 0.9))
 
 
 def parse(name: str) -> tuple[str, float]:
     """``jpeg70`` -> ("jpeg", 70.0); names outside the table work too (``blur1.5``, ``resize0.3``)."""
     if name in DEGRADATIONS:
         return DEGRADATIONS[name]
-    m = re.fullmatch(r"(jpeg|blur|resize|noise|shrink|cast|sharpen|gamma|crop|rotate|upscale)([0-9.]+)", name)
+    m = re.fullmatch(
+        r"(jpeg|blur|resize|noise|shrink|cast|sharpen|gamma|crop|rotate|upscale|saturate|clahe|vivid)([0-9.]+)",
+        name,
+    )
     if not m:
         raise ValueError(
             f"unknown degradation {name!r}; use one of {list(DEGRADATIONS)} or KIND+VALUE with KIND in "
@@ -108,6 +132,16 @@ def apply(image: np.ndarray, kind: str, value: float, rng: np.random.Generator |
         blurred = cv2.GaussianBlur(image, (0, 0), sigmaX=1.5).astype(np.float32)
         sharp = image.astype(np.float32) * (1 + value) - blurred * value
         return np.clip(sharp, 0, 255).round().astype(np.uint8)
+    if kind == "saturate":  # the HSV saturation times ``value``
+        hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV).astype(np.float32)
+        hsv[..., 1] = np.clip(hsv[..., 1] * value, 0, 255)
+        return cv2.cvtColor(hsv.round().astype(np.uint8), cv2.COLOR_HSV2RGB)
+    if kind == "clahe":  # local contrast: CLAHE on the lightness, clip limit ``value``, 8 x 8 tiles
+        lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB)
+        lab[..., 0] = cv2.createCLAHE(clipLimit=float(value), tileGridSize=(8, 8)).apply(lab[..., 0])
+        return cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
+    if kind == "vivid":  # the three at once, ``value`` 1: saturation 1.3, CLAHE clip 2, sharpening 0.6
+        return vivid(image, 1 + 0.3 * value, 2 * value, 0.6 * value)
     if kind == "gamma":  # a tone curve: below 1 brightens the shadows, above 1 darkens them
         table = (255 * (np.arange(256) / 255) ** value).round().astype(np.uint8)
         return cv2.LUT(image, table)
@@ -127,6 +161,20 @@ def apply(image: np.ndarray, kind: str, value: float, rng: np.random.Generator |
         size = (max(1, round(w * value)), max(1, round(h * value)))
         return cv2.resize(image, size, interpolation=cv2.INTER_CUBIC)
     raise ValueError(f"unknown degradation kind {kind!r}; valid: {PHOTO_KINDS}")
+
+
+def vivid(image: np.ndarray, saturation: float, clip: float, amount: float) -> np.ndarray:
+    """More saturation, then local contrast, then sharpening: the look of many diffusion faces."""
+    out = apply(image, "saturate", saturation)
+    out = apply(out, "clahe", clip) if clip > 0 else out
+    return apply(out, "sharpen", amount)
+
+
+def vivid_copy(image: np.ndarray) -> np.ndarray:
+    """A vivid copy of a photo with strengths drawn from ``VIVID_RANGES`` by a generator seeded with the photo's
+    pixels: the same photo always gets the same copy, without a key to carry."""
+    rng = np.random.default_rng(zlib.crc32(np.ascontiguousarray(image).tobytes()))
+    return vivid(image, *(rng.uniform(lo, hi) for lo, hi in VIVID_RANGES))
 
 
 def degrade(image: np.ndarray, name: str, rng: np.random.Generator | None = None) -> np.ndarray:

@@ -7,6 +7,9 @@ manifest, whose record of each photo names the pair file, the photo, its face bo
 features are computed from those, as ``predict`` computes them for a new photo (``FacePhotoDataset`` with
 ``describe_faces``), and cached beside the manifest by the photo's content fingerprint: the landmarks, and so the
 features, are fixed by the extraction's settings, which the folder stands for.
+
+``vivid_descriptors`` gives the same features of a vivid copy of each photo (``irisgan.data.degrade.vivid_copy``):
+the pseudo-generated faces that ``irisgan.ensemble --face-vivid`` adds to the cue's training photos.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from irisgan.data.degrade import vivid_copy
 from irisgan.data.pairs_format import read_pairs_csv, write_bytes_atomic
 from irisgan.extraction.faces import decode_image
 from irisgan.extraction.manifest import MANIFEST, read_manifest
@@ -93,9 +97,9 @@ def photo_descriptors(
     return np.stack(out) if out else np.zeros((0, width), np.float32)
 
 
-def pair_descriptors(csv_path: str | Path, view: FaceView = FaceView(texture=True)) -> np.ndarray:
-    """(N, ``view.width``) face features of the photos behind the N pairs of a pairs CSV, in its row order (each
-    view cached apart, so a view without texture never runs the texture network)."""
+def pair_records(csv_path: str | Path) -> tuple[Path, list[dict]]:
+    """The extraction folder of a pairs CSV and its manifest's record of the photo behind each pair, in the CSV's
+    row order."""
     csv_path = Path(csv_path)
     root = find_manifest(csv_path)
     by_pair = {(root / r["pair"]).resolve(): r for r in read_manifest(root).values() if r.get("pair")}
@@ -108,4 +112,24 @@ def pair_descriptors(csv_path: str | Path, view: FaceView = FaceView(texture=Tru
                 "unknown"
             )
         records.append(record)
+    return root, records
+
+
+def pair_descriptors(csv_path: str | Path, view: FaceView = FaceView(texture=True)) -> np.ndarray:
+    """(N, ``view.width``) face features of the photos behind the N pairs of a pairs CSV, in its row order (each
+    view cached apart, so a view without texture never runs the texture network)."""
+    root, records = pair_records(csv_path)
     return photo_descriptors(records, root / view.cache_name, view=view)
+
+
+def vivid_cache_name(view: FaceView) -> str:
+    """The file beside an extraction manifest that caches ``view`` of the photos' vivid copies."""
+    return view.cache_name.removesuffix(".npz") + "_vivid.npz"
+
+
+def vivid_descriptors(records: list[dict], cache: Path | None, view: FaceView) -> np.ndarray:
+    """(N, ``view.width``) face features of a vivid copy of each record's photo (``degrade.vivid_copy``), at the
+    face the manifest found in the photo itself: the copy keeps its geometry."""
+    describe = lambda image, box, points: face_features(vivid_copy(image), box, points, view)  # noqa: E731
+    x = photo_descriptors(records, cache, describe, view)
+    return x.reshape(len(records), view.width)
