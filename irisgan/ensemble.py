@@ -8,8 +8,8 @@ chosen like training's, on the validation pairs, from the ensemble's own scores.
 decision **uncertain** (``irisgan.inference.DecisionRule``): the band around the threshold outside which each
 confident call is right at least ``--precision`` of the time on those pairs, the members' spread that
 ``--spread-quantile`` of them stay under, and, for a face cue with the inner features, the distance from the
-training faces (``FaceCue.novelty``) that ``--novelty-quantile`` of the real validation photos stay under. The
-result is a weights-only file that ``predict`` and ``evaluate`` load like any other (``make model`` ships one).
+training faces (``FaceCue.novelty``) that ``--novelty-quantile`` of the real validation photos stay under, and, for
+any face cue, the vividness (``FaceCue.vividness``) that ``--vivid-quantile`` of them stay under. The result is a weights-only file that ``predict`` and ``evaluate`` load like any other (``make model`` ships one).
 """
 
 from __future__ import annotations
@@ -36,13 +36,15 @@ from irisgan.inference import (
     DecisionRule,
     build_classifier,
     check_pair_shape,
+    decide_and_summarise,
     decision_summary,
     face_novelty,
+    face_vividness,
     fuse_face_cue,
     member_scores,
     save_weights,
 )
-from irisgan.models.face_cue import FaceCue, FaceView, fit_face_cue
+from irisgan.models.face_cue import FaceCue, FaceView, fit_face_cue, fit_vividness
 from irisgan.training.classifier import RANClassifier
 from irisgan.training.metrics import report_from_scores, source_threshold, uncertain_band
 
@@ -85,10 +87,12 @@ def fit_cue(
     val_iris_p: np.ndarray,
     view: FaceView = FaceView(),
     vivid: bool = False,
+    vivid_probe: bool = True,
 ) -> tuple[FaceCue, np.ndarray]:
     """The face cue fitted on the training pairs' photos and standardised on the validation ones; the validation
     photos' face features. ``view``: what the cue reads of a face (the descriptor's borders; texture or not).
-    ``vivid``: a vivid copy of each real training photo joins the generated ones (``degrade.vivid_copy``)."""
+    ``vivid_probe``: the cue learns how vivid a face looks from a vivid copy of each real training photo
+    (``degrade.vivid_copy``, ``FaceCue.vividness``); ``vivid``: the copies also join the generated photos."""
     fit_labels = np.array([int(r["label"]) for r in read_pairs_csv(fit_csv)])
     log.info(
         "face features (%s) of the training photos (%s) and the validation photos (%s)",
@@ -97,14 +101,20 @@ def fit_cue(
         val_csv,
     )
     fit_x, val_x = pair_descriptors(fit_csv, view), pair_descriptors(val_csv, view)
-    if vivid:
+    copies = None
+    if vivid or vivid_probe:
         root, records = pair_records(fit_csv)
         real = [r for r, y in zip(records, fit_labels, strict=True) if y == 0]
         log.info("face features of vivid copies of the %d real training photos", len(real))
         copies = vivid_descriptors(real, root / vivid_cache_name(view), view)
+    real_x = fit_x[fit_labels == 0]
+    if vivid:
         fit_x = np.concatenate([fit_x, copies])
         fit_labels = np.concatenate([fit_labels, np.ones(len(copies), int)])
-    return fit_face_cue(fit_x, fit_labels, val_x, val_iris_p, paddings=view.paddings), val_x
+    cue = fit_face_cue(fit_x, fit_labels, val_x, val_iris_p, paddings=view.paddings)
+    if vivid_probe:
+        cue.vivid = fit_vividness(real_x, copies)
+    return cue, val_x
 
 
 def combine(ckpts: list[Path]) -> RANClassifier:
@@ -192,6 +202,7 @@ def build_ensemble(
     inner: bool = False,
     novelty_quantile: float = 0.95,
     vivid: bool = False,
+    vivid_quantile: float | None = 0.95,
 ) -> dict:
     """Combine the runs, choose the threshold and the uncertain band on the validation pairs, write ``out``.
 
@@ -203,7 +214,9 @@ def build_ensemble(
     on the inner features of dlib's network too (``irisgan.extraction.face_net``; experiments/README.md, eleventh
     round), and with it the bound beyond which a face is unfamiliar: the ``novelty_quantile`` of the real
     validation photos' novelty (twelfth round). ``vivid``: the cue also learns a vivid copy of each real
-    training photo as generated (``irisgan.data.degrade.vivid_copy``; thirteenth round).
+    training photo as generated (``irisgan.data.degrade.vivid_copy``; thirteenth round). ``vivid_quantile``: the
+    bound beyond which a face is too vivid to be called real, the quantile of the real validation photos'
+    vividness (``FaceCue.vividness``, learnt from those copies; thirteenth round); None: no such rule.
     ``source_fpr``: the threshold holds every real source of the validation pairs (their ``generator`` column)
     to at most this false-positive rate (``source_threshold``) instead of the G-mean's balance.
     """
@@ -216,7 +229,8 @@ def build_ensemble(
         raise ValueError(
             "--texture, --face-inner, --face-crops and --face-vivid shape the face cue: add --face-cue"
         )
-    for name, share in (("--spread-quantile", spread_quantile), ("--novelty-quantile", novelty_quantile)):
+    shares = [("--spread-quantile", spread_quantile), ("--novelty-quantile", novelty_quantile)]
+    for name, share in [*shares, ("--vivid-quantile", 1.0 if vivid_quantile is None else vivid_quantile)]:
         if not 0.0 < share <= 1.0:  # checked before the runs are read and scored
             raise ValueError(f"{name} is a share of the validation pairs, in (0, 1]; got {share}")
     resolved = [resolve_run(r) for r in runs]
@@ -232,7 +246,7 @@ def build_ensemble(
     cue = None
     if face_cue:
         fit_csv = one_csv([resolve_run(r, "fit") for r in runs], "fit", fit_csv)
-        cue, val_x = fit_cue(fit_csv, val_csv, probs, view, vivid)
+        cue, val_x = fit_cue(fit_csv, val_csv, probs, view, vivid, vivid_quantile is not None)
         model.face_cue = cue
         probs = fuse_face_cue(model, probs, val_x)
     scalars, report = report_from_scores(
@@ -247,9 +261,11 @@ def build_ensemble(
     # the real photos pay for the rule (an unfamiliar face is never called real), so their share sets it
     real = labels.numpy() == 0
     max_novelty = float(np.quantile(novelty[real], novelty_quantile)) if novelty is not None else None
-    rule = DecisionRule(threshold, band, max_spread, model.luminance, max_novelty)
-    summary = decision_summary(
-        rule.decide_pairs(probs, spread, images.numpy(), novelty), labels.numpy(), rule.unfamiliar(novelty)
+    vividness = face_vividness(model, val_x) if cue is not None else None
+    max_vividness = float(np.quantile(vividness[real], vivid_quantile)) if vividness is not None else None
+    rule = DecisionRule(threshold, band, max_spread, model.luminance, max_novelty, max_vividness)
+    _, summary = decide_and_summarise(
+        model, rule, probs, spread, images.numpy(), labels.numpy(), val_x if cue is not None else None
     )
     decision = {
         "band": list(band),
@@ -258,6 +274,8 @@ def build_ensemble(
         "spread_quantile": spread_quantile if spread is not None else None,
         "max_novelty": max_novelty,
         "novelty_quantile": novelty_quantile if novelty is not None else None,
+        "max_vividness": max_vividness,
+        "vivid_quantile": vivid_quantile if vividness is not None else None,
         "source_fpr": source_fpr,
         "val_uncertain_share": summary["uncertain_share"],
         "val_acc_outside": summary["acc_outside_band"],
@@ -359,6 +377,16 @@ def main(argv: list[str] | None = None) -> None:
         "(make model's default)",
     )
     parser.add_argument(
+        "--vivid-quantile",
+        type=float,
+        default=0.95,
+        help="--face-cue: share of the real validation photos whose faces count as no more vivid than a photograph "
+        "(a more vivid face is never called real)",
+    )
+    parser.add_argument(
+        "--no-vivid-rule", action="store_true", help="--face-cue without the vivid rule (and its copies)"
+    )
+    parser.add_argument(
         "--face-vivid",
         action="store_true",
         help="--face-cue that also learns a vivid copy of each real training photo (more saturation, local "
@@ -384,6 +412,7 @@ def main(argv: list[str] | None = None) -> None:
     metrics = build_ensemble(
         args.runs, args.out, args.val_csv, args.precision, args.spread_quantile, args.face_cue, args.fit_csv,
         args.source_fpr, args.texture, args.face_crops, args.face_inner, args.novelty_quantile, args.face_vivid,
+        None if args.no_vivid_rule else args.vivid_quantile,
     )  # fmt: skip
     log.info(
         "%d runs -> %s: val AUROC %.4f (iris alone %.4f; members %s), threshold %.4f",

@@ -45,8 +45,10 @@ from irisgan.inference import (
     FACE_ONLY,
     DecisionRule,
     check_pair_shape,
+    decide_and_summarise,
     decision_summary,
     face_novelty,
+    face_vividness,
     fuse_face_cue,
     load_classifier,
     pair_overrides,
@@ -271,8 +273,7 @@ def _photo_row(
     if model.face_cue is not None and len(labels):
         faces = pair_descriptors(csv, model.face_cue.view)
         probs = fuse_face_cue(model, probs, faces)
-    novelty = face_novelty(model, faces)
-    decisions = rule.decide_pairs(probs, spread, images, novelty)
+    decisions, shares = decide_and_summarise(model, rule, probs, spread, images, labels, faces)
     calls = dict(zip(index, decisions, strict=True))
     if name == "clean":
         clean_calls.update(calls)
@@ -281,7 +282,7 @@ def _photo_row(
         row["auroc"] = float(binary_auroc(torch.as_tensor(probs), torch.as_tensor(labels)))
     row["acc_at_thr"] = float(((probs >= rule.threshold) == (labels == 1)).mean()) if len(labels) else None
     row["gan_mean_p"] = float(probs[labels == 1].mean()) if (labels == 1).any() else None
-    row.update(decision_summary(decisions, labels, rule.unfamiliar(novelty)))
+    row.update(shares)
     caught = [i for i, d in clean_calls.items() if d == "GAN" and i is not None and photos[i].label == 1]
     row["gan_caught_clean"] = len(caught)
     row["gan_to_real"] = float(np.mean([calls.get(i) == "real" for i in caught])) if caught else None
@@ -318,13 +319,14 @@ def face_only_photos(model, extraction: Path) -> dict[str, Any] | None:
     x = photo_descriptors(records, extraction / view.cache_name, view=view)
     probs = model.face_cue.face_probability(x)
     labels = np.array([int(r["label"]) for r in records])
-    # a grey or unfamiliar face is never a confident real, as predict decides it
+    # a grey, unfamiliar or vivid face is never a confident real, as predict decides it
     grey = [
         face_is_grayscale(decode_image(Path(r["path"]).read_bytes(), r["path"]), r["face_box"])
         for r in records
     ]
-    novelty = face_novelty(model, x)
+    novelty, vividness = face_novelty(model, x), face_vividness(model, x)
     novel = [None] * len(records) if novelty is None else novelty.tolist()
+    vivid = [None] * len(records) if vividness is None else vividness.tolist()
     out: dict[str, Any] = {
         "n": len(records),
         "n_fake": int(labels.sum()),
@@ -333,9 +335,13 @@ def face_only_photos(model, extraction: Path) -> dict[str, Any] | None:
         "auroc": None,
         "grayscale": int(sum(grey)),
         **decision_summary(
-            [rule.decide(float(p), None, g, n)[0] for p, g, n in zip(probs, grey, novel, strict=True)],
+            [
+                rule.decide(float(p), None, g, n, v)[0]
+                for p, g, n, v in zip(probs, grey, novel, vivid, strict=True)
+            ],
             labels,
             rule.unfamiliar(novelty),
+            rule.vivid(vividness),
         ),
     }
     if len(np.unique(labels)) == 2:
@@ -400,10 +406,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         np.save(out / f"scores_{name}.npy", scores)
     plots.plot_roc_comparison(reports, out / "plots" / "roc_comparison.png")
     results["decision_rule"] = rule.record()
-    novelty = face_novelty(model, faces)
-    results["decisions"] = decision_summary(
-        rule.decide_pairs(probs, spread, images, novelty), labels, rule.unfamiliar(novelty)
-    )
+    _, results["decisions"] = decide_and_summarise(model, rule, probs, spread, images, labels, faces)
     if cfg.faces:  # photos whose irises gave no pair: the face alone, as predict scores them
         face_only = face_only_photos(model, out / "extracted")
         if face_only is not None:
@@ -482,19 +485,22 @@ def _face_only_lines(results: dict[str, Any]) -> list[str]:
             if f.get("grayscale")
             else []
         ),
-        *_unfamiliar_line(f, fmt),
+        *_face_flag_lines(f, fmt),
         "",
     ]
 
 
-def _unfamiliar_line(d: dict[str, Any], fmt) -> list[str]:
-    """The report's line on unfamiliar faces, for a detector whose face cue tells them."""
-    if d.get("gan_unfamiliar") is None and d.get("real_unfamiliar") is None:
-        return []
-    return [
-        f"- unfamiliar faces (never called real with confidence): {fmt(d.get('gan_unfamiliar'))} of the GAN "
-        f"photos, {fmt(d.get('real_unfamiliar'))} of the real ones"
-    ]
+def _face_flag_lines(d: dict[str, Any], fmt) -> list[str]:
+    """The report's lines on unfamiliar and vivid faces, for a detector whose face cue tells them."""
+    lines = []
+    for flag in ("unfamiliar", "vivid"):
+        if d.get(f"gan_{flag}") is None and d.get(f"real_{flag}") is None:
+            continue
+        lines.append(
+            f"- {flag} faces (never called real with confidence): {fmt(d.get(f'gan_{flag}'))} of the GAN "
+            f"photos, {fmt(d.get(f'real_{flag}'))} of the real ones"
+        )
+    return lines
 
 
 def _decision_lines(results: dict[str, Any]) -> list[str]:
@@ -516,7 +522,7 @@ def _decision_lines(results: dict[str, Any]) -> list[str]:
         f"{fmt(d['gan_called_real'])} real",
         f"- real pairs: {fmt(d['real_called_real'])} real, {fmt(d['real_called_uncertain'])} uncertain, "
         f"{fmt(d['real_called_gan'])} GAN",
-        *_unfamiliar_line(d, fmt),
+        *_face_flag_lines(d, fmt),
         "",
         *_face_only_lines(results),
     ]

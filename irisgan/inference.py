@@ -26,6 +26,8 @@ __all__ = [
     "decision_summary",
     "is_grayscale_pair",
     "face_novelty",
+    "face_vividness",
+    "decide_and_summarise",
     "export_weights",
     "fuse_face_cue",
     "stored_face_rule",
@@ -290,9 +292,12 @@ def stored_face_rule(model: RANClassifier) -> DecisionRule | None:
     face_only = (getattr(model, "decision", None) or {}).get("face_only")
     if getattr(model, "face_cue", None) is None or not face_only:
         return None
-    # an unfamiliar face is never a confident real by the face alone either
+    # an unfamiliar or vivid face is never a confident real by the face alone either
     return DecisionRule(
-        face_only["threshold"], tuple(face_only["band"]), max_novelty=model.decision.get("max_novelty")
+        face_only["threshold"],
+        tuple(face_only["band"]),
+        max_novelty=model.decision.get("max_novelty"),
+        max_vividness=model.decision.get("max_vividness"),
     )
 
 
@@ -303,6 +308,15 @@ def face_novelty(model: RANClassifier, descriptors: np.ndarray | None) -> np.nda
     if cue is None or cue.inner_neighbours is None or descriptors is None or not len(descriptors):
         return None
     return cue.novelty(descriptors)
+
+
+def face_vividness(model: RANClassifier, descriptors: np.ndarray | None) -> np.ndarray | None:
+    """How vivid each of N photos' faces looks (``FaceCue.vividness``), or None for a detector that cannot tell
+    (no face cue, or one fitted without vivid copies)."""
+    cue = getattr(model, "face_cue", None)
+    if cue is None or cue.vivid is None or descriptors is None or not len(descriptors):
+        return None
+    return cue.vividness(descriptors)
 
 
 def is_grayscale_pair(pair: np.ndarray) -> bool:
@@ -320,6 +334,8 @@ class DecisionRule:
     (``luminance``, model.colour) scores a grey photo as its colour original, so the rule does not apply to it.
     An unfamiliar face, whose ``novelty`` (``FaceCue.novelty``: its distance from the training faces) is above
     ``max_novelty``, is never a confident real either: a new generator's faces are what a detector waves through.
+    Nor is a vivid face, whose ``vividness`` (``FaceCue.vividness``) is above ``max_vividness``: an unseen diffusion
+    model's faces are more saturated, contrasty and sharp than most photographs.
     """
 
     threshold: float
@@ -327,6 +343,7 @@ class DecisionRule:
     max_spread: float | None = None
     luminance: bool = False
     max_novelty: float | None = None
+    max_vividness: float | None = None
 
     @classmethod
     def of(cls, model: RANClassifier) -> DecisionRule:
@@ -338,10 +355,16 @@ class DecisionRule:
             stored.get("max_spread"),
             model.luminance,
             stored.get("max_novelty"),
+            stored.get("max_vividness"),
         )
 
     def decide(
-        self, p_gan: float, spread: float | None = None, grayscale: bool = False, novelty: float | None = None
+        self,
+        p_gan: float,
+        spread: float | None = None,
+        grayscale: bool = False,
+        novelty: float | None = None,
+        vividness: float | None = None,
     ) -> tuple[str, list[str]]:
         """(decision, reasons): the reasons say why a decision is ``uncertain`` (empty otherwise)."""
         lo, hi = self.band or (self.threshold, self.threshold)
@@ -356,6 +379,8 @@ class DecisionRule:
             reasons.append("grayscale: colour cues unavailable")
         if self.is_unfamiliar(novelty) and short_of_gan:
             reasons.append(f"unfamiliar face (novelty {novelty:.1f} > {self.max_novelty:.1f})")
+        if self.is_vivid(vividness) and short_of_gan:
+            reasons.append(f"vivid face (vividness {vividness:.2f} > {self.max_vividness:.2f})")
         if reasons:
             return "uncertain", reasons
         return ("GAN" if p_gan >= self.threshold else "real"), []
@@ -370,21 +395,33 @@ class DecisionRule:
             return None
         return np.asarray(novelty) > self.max_novelty
 
+    def is_vivid(self, vividness: float | None) -> bool:
+        """Whether a face's vividness is beyond the rule's bound (never, without either)."""
+        return vividness is not None and self.max_vividness is not None and vividness > self.max_vividness
+
+    def vivid(self, vividness: np.ndarray | None) -> np.ndarray | None:
+        """``is_vivid`` of N faces, or None when the rule or the detector cannot tell."""
+        if vividness is None or self.max_vividness is None:
+            return None
+        return np.asarray(vividness) > self.max_vividness
+
     def decide_pairs(
         self,
         probs: np.ndarray,
         spread: np.ndarray | None,
         images: np.ndarray,
         novelty: np.ndarray | None = None,
+        vividness: np.ndarray | None = None,
     ) -> list[str]:
-        """The decision of each (N, 3, H, W) uint8 pair, as ``predict`` makes it (``novelty``: of their faces,
-        from ``face_novelty``)."""
+        """The decision of each (N, 3, H, W) uint8 pair, as ``predict`` makes it (``novelty`` and ``vividness``:
+        of their faces, from ``face_novelty`` and ``face_vividness``)."""
         return [
             self.decide(
                 float(p),
                 None if spread is None else float(spread[i]),
                 is_grayscale_pair(img.transpose(1, 2, 0)),
                 None if novelty is None else float(novelty[i]),
+                None if vividness is None else float(vividness[i]),
             )[0]
             for i, (p, img) in enumerate(zip(probs, images, strict=True))
         ]
@@ -392,12 +429,34 @@ class DecisionRule:
     def record(self) -> dict:
         return {"threshold": self.threshold, "band": list(self.band) if self.band else None,
                 "max_spread": self.max_spread, "luminance": self.luminance,
-                "max_novelty": self.max_novelty}  # fmt: skip
+                "max_novelty": self.max_novelty, "max_vividness": self.max_vividness}  # fmt: skip
 
 
-def decision_summary(decisions: list[str], labels: np.ndarray, unfamiliar: np.ndarray | None = None) -> dict:
+def decide_and_summarise(
+    model: RANClassifier,
+    rule: DecisionRule,
+    probs: np.ndarray,
+    spread: np.ndarray | None,
+    images: np.ndarray,
+    labels: np.ndarray,
+    faces: np.ndarray | None,
+) -> tuple[list[str], dict]:
+    """The decisions of N scored (N, 3, H, W) uint8 pairs as ``predict`` makes them, their faces' features
+    ``faces`` (None: no face cue) read for the novelty and vividness rules, and their ``decision_summary``."""
+    novelty, vividness = face_novelty(model, faces), face_vividness(model, faces)
+    decisions = rule.decide_pairs(probs, spread, images, novelty, vividness)
+    summary = decision_summary(decisions, labels, rule.unfamiliar(novelty), rule.vivid(vividness))
+    return decisions, summary
+
+
+def decision_summary(
+    decisions: list[str],
+    labels: np.ndarray,
+    unfamiliar: np.ndarray | None = None,
+    vivid: np.ndarray | None = None,
+) -> dict:
     """Shares of GAN / real / uncertain per class, and the accuracy of the confident calls; with ``unfamiliar``
-    (which photos' faces are), the share of unfamiliar faces per class."""
+    and ``vivid`` (which photos' faces are), the share of such faces per class."""
     decisions, labels = np.asarray(decisions), np.asarray(labels).astype(int)
     out: dict = {}
     for label, name in ((1, "gan"), (0, "real")):
@@ -408,9 +467,11 @@ def decision_summary(decisions: list[str], labels: np.ndarray, unfamiliar: np.nd
     out["uncertain_share"] = float((~confident).mean()) if len(decisions) else None
     called = decisions[confident] == "GAN"
     out["acc_outside_band"] = float((called == (labels[confident] == 1)).mean()) if confident.any() else None
-    if unfamiliar is not None:
-        unfamiliar = np.asarray(unfamiliar, bool)
+    for flag, flags in (("unfamiliar", unfamiliar), ("vivid", vivid)):
+        if flags is None:
+            continue
+        flags = np.asarray(flags, bool)
         for label, name in ((1, "gan"), (0, "real")):
-            mine = unfamiliar[labels == label]
-            out[f"{name}_unfamiliar"] = float(mine.mean()) if len(mine) else None
+            mine = flags[labels == label]
+            out[f"{name}_{flag}"] = float(mine.mean()) if len(mine) else None
     return out

@@ -4,13 +4,13 @@ Per photo: dlib face and landmarks, the two eye crops, the irises (training-free
 segmenter), the 96x96 pair, P(GAN) from the RAN (for a detector with a face cue, such as the shipped one, fused
 with a probe of the face's descriptor: ``p_iris`` keeps the RAN's own) and the decision: ``GAN`` or ``real`` at the
 checkpoint's stored threshold, or ``uncertain`` (with its reasons) when the score lies inside the uncertain band chosen on
-validation pairs, the ensemble's members disagree, or a grayscale photo or an unfamiliar face (``novelty``, its
-distance from the training faces, above the detector's ``max_novelty``) would be called real
-(``irisgan.inference.DecisionRule``). A photo without a decision (unreadable, no face, no iris...) gets its
+validation pairs, the ensemble's members disagree, or a grayscale photo, an unfamiliar face (``novelty``, its
+distance from the training faces, above the detector's ``max_novelty``) or a vivid one (``vividness`` above
+``max_vividness``) would be called real (``irisgan.inference.DecisionRule``). A photo without a decision (unreadable, no face, no iris...) gets its
 status instead; every input gets one line in ``predictions.jsonl`` (or ``.csv``). ``explain=true`` writes a
 PNG per photo: the face with eye and iris boxes, the pair, the RAN's soft-mask attention (the patch net's patch
 scores) over the pair, the score against the threshold and the band, the members' spread, the face's novelty
-against the detector's bound, and the decision.
+and vividness against the detector's bounds, and the decision.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from irisgan.inference import (
     FACE_ONLY,
     DecisionRule,
     face_novelty,
+    face_vividness,
     fuse_face_cue,
     is_grayscale_pair,
     load_classifier,
@@ -112,23 +113,30 @@ class Predictor:
             return
         faces = np.stack([r.face_descriptor for r in results])
         probs = self.model.face_cue.face_probability(faces)
-        novelty = face_novelty(self.model, faces)
+        novelty, vividness = face_novelty(self.model, faces), face_vividness(self.model, faces)
         for i, (result, prob) in enumerate(zip(results, probs, strict=True)):
             result.p_face = float(prob)
-            # a grey or unfamiliar face is never a confident real, as a grey pair is not
+            # a grey, unfamiliar or vivid face is never a confident real, as a grey pair is not
             result.grayscale = bool(result.face_grayscale)
-            self._novelty(result, self.face_rule, None if novelty is None else float(novelty[i]))
+            self._face_flags(result, self.face_rule, novelty, vividness, i)
             result.face_decision = self.face_rule.decide(
-                result.p_face, None, result.grayscale, result.novelty
+                result.p_face, None, result.grayscale, result.novelty, result.vividness
             )[0]
 
     @staticmethod
-    def _novelty(result: PhotoResult, rule: DecisionRule, novelty: float | None) -> None:
-        """Record a face's novelty, and whether ``rule`` finds it unfamiliar (None: the detector cannot tell)."""
-        result.novelty = novelty
-        result.unfamiliar = (
-            None if novelty is None or rule.max_novelty is None else rule.is_unfamiliar(novelty)
-        )
+    def _face_flags(
+        result: PhotoResult,
+        rule: DecisionRule,
+        novelty: np.ndarray | None,
+        vividness: np.ndarray | None,
+        i: int,
+    ) -> None:
+        """Record the ``i``-th face's novelty and vividness, and whether ``rule`` finds it unfamiliar or vivid
+        (None: the detector cannot tell)."""
+        result.novelty = None if novelty is None else float(novelty[i])
+        result.unfamiliar = None if rule.unfamiliar(novelty) is None else rule.is_unfamiliar(result.novelty)
+        result.vividness = None if vividness is None else float(vividness[i])
+        result.vivid = None if rule.vivid(vividness) is None else rule.is_vivid(result.vividness)
 
     def _score(self, scored: list[PhotoResult]) -> None:
         if not scored:
@@ -144,15 +152,15 @@ class Predictor:
             masks = self._attention(len(chunk)) if self.explain else None
             faces = np.stack([r.face_descriptor for r in chunk]) if self.face_cue else None
             probs = fuse_face_cue(self.model, iris_p, faces)
-            novelty = face_novelty(self.model, faces)
+            novelty, vividness = face_novelty(self.model, faces), face_vividness(self.model, faces)
             for i, (result, prob) in enumerate(zip(chunk, probs, strict=True)):
                 result.p_gan = float(prob)
                 result.p_iris = float(iris_p[i]) if self.face_cue else None
                 result.member_spread = None if spread is None else float(spread[i])
                 result.grayscale = is_grayscale_pair(result.pair_image)
-                self._novelty(result, self.rule, None if novelty is None else float(novelty[i]))
+                self._face_flags(result, self.rule, novelty, vividness, i)
                 result.decision, result.reasons = self.rule.decide(
-                    result.p_gan, result.member_spread, result.grayscale, result.novelty
+                    result.p_gan, result.member_spread, result.grayscale, result.novelty, result.vividness
                 )
                 if masks is not None:
                     result.attention = [(title, m[i]) for title, m in masks]
@@ -175,7 +183,8 @@ class Predictor:
 def public_record(result: PhotoResult, rule: DecisionRule) -> dict:
     keep = (
         "path", "status", "p_gan", "decision", "reasons", "member_spread", "p_iris", "p_face", "face_decision",
-        "grayscale", "novelty", "unfamiliar", "message", "face_box", "eye_boxes", "iris", "n_faces",
+        "grayscale", "novelty", "unfamiliar", "vividness", "vivid", "message", "face_box", "eye_boxes", "iris",
+        "n_faces",
     )  # fmt: skip
     full = result.record()
     record = {k: full[k] for k in keep if k in full}
@@ -185,6 +194,7 @@ def public_record(result: PhotoResult, rule: DecisionRule) -> dict:
     record["band"] = list(rule.band) if rule.band else None
     record["max_spread"] = rule.max_spread
     record["max_novelty"] = rule.max_novelty
+    record["max_vividness"] = rule.max_vividness
     return record
 
 
@@ -234,6 +244,8 @@ def explanation_figure(result: PhotoResult, rule: DecisionRule) -> np.ndarray:
             spread = "" if result.member_spread is None else f", members ±{result.member_spread:.3f}"
             if result.novelty is not None and rule.max_novelty is not None:  # how far from the training faces
                 spread += f"\nnovelty {result.novelty:.1f} (unfamiliar beyond {rule.max_novelty:.1f})"
+            if result.vividness is not None and rule.max_vividness is not None:  # how vivid the face looks
+                spread += f"\nvividness {result.vividness:.2f} (vivid beyond {rule.max_vividness:.2f})"
             ax.set(xlim=(0, 1), yticks=[], xlabel="P(GAN)")
             ax.set_title(f"{result.decision}{spread}", fontsize=8)
         # the RAN: 3 stages x 2 attention modules, soft masks averaged over channels; the patch net: its patch scores

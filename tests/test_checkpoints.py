@@ -192,4 +192,6 @@ def test_shipped_weights_load_and_name_no_module():
     assert model.face_cue.texture is None and model.face_cue.view == FaceView(inner=True)
     # and the distance from its training faces beyond which a face is unfamiliar, set on the real validation photos
     assert model.decision["max_novelty"] > 0 and model.decision["novelty_quantile"] == 0.95
+    # and how vivid a face may look before it is never called real (vivid copies of its real training photos)
+    assert model.face_cue.vivid is not None and model.decision["vivid_quantile"] == 0.95
     assert {"threshold", "band"} <= model.decision["face_only"].keys()  # for photos without an iris pair

@@ -73,6 +73,24 @@ def test_decision_rule_band_spread_and_grayscale():
     assert rule.unfamiliar(np.array([5.0])) is None and wary.unfamiliar(None) is None
     assert "gan_unfamiliar" not in decision_summary(decisions, np.array([0, 0, 1]))
     assert wary.record()["max_novelty"] == 10.0
+    # a vivid face (vividness beyond its bound) neither; the reasons name each flag that is up
+    vivid = DecisionRule(threshold=0.5, band=(0.3, 0.7), max_novelty=10.0, max_vividness=1.5)
+    assert vivid.decide(0.1, vividness=2.0) == ("uncertain", ["vivid face (vividness 2.00 > 1.50)"])
+    assert vivid.decide(0.1, novelty=12.0, vividness=2.0)[1] == [
+        "unfamiliar face (novelty 12.0 > 10.0)", "vivid face (vividness 2.00 > 1.50)"
+    ]  # fmt: skip
+    assert vivid.decide(0.1, vividness=1.0) == ("real", []) and vivid.decide(0.9, vividness=9.0) == (
+        "GAN",
+        [],
+    )
+    assert wary.decide(0.1, vividness=99.0) == ("real", [])  # no bound: no vivid faces
+    vividness = np.array([0.0, 2.0, 2.0])
+    decisions = vivid.decide_pairs(np.array([0.1, 0.1, 0.9]), None, pairs, None, vividness)
+    assert decisions == ["real", "uncertain", "GAN"]
+    summary = decision_summary(decisions, np.array([0, 0, 1]), None, vivid.vivid(vividness))
+    assert summary["real_vivid"] == 0.5 and summary["gan_vivid"] == 1.0 and "gan_unfamiliar" not in summary
+    assert wary.vivid(vividness) is None and vivid.vivid(None) is None
+    assert vivid.record()["max_vividness"] == 1.5
 
 
 def test_luminance_detector_scores_a_grey_copy_as_its_colour_original(tmp_path):

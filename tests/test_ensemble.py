@@ -71,7 +71,7 @@ def test_members_of_other_splits_or_one_run_are_refused(tmp_path, smoke_run):
         build_ensemble([best], tmp_path / "x.pt", val_csv=VAL_CSV, inner=True)
     with pytest.raises(ValueError, match="add --face-cue"):
         build_ensemble([best], tmp_path / "x.pt", val_csv=VAL_CSV, vivid=True)
-    for bad in ({"novelty_quantile": 1.5}, {"spread_quantile": 0.0}):
+    for bad in ({"novelty_quantile": 1.5}, {"spread_quantile": 0.0}, {"vivid_quantile": 0.0}):
         with pytest.raises(ValueError, match="in \\(0, 1\\]"):
             build_ensemble([best], tmp_path / "x.pt", val_csv=VAL_CSV, **bad)
     with pytest.raises(ValueError, match="face crops '0.25;0.1'"):

@@ -14,6 +14,7 @@ from irisgan.models.face_cue import (
     FaceView,
     fit_face_cue,
     fit_logistic,
+    fit_vividness,
     logit,
 )
 
@@ -225,6 +226,28 @@ def test_novelty_is_the_distance_from_the_training_faces_of_either_class():
     plain = fit_face_cue(fit, labels, val, rng.uniform(0.1, 0.9, 200), k=5, inner_neighbours=False)
     with pytest.raises(ValueError, match="novelty needs the inner neighbours"):
         plain.novelty(val)
+
+
+def test_vividness_learns_the_look_of_the_copies_and_travels_with_the_cue():
+    rng = np.random.default_rng(9)
+    width = DESCRIPTOR_SIZE + INNER_SIZE
+    real = rng.normal(0.0, 1.0, (150, width))
+    copies = real + rng.normal(0.0, 0.1, real.shape)
+    copies[:, 200:210] += 3.0  # the copies' look: a shift in a few inner features, the face otherwise kept
+    labels = np.r_[np.zeros(100), np.ones(100)]
+    fit = np.r_[real[:100], rng.normal(0.5, 1.0, (100, width))]
+    cue = fit_face_cue(fit, labels, real[100:], rng.uniform(0.1, 0.9, 50), k=5)
+    with pytest.raises(ValueError, match="vividness needs the vivid probe"):
+        cue.vividness(real)
+    cue.vivid = fit_vividness(real[:100], copies[:100])
+    held_real, held_copies = cue.vividness(real[100:]), cue.vividness(copies[100:])
+    # faces it never saw: the look, not the faces, is learnt
+    assert (held_copies[:, None] > held_real[None, :]).mean() > 0.95
+    np.testing.assert_allclose(_stored(cue).vividness(real[100:]), held_real, rtol=1e-6)
+    with pytest.raises(ValueError, match=f"vivid probe needs {width} values"):
+        FaceCue(**{**cue.to_dict(), "vivid": ([0.0], [1.0], [0.0], 0.0)})
+    with pytest.raises(ValueError, match="one copy per real photo"):
+        fit_vividness(real[:100], copies[:99])
 
 
 def test_a_cue_of_several_crops_reads_their_descriptors_side_by_side_and_only_its_own_view():

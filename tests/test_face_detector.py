@@ -196,6 +196,17 @@ def test_a_detector_with_a_face_cue_scores_the_face_in_predict_and_evaluate(tmp_
             assert r["max_novelty"] == max_novelty and r["unfamiliar"] == (r["novelty"] > max_novelty)
             assert (tmp_path / "pred_plain" / r["explanation"]).stat().st_size > 5000
     assert all(r.get("novelty") is None for r in scored.values())
+    # every face cue learns how vivid a face looks, from vivid copies of its real training photos, and the bound
+    # on the real validation photos' beyond which a face is never called real; --no-vivid-rule leaves both out
+    for r in [*records, *scored.values()]:
+        if r["p_gan"] is not None:
+            assert r["max_vividness"] is not None and r["vivid"] == (r["vividness"] > r["max_vividness"])
+    assert model.decision["max_vividness"] is not None and model.decision["vivid_quantile"] == 0.95
+    build_ensemble(
+        [best], tmp_path / "plainer.pt", val_csv=csv, face_cue=True, fit_csv=csv, vivid_quantile=None
+    )
+    plainer = load_classifier(tmp_path / "plainer.pt")
+    assert plainer.face_cue.vivid is None and plainer.decision["max_vividness"] is None
 
     # a face whose eyes are hidden gives no pair: no decision, but the face alone is scored, by its own rule
     photo = sorted((faces / "fake").iterdir())[0]

@@ -96,6 +96,8 @@ class PhotoResult:
     grayscale: bool | None = None  # the pair carries no colour
     novelty: float | None = None  # how far the face lies from the detector's training faces (its face cue's)
     unfamiliar: bool | None = None  # farther than the detector's max_novelty
+    vividness: float | None = None  # how vivid the face looks (its face cue's vivid probe)
+    vivid: bool | None = None  # more vivid than the detector's max_vividness
     p_iris: float | None = None  # the iris network's own P(GAN), when the detector adds the face cue to it
     p_face: float | None = None  # a face cue's P(GAN) from the face alone, when the irises gave no pair
     face_decision: str | None = None  # and its decision (GAN, real or uncertain)

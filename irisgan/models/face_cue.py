@@ -13,7 +13,10 @@ nearest-neighbour score; they lift the held-out GAN families most and barely mov
 the shipped cue has them. The fused score is the sum of the parts, each standardised on validation photos, so
 that none dominates by scale. The same neighbours tell how far a face lies from every training face
 (``FaceCue.novelty``): a face farther out than most real validation photos is unfamiliar, and the decision rule
-never calls it real with confidence (an unseen diffusion model's faces lie out there; twelfth round).
+never calls it real with confidence (an unseen diffusion model's faces lie out there; twelfth round). So does a
+face more vivid than most real validation photos (``FaceCue.vividness``: a logistic regression that tells the real
+training photos from vivid copies of them, ``irisgan.data.degrade.vivid_copy``; an unseen diffusion model's faces
+are vivid, GAN faces are not; thirteenth round).
 
 A photo's *face features* are what a cue's ``FaceView`` names: dlib's descriptor of the face aligned with one or
 more borders (``paddings``), each 128 numbers, then, with texture, the texture features (``extraction.texture``),
@@ -44,6 +47,8 @@ NEIGHBOURS = 10
 TEXTURE_L2 = 1e-2
 # the inner probe's: 1,472 features; 1e-3, 1e-2 and 0.1 gave the study's folds alike (experiments/README.md)
 INNER_L2 = 1e-2
+# the vivid probe's: the inner probe's, untuned (experiments/vivid_probe.py)
+VIVID_L2 = 1e-2
 # each part of FaceCue.parts and the field holding its validation mean and standard deviation
 PART_STATS = {
     "face": "face_logit", "knn": "knn_score", "texture": "texture_logit", "inner": "inner_logit",
@@ -143,6 +148,9 @@ class FaceCue:
     # for a nearest-neighbour score like the descriptor's (stored in float16); none: left out
     inner_neighbours: Any = None
     inner_knn_score: tuple[float, float] = (0.0, 1.0)
+    # how vivid a face looks: a logistic regression on all the view's features (mean, scale, weight, bias) that
+    # tells real training photos from vivid copies of them; none: left out (not a score part: the rule reads it)
+    vivid: Any = None
 
     def __post_init__(self) -> None:
         self.paddings = self.view.paddings
@@ -153,7 +161,7 @@ class FaceCue:
         self.face_logit, self.ran_logit = tuple(self.face_logit), tuple(self.ran_logit)
         self.knn_score, self.texture_logit = tuple(self.knn_score), tuple(self.texture_logit)
         self.inner_logit, self.inner_knn_score = tuple(self.inner_logit), tuple(self.inner_knn_score)
-        for name, size in (("texture", TEXTURE_SIZE), ("inner", INNER_SIZE)):
+        for name, size in (("texture", TEXTURE_SIZE), ("inner", INNER_SIZE), ("vivid", self.width)):
             probe = getattr(self, name)
             if probe is not None:
                 m, sc, w, b = probe
@@ -256,6 +264,13 @@ class FaceCue:
             raise ValueError("FaceCue: novelty needs the inner neighbours (a cue fitted with --face-inner)")
         every = np.concatenate(self.inner_neighbours)
         return nearest_mean(self._inner_z(features, np.float32), every, self.k).double().numpy()
+
+    def vividness(self, features: np.ndarray) -> np.ndarray:
+        """How vivid each face looks (high: saturated, contrasty, sharpened, as many diffusion faces are): the
+        vivid probe's logit of (N, ``view.width``) face features."""
+        if self.vivid is None:
+            raise ValueError("FaceCue: vividness needs the vivid probe (a cue fitted with vivid copies)")
+        return _linear(self.vivid, self._checked(features)[:, : self.width])
 
     def knn_scores(self, descriptors: np.ndarray) -> np.ndarray:
         """Mean distance to the ``k`` nearest real training faces minus that to the ``k`` nearest generated ones
@@ -397,6 +412,16 @@ def fit_face_cue(
                   inner_neighbours=inner_near)  # fmt: skip
     standardise(cue, cue.parts(val_descriptors), val_ran_p)
     return cue
+
+
+def fit_vividness(real: np.ndarray, copies: np.ndarray, l2: float = VIVID_L2) -> tuple:
+    """The vivid probe: a logistic regression on face features of real photos (0) and of vivid copies of the
+    same photos (1), so that it learns the look, not the faces; as ``FaceCue.vivid`` stores it."""
+    real, copies = np.asarray(real, np.float32), np.asarray(copies, np.float32)
+    if real.shape != copies.shape or not len(real):
+        raise ValueError(f"fit_vividness: one copy per real photo, got {real.shape} and {copies.shape}")
+    y = np.r_[np.zeros(len(real)), np.ones(len(copies))]
+    return tuple(np.asarray(v).tolist() for v in fit_logistic(np.concatenate([real, copies]), y, l2))
 
 
 def standardise(cue: FaceCue, parts: dict[str, np.ndarray], val_ran_p: np.ndarray) -> None:
