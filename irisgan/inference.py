@@ -324,6 +324,11 @@ def is_grayscale_pair(pair: np.ndarray) -> bool:
     return is_grayscale(pair)
 
 
+def _beyond(value, bound: float | None):
+    """``value > bound`` (a number or an array of them), or None when either is missing."""
+    return None if value is None or bound is None else np.asarray(value) > bound
+
+
 @dataclass(frozen=True)
 class DecisionRule:
     """real / GAN / uncertain from a score: the threshold, the uncertain band and the members' spread.
@@ -387,23 +392,19 @@ class DecisionRule:
 
     def is_unfamiliar(self, novelty: float | None) -> bool:
         """Whether a face's novelty is beyond the rule's bound (never, without either)."""
-        return novelty is not None and self.max_novelty is not None and novelty > self.max_novelty
+        return bool(_beyond(novelty, self.max_novelty))
 
     def unfamiliar(self, novelty: np.ndarray | None) -> np.ndarray | None:
         """``is_unfamiliar`` of N faces, or None when the rule or the detector cannot tell."""
-        if novelty is None or self.max_novelty is None:
-            return None
-        return np.asarray(novelty) > self.max_novelty
+        return _beyond(novelty, self.max_novelty)
 
     def is_vivid(self, vividness: float | None) -> bool:
         """Whether a face's vividness is beyond the rule's bound (never, without either)."""
-        return vividness is not None and self.max_vividness is not None and vividness > self.max_vividness
+        return bool(_beyond(vividness, self.max_vividness))
 
     def vivid(self, vividness: np.ndarray | None) -> np.ndarray | None:
         """``is_vivid`` of N faces, or None when the rule or the detector cannot tell."""
-        if vividness is None or self.max_vividness is None:
-            return None
-        return np.asarray(vividness) > self.max_vividness
+        return _beyond(vividness, self.max_vividness)
 
     def decide_pairs(
         self,
