@@ -225,12 +225,19 @@ def test_a_detector_with_a_face_cue_scores_the_face_in_predict_and_evaluate(tmp_
     record, grey_record = records["sunglasses"], records["sunglasses_grey"]
     assert record["status"] == "eyes_hidden" and record["p_gan"] is None and record["decision"] is None
     face_only = model.decision["face_only"]
-    rule = DecisionRule(face_only["threshold"], tuple(face_only["band"]))
-    assert 0.0 <= record["p_face"] <= 1.0 and record["face_decision"] == rule.decide(record["p_face"])[0]
-    assert record["grayscale"] is False
+    # the face alone has a threshold and band of its own, and the detector's vivid rule (no inner features here:
+    # no novelty)
+    rule = DecisionRule(
+        face_only["threshold"], tuple(face_only["band"]), max_vividness=model.decision["max_vividness"]
+    )
+    vivid = lambda r: rule.decide(r["p_face"], None, r["grayscale"], None, r["vividness"])[0]  # noqa: E731
+    assert 0.0 <= record["p_face"] <= 1.0 and record["face_decision"] == vivid(record)
+    assert record["grayscale"] is False and record.get("novelty") is None
+    assert record["max_vividness"] == model.decision["max_vividness"]
+    assert record["vivid"] == (record["vividness"] > record["max_vividness"])
     # a grey face without a pair is judged as a grey pair is: never a confident real
     assert grey_record["status"] == "eyes_hidden" and grey_record["grayscale"] is True
-    assert grey_record["face_decision"] == rule.decide(grey_record["p_face"], None, True)[0] != "real"
+    assert grey_record["face_decision"] == vivid(grey_record) != "real"
 
     # evaluate scores those photos by the face alone too, apart from the pairs, as predict did
     for name in ("sunglasses.jpg", "sunglasses_grey.jpg"):
