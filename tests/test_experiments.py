@@ -246,3 +246,19 @@ def test_every_study_variant_composes_and_says_what_the_network_sees():
                 assert cfg.callbacks.weight_average.start_epoch == swa, variant
         shipped = compose("train", overrides=["experiment=faces", "stage=ran"])
         assert shipped.model.colour == "rgb"  # the held-out real sources did better with colour
+
+
+def test_copies_per_family_finds_each_copys_pairs_the_photos_as_they_are_first(tmp_path):
+    import copies_per_family
+
+    runs = [tmp_path / "a", tmp_path / "b"]
+    for run, names in zip(runs, (["jpeg50", "grayscale"], ["grayscale", "vivid1"]), strict=True):
+        for where in [run / "extracted", *(run / "photo_robustness" / n / "extracted" for n in names)]:
+            where.mkdir(parents=True)
+            (where / "pairs.csv").write_text("path,label\n")
+    found = copies_per_family.copies(runs)
+    # the first run's photos as they are, then each copy once (the first run's), in name order per run
+    assert list(found) == ["clean", "grayscale", "jpeg50", "vivid1"]
+    assert found["grayscale"] == runs[0] / "photo_robustness" / "grayscale" / "extracted" / "pairs.csv"
+    with pytest.raises(SystemExit, match="run evaluate faces=DIR first"):
+        copies_per_family.copies([tmp_path / "none"])
