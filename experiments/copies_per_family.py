@@ -7,13 +7,14 @@
 the copies' AUC over all photos. A detector is only as good as its worst family, so this scores each copy's
 pairs again with the detector (``--ckpt``; default: the shipped one) and gives each generated family's AUC
 against all the real photos of the copy. A photo's family is its file name up to the first underscore, as in a
-folder made from ``faces_train`` (``sdfd_...``, ``thispersondoesnotexist_...``; ``ffhq_...`` is real). Results:
+folder made from ``faces_train`` (``sdfd_...``, ``thispersondoesnotexist_...``), and its class its folder's. Results:
 ``experiments/results/copies_per_family.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,14 @@ from irisgan.data.pairs import load_pairs
 from irisgan.data.pairs_format import read_pairs_csv
 from irisgan.extraction.descriptors import pair_descriptors
 from irisgan.inference import fuse_face_cue, load_classifier, score_members
+
+
+def family_of(photo: str) -> str:
+    """A photo's family: its file name up to the first underscore, after the index that ``evaluate`` puts before
+    the name of each copy it writes (``photo_robustness/<copy>/photos/<class>/00012_<name>``)."""
+    path = Path(photo)
+    name = re.sub(r"^\d+_", "", path.name) if "photo_robustness" in path.parts else path.name
+    return name.split("_")[0]
 
 
 def copies(folders: list[Path]) -> dict[str, Path]:
@@ -55,9 +64,7 @@ def main() -> None:
         probs, _ = score_members(model, images.numpy())
         if model.face_cue is not None:
             probs = fuse_face_cue(model, probs, pair_descriptors(csv, model.face_cue.view))
-        family = np.array(
-            [Path(r.get("source") or r["path"]).name.split("_")[0] for r in read_pairs_csv(csv)]
-        )
+        family = np.array([family_of(r.get("source") or r["path"]) for r in read_pairs_csv(csv)])
         real = labels.numpy() == 0
         cells = {"real photos": str(int(real.sum()))}
         for f in sorted(set(family[~real])):

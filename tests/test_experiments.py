@@ -262,3 +262,9 @@ def test_copies_per_family_finds_each_copys_pairs_the_photos_as_they_are_first(t
     assert found["grayscale"] == runs[0] / "photo_robustness" / "grayscale" / "extracted" / "pairs.csv"
     with pytest.raises(SystemExit, match="run evaluate faces=DIR first"):
         copies_per_family.copies([tmp_path / "none"])
+    # a photo's family, with or without the index evaluate puts before each copy's name
+    assert copies_per_family.family_of("/data/fake/sdfd_anB-90.jpg") == "sdfd"
+    assert (
+        copies_per_family.family_of("/ev/photo_robustness/jpeg50/photos/fake/00136_sdfd_anB-90.png") == "sdfd"
+    )
+    assert copies_per_family.family_of("/data/real/00136_x.jpg") == "00136"  # the photo's own name is kept
