@@ -557,8 +557,9 @@ def _report_markdown(
     ]
     if results.get("face_cue"):
         text += [
-            "`ran` is the detector's score: the iris RAN's logit plus the face cue's scores (the face's descriptor "
-            "and texture), each standardised; `iris_only` is the RAN alone at its own threshold.",
+            "`ran` is the detector's score: the iris RAN's logit plus the face cue's scores (of the face's "
+            "descriptor, and of its texture or the face network's inner layers when the cue reads them), each "
+            "standardised; `iris_only` is the RAN alone at its own threshold.",
             "",
         ]
     extraction = results.get("extraction")
