@@ -32,7 +32,7 @@ from face_descriptor_probe import descriptors, fold_measures, vivid_copies
 from face_features_probe import fold_split, probe_arguments, study_folders
 from study_stats import auroc, write_results
 
-from irisgan.models.face_cue import FaceView, fit_face_cue, fit_logistic
+from irisgan.models.face_cue import FaceView, fit_face_cue, fit_vividness
 from irisgan.training.metrics import source_threshold
 
 VIEW = FaceView(inner=True)  # what the shipped cue reads
@@ -44,11 +44,13 @@ COLUMNS = (
 
 
 def vividness(fit: list, desc: dict, copies: dict, l2: float):
-    """The score of how vivid a face looks: real training photos (0) against their vivid copies (1)."""
+    """The score of how vivid a face looks, as ``irisgan.ensemble`` fits it (``fit_vividness``): the fold's real
+    training photos (0) against their vivid copies (1)."""
     real = [r["photo"] for r in fit if int(r["label"]) == 0]
-    x = np.concatenate([np.stack([desc[p] for p in real]), np.stack([copies[p] for p in real])])
-    mean, scale, weight, bias = fit_logistic(x, np.r_[np.zeros(len(real)), np.ones(len(real))], l2)
-    return lambda f: ((f - mean) / scale) @ weight + bias
+    mean, scale, weight, bias = fit_vividness(
+        np.stack([desc[p] for p in real]), np.stack([copies[p] for p in real]), l2
+    )
+    return lambda f: ((f - np.asarray(mean)) / np.asarray(scale)) @ np.asarray(weight) + bias
 
 
 def fold_row(runs: list, fold: str, desc: dict, copies: dict, quantile: float, l2: float) -> dict | None:

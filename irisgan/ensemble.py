@@ -38,10 +38,10 @@ from irisgan.inference import (
     check_pair_shape,
     decide_and_summarise,
     decision_summary,
-    face_novelty,
-    face_vividness,
+    face_flags,
     fuse_face_cue,
     member_scores,
+    pairs_grayscale,
     save_weights,
 )
 from irisgan.models.face_cue import FaceCue, FaceView, fit_face_cue, fit_vividness
@@ -257,15 +257,14 @@ def build_ensemble(
     model.threshold.fill_(threshold)
     band = uncertain_band(probs, labels.numpy(), threshold, precision)
     max_spread = float(np.quantile(spread, spread_quantile)) if spread is not None else None
-    novelty = face_novelty(model, val_x) if cue is not None else None
-    # the real photos pay for the rule (an unfamiliar face is never called real), so their share sets it
+    novelty, vividness = face_flags(model, val_x) if cue is not None else (None, None)
+    # the real photos pay for the rules (an unfamiliar or vivid face is never called real), so their share sets them
     real = labels.numpy() == 0
     max_novelty = float(np.quantile(novelty[real], novelty_quantile)) if novelty is not None else None
-    vividness = face_vividness(model, val_x) if cue is not None else None
     max_vividness = float(np.quantile(vividness[real], vivid_quantile)) if vividness is not None else None
     rule = DecisionRule(threshold, band, max_spread, model.luminance, max_novelty, max_vividness)
     _, summary = decide_and_summarise(
-        model, rule, probs, spread, images.numpy(), labels.numpy(), val_x if cue is not None else None
+        rule, probs, spread, pairs_grayscale(images.numpy()), labels.numpy(), novelty, vividness
     )
     decision = {
         "band": list(band),

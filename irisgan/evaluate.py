@@ -46,12 +46,11 @@ from irisgan.inference import (
     DecisionRule,
     check_pair_shape,
     decide_and_summarise,
-    decision_summary,
-    face_novelty,
-    face_vividness,
+    face_flags,
     fuse_face_cue,
     load_classifier,
     pair_overrides,
+    pairs_grayscale,
     resolve_checkpoint,
     score_members,
     score_pairs,
@@ -273,7 +272,9 @@ def _photo_row(
     if model.face_cue is not None and len(labels):
         faces = pair_descriptors(csv, model.face_cue.view)
         probs = fuse_face_cue(model, probs, faces)
-    decisions, shares = decide_and_summarise(model, rule, probs, spread, images, labels, faces)
+    decisions, shares = decide_and_summarise(
+        rule, probs, spread, pairs_grayscale(images), labels, *face_flags(model, faces)
+    )
     calls = dict(zip(index, decisions, strict=True))
     if name == "clean":
         clean_calls.update(calls)
@@ -324,9 +325,6 @@ def face_only_photos(model, extraction: Path) -> dict[str, Any] | None:
         face_is_grayscale(decode_image(Path(r["path"]).read_bytes(), r["path"]), r["face_box"])
         for r in records
     ]
-    novelty, vividness = face_novelty(model, x), face_vividness(model, x)
-    novel = [None] * len(records) if novelty is None else novelty.tolist()
-    vivid = [None] * len(records) if vividness is None else vividness.tolist()
     out: dict[str, Any] = {
         "n": len(records),
         "n_fake": int(labels.sum()),
@@ -334,15 +332,7 @@ def face_only_photos(model, extraction: Path) -> dict[str, Any] | None:
         "rule": rule.record(),
         "auroc": None,
         "grayscale": int(sum(grey)),
-        **decision_summary(
-            [
-                rule.decide(float(p), None, g, n, v)[0]
-                for p, g, n, v in zip(probs, grey, novel, vivid, strict=True)
-            ],
-            labels,
-            rule.unfamiliar(novelty),
-            rule.vivid(vividness),
-        ),
+        **decide_and_summarise(rule, probs, None, grey, labels, *face_flags(model, x))[1],
     }
     if len(np.unique(labels)) == 2:
         out["auroc"] = float(binary_auroc(torch.from_numpy(probs), torch.from_numpy(labels).long()))
@@ -406,7 +396,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         np.save(out / f"scores_{name}.npy", scores)
     plots.plot_roc_comparison(reports, out / "plots" / "roc_comparison.png")
     results["decision_rule"] = rule.record()
-    _, results["decisions"] = decide_and_summarise(model, rule, probs, spread, images, labels, faces)
+    _, results["decisions"] = decide_and_summarise(
+        rule, probs, spread, pairs_grayscale(images), labels, *face_flags(model, faces)
+    )
     if cfg.faces:  # photos whose irises gave no pair: the face alone, as predict scores them
         face_only = face_only_photos(model, out / "extracted")
         if face_only is not None:

@@ -25,8 +25,8 @@ __all__ = [
     "DecisionRule",
     "decision_summary",
     "is_grayscale_pair",
-    "face_novelty",
-    "face_vividness",
+    "face_flags",
+    "pairs_grayscale",
     "decide_and_summarise",
     "export_weights",
     "fuse_face_cue",
@@ -301,27 +301,27 @@ def stored_face_rule(model: RANClassifier) -> DecisionRule | None:
     )
 
 
-def face_novelty(model: RANClassifier, descriptors: np.ndarray | None) -> np.ndarray | None:
-    """How far each of N photos' faces lies from the detector's training faces (``FaceCue.novelty``), or None for
-    a detector that cannot tell (no face cue, or one without the inner neighbours)."""
+def face_flags(
+    model: RANClassifier, descriptors: np.ndarray | None
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """What the decision rule reads of N photos' faces: how far each lies from the detector's training faces
+    (``FaceCue.novelty``) and how vivid it looks (``FaceCue.vividness``); each None for a detector that cannot tell
+    (no face cue, or one without the inner neighbours or the vivid probe)."""
     cue = getattr(model, "face_cue", None)
-    if cue is None or cue.inner_neighbours is None or descriptors is None or not len(descriptors):
-        return None
-    return cue.novelty(descriptors)
-
-
-def face_vividness(model: RANClassifier, descriptors: np.ndarray | None) -> np.ndarray | None:
-    """How vivid each of N photos' faces looks (``FaceCue.vividness``), or None for a detector that cannot tell
-    (no face cue, or one fitted without vivid copies)."""
-    cue = getattr(model, "face_cue", None)
-    if cue is None or cue.vivid is None or descriptors is None or not len(descriptors):
-        return None
-    return cue.vividness(descriptors)
+    if cue is None or descriptors is None or not len(descriptors):
+        return None, None
+    novelty = cue.novelty(descriptors) if cue.inner_neighbours is not None else None
+    return novelty, cue.vividness(descriptors) if cue.vivid is not None else None
 
 
 def is_grayscale_pair(pair: np.ndarray) -> bool:
     """Whether an (H, W, 3) uint8 iris pair has lost its colour (a grayscale photo)."""
     return is_grayscale(pair)
+
+
+def pairs_grayscale(images: np.ndarray) -> list[bool]:
+    """``is_grayscale_pair`` of each (N, 3, H, W) uint8 pair."""
+    return [is_grayscale_pair(img.transpose(1, 2, 0)) for img in images]
 
 
 def _beyond(value, bound: float | None):
@@ -406,6 +406,24 @@ class DecisionRule:
         """``is_vivid`` of N faces, or None when the rule or the detector cannot tell."""
         return _beyond(vividness, self.max_vividness)
 
+    def decide_each(
+        self,
+        probs: np.ndarray,
+        spread: np.ndarray | None = None,
+        grayscale: list[bool] | np.ndarray | None = None,
+        novelty: np.ndarray | None = None,
+        vividness: np.ndarray | None = None,
+    ) -> list[str]:
+        """The decision of each of N scores, with what is known of each (None: nothing of that kind)."""
+        at = lambda a, i: None if a is None else float(a[i])  # noqa: E731
+        return [
+            self.decide(
+                float(p), at(spread, i), grayscale is not None and bool(grayscale[i]), at(novelty, i),
+                at(vividness, i),
+            )[0]
+            for i, p in enumerate(probs)
+        ]  # fmt: skip
+
     def decide_pairs(
         self,
         probs: np.ndarray,
@@ -415,17 +433,10 @@ class DecisionRule:
         vividness: np.ndarray | None = None,
     ) -> list[str]:
         """The decision of each (N, 3, H, W) uint8 pair, as ``predict`` makes it (``novelty`` and ``vividness``:
-        of their faces, from ``face_novelty`` and ``face_vividness``)."""
-        return [
-            self.decide(
-                float(p),
-                None if spread is None else float(spread[i]),
-                is_grayscale_pair(img.transpose(1, 2, 0)),
-                None if novelty is None else float(novelty[i]),
-                None if vividness is None else float(vividness[i]),
-            )[0]
-            for i, (p, img) in enumerate(zip(probs, images, strict=True))
-        ]
+        of their faces, from ``face_flags``)."""
+        if len(probs) != len(images):
+            raise ValueError(f"decide_pairs: {len(probs)} scores for {len(images)} pairs")
+        return self.decide_each(probs, spread, pairs_grayscale(images), novelty, vividness)
 
     def record(self) -> dict:
         return {"threshold": self.threshold, "band": list(self.band) if self.band else None,
@@ -434,20 +445,18 @@ class DecisionRule:
 
 
 def decide_and_summarise(
-    model: RANClassifier,
     rule: DecisionRule,
     probs: np.ndarray,
     spread: np.ndarray | None,
-    images: np.ndarray,
+    grayscale: list[bool] | np.ndarray | None,
     labels: np.ndarray,
-    faces: np.ndarray | None,
+    novelty: np.ndarray | None = None,
+    vividness: np.ndarray | None = None,
 ) -> tuple[list[str], dict]:
-    """The decisions of N scored (N, 3, H, W) uint8 pairs as ``predict`` makes them, their faces' features
-    ``faces`` (None: no face cue) read for the novelty and vividness rules, and their ``decision_summary``."""
-    novelty, vividness = face_novelty(model, faces), face_vividness(model, faces)
-    decisions = rule.decide_pairs(probs, spread, images, novelty, vividness)
-    summary = decision_summary(decisions, labels, rule.unfamiliar(novelty), rule.vivid(vividness))
-    return decisions, summary
+    """The decisions of N scored photos as ``predict`` makes them (``DecisionRule.decide_each``; ``novelty`` and
+    ``vividness`` from ``face_flags``), and their ``decision_summary``."""
+    decisions = rule.decide_each(probs, spread, grayscale, novelty, vividness)
+    return decisions, decision_summary(decisions, labels, rule.unfamiliar(novelty), rule.vivid(vividness))
 
 
 def decision_summary(

@@ -45,8 +45,7 @@ from irisgan.extraction.pipeline import (
 from irisgan.inference import (
     FACE_ONLY,
     DecisionRule,
-    face_novelty,
-    face_vividness,
+    face_flags,
     fuse_face_cue,
     is_grayscale_pair,
     load_classifier,
@@ -113,30 +112,24 @@ class Predictor:
             return
         faces = np.stack([r.face_descriptor for r in results])
         probs = self.model.face_cue.face_probability(faces)
-        novelty, vividness = face_novelty(self.model, faces), face_vividness(self.model, faces)
-        for i, (result, prob) in enumerate(zip(results, probs, strict=True)):
+        self._face_flags(self.face_rule, faces, results)
+        for result, prob in zip(results, probs, strict=True):
             result.p_face = float(prob)
             # a grey, unfamiliar or vivid face is never a confident real, as a grey pair is not
             result.grayscale = bool(result.face_grayscale)
-            self._face_flags(result, self.face_rule, novelty, vividness, i)
             result.face_decision = self.face_rule.decide(
                 result.p_face, None, result.grayscale, result.novelty, result.vividness
             )[0]
 
-    @staticmethod
-    def _face_flags(
-        result: PhotoResult,
-        rule: DecisionRule,
-        novelty: np.ndarray | None,
-        vividness: np.ndarray | None,
-        i: int,
-    ) -> None:
-        """Record the ``i``-th face's novelty and vividness, and whether ``rule`` finds it unfamiliar or vivid
-        (None: the detector cannot tell)."""
-        result.novelty = None if novelty is None else float(novelty[i])
-        result.unfamiliar = None if rule.unfamiliar(novelty) is None else rule.is_unfamiliar(result.novelty)
-        result.vividness = None if vividness is None else float(vividness[i])
-        result.vivid = None if rule.vivid(vividness) is None else rule.is_vivid(result.vividness)
+    def _face_flags(self, rule: DecisionRule, faces: np.ndarray | None, results: list[PhotoResult]) -> None:
+        """Record each face's ``novelty`` and ``vividness``, and whether ``rule`` finds it ``unfamiliar`` or
+        ``vivid`` (None: the detector cannot tell)."""
+        novelty, vividness = face_flags(self.model, faces)
+        unfamiliar, vivid = rule.unfamiliar(novelty), rule.vivid(vividness)
+        at = lambda a, i, kind: None if a is None else kind(a[i])  # noqa: E731
+        for i, result in enumerate(results):
+            result.novelty, result.unfamiliar = at(novelty, i, float), at(unfamiliar, i, bool)
+            result.vividness, result.vivid = at(vividness, i, float), at(vivid, i, bool)
 
     def _score(self, scored: list[PhotoResult]) -> None:
         if not scored:
@@ -152,13 +145,12 @@ class Predictor:
             masks = self._attention(len(chunk)) if self.explain else None
             faces = np.stack([r.face_descriptor for r in chunk]) if self.face_cue else None
             probs = fuse_face_cue(self.model, iris_p, faces)
-            novelty, vividness = face_novelty(self.model, faces), face_vividness(self.model, faces)
+            self._face_flags(self.rule, faces, chunk)
             for i, (result, prob) in enumerate(zip(chunk, probs, strict=True)):
                 result.p_gan = float(prob)
                 result.p_iris = float(iris_p[i]) if self.face_cue else None
                 result.member_spread = None if spread is None else float(spread[i])
                 result.grayscale = is_grayscale_pair(result.pair_image)
-                self._face_flags(result, self.rule, novelty, vividness, i)
                 result.decision, result.reasons = self.rule.decide(
                     result.p_gan, result.member_spread, result.grayscale, result.novelty, result.vividness
                 )

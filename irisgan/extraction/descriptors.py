@@ -131,5 +131,4 @@ def vivid_descriptors(records: list[dict], cache: Path | None, view: FaceView) -
     """(N, ``view.width``) face features of a vivid copy of each record's photo (``degrade.vivid_copy``), at the
     face the manifest found in the photo itself: the copy keeps its geometry."""
     describe = lambda image, box, points: face_features(vivid_copy(image), box, points, view)  # noqa: E731
-    x = photo_descriptors(records, cache, describe, view)
-    return x.reshape(len(records), view.width)
+    return photo_descriptors(records, cache, describe, view)
