@@ -27,37 +27,27 @@ import json
 from pathlib import Path
 
 import cross_generator as cg
-import cv2
 import numpy as np
 from scipy.stats import spearmanr
 
 from irisgan.data.pairs_format import read_pairs_csv
+from irisgan.extraction.faces import DARKER_LIGHTNESS, cheek_lightness, read_image
 from irisgan.models.face_cue import FaceView
-
-CHEEKS = ((41, 48), (46, 54))  # (lower-lid landmark, mouth-corner landmark) of each cheek
-
-
-def cheek_brightness(image: np.ndarray, landmarks: np.ndarray) -> float:
-    """Median L* of two small cheek patches (their side 12% of the outer eye-corner distance)."""
-    lightness = cv2.cvtColor(image, cv2.COLOR_BGR2LAB)[..., 0]
-    r = max(2, int(0.06 * np.linalg.norm(landmarks[45] - landmarks[36])))
-    patches = []
-    for lid, mouth in CHEEKS:
-        x, y = (0.45 * landmarks[lid] + 0.55 * landmarks[mouth]).astype(int)
-        patches.append(np.median(lightness[max(0, y - r) : y + r, max(0, x - r) : x + r]))
-    return float(np.mean(patches))
 
 
 def photo_brightness(cache: Path) -> dict[str, float]:
-    """Cheek L* of every photo the cache found a face and landmarks in, keyed by the photo's path."""
+    """Cheek L* (``irisgan.extraction.faces.cheek_lightness``) of every photo the cache found a face and landmarks
+    in, keyed by the photo's path."""
     out = {}
     for line in (cache / "manifest.jsonl").read_text().splitlines():
         record = json.loads(line)
         if record.get("status") != "ok" or not record.get("landmarks"):
             continue
-        image = cv2.imread(record["path"])
-        if image is not None:
-            out[record["path"]] = cheek_brightness(image, np.asarray(record["landmarks"], float))
+        try:
+            image = read_image(record["path"])
+        except (OSError, ValueError):
+            continue
+        out[record["path"]] = cheek_lightness(image, record["landmarks"])
     return out
 
 
@@ -159,7 +149,9 @@ def main() -> None:
         "cache", type=Path, help="a data=faces extraction cache of faces_train (manifest.jsonl)"
     )
     parser.add_argument("--runs", type=Path, default=cg.ROOT / "outputs" / "experiments" / "generalisation")
-    parser.add_argument("--dark", type=float, default=120.0, help="cheek L* below which a subject is darker")
+    parser.add_argument(
+        "--dark", type=float, default=DARKER_LIGHTNESS, help="cheek L* below which a subject is darker"
+    )
     parser.add_argument("--out", type=Path, default=None, help="default: results/skin_tone[_shipped].md")
     parser.add_argument("--seeds", default=None, help="score the shipped recipe on these seeds' runs, as one")
     parser.add_argument("--variant", default="context", help="with --seeds: the study variant")

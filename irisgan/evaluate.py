@@ -120,6 +120,8 @@ def per_cue_breakdown(
 
 
 GROUP_COLUMNS = ("generator", "source")
+# groups read from the photos themselves rather than from a CSV column
+PHOTO_GROUPS = ("lightness",)
 
 
 def per_group_breakdown(
@@ -146,6 +148,18 @@ def per_group_breakdown(
             row["rate_at_thr"] = float(called_fake.mean() if label else (~called_fake).mean())
             rows.append(row)
     return rows
+
+
+def lightness_groups(csv: str | Path) -> list[str] | None:
+    """Each pair's face as darker- or lighter-looking (``pair_lightness``): on the study's folds the detector
+    caught darker-looking GAN faces less often than lighter ones, so a report shows the two apart. None where the
+    CSV has no extraction to find the faces in (a synthetic set, bare pairs)."""
+    from irisgan.extraction.descriptors import MissingFaceError, pair_lightness
+
+    try:
+        return pair_lightness(csv)
+    except MissingFaceError:
+        return None
 
 
 def extract_faces(cfg: DictConfig, faces: object, out: Path, model) -> tuple[Path, dict]:
@@ -184,8 +198,11 @@ def load_test_set(cfg: DictConfig, out: Path, model) -> tuple[np.ndarray, np.nda
     groups = {c: [row.get(c) or "" for row in rows] for c in GROUP_COLUMNS if any(row.get(c) for row in rows)}
     # A column with a value per pair (the extractor's `source` is the photo's path) names no groups.
     groups = {c: v for c, v in groups.items() if len(set(v)) <= max(2, len(v) // 4)}
+    lightness = lightness_groups(csv)
+    if lightness is not None:
+        groups["lightness"] = lightness
     if groups:
-        info["groups"] = groups  # provenance columns (generator, source): a per-source breakdown
+        info["groups"] = groups  # provenance columns (generator, source), lightness: a per-group breakdown
     info["csv"] = str(csv)
     info["n_pairs"] = len(labels)
     info["n_fake"], info["n_real"] = int(labels.sum()), int(len(labels) - labels.sum())
@@ -583,15 +600,16 @@ def _report_markdown(
             ),
             "",
         ]
-    for column in GROUP_COLUMNS:
+    for column in (*GROUP_COLUMNS, *PHOTO_GROUPS):
         group_rows = [
             {"method": name, **r}
             for name, m in results["methods"].items()
             for r in m.get(f"per_{column}", [])
         ]
         if group_rows:
+            what = "faces by cheek lightness, skin and light together; " if column == "lightness" else ""
             text += [
-                f"## Per {column} (GAN groups against all real pairs; real groups against all GAN pairs; "
+                f"## Per {column} ({what}GAN groups against all real pairs; real groups against all GAN pairs; "
                 "`rate_at_thr`: recall for GAN, specificity for real)",
                 "",
                 _table(group_rows, ["method", "group", "class", "n", "auroc", "rate_at_thr"]),
@@ -644,13 +662,16 @@ def _log_wandb(cfg: DictConfig, out: Path, results: dict[str, Any], reports: dic
         run.log(
             {f"eval/figures/{p.stem}": wandb.Image(str(p)) for p in sorted((out / "plots").glob("*.png"))}
         )
-        for name, m in results["methods"].items():
-            if m.get("per_cue"):
-                columns = sorted({k for r in m["per_cue"] for k in r}, key=lambda k: (k != "cue", k))
+        for name, m in results["methods"].items():  # the breakdowns: per cue, generator, source, lightness
+            for key, rows in m.items():
+                if not (key.startswith("per_") and isinstance(rows, list) and rows):
+                    continue
+                first = "cue" if key == "per_cue" else "group"
+                columns = sorted({k for r in rows for k in r}, key=lambda k: (k != first, k))
                 run.log(
                     {
-                        f"eval/{name}/per_cue": wandb.Table(
-                            columns=columns, data=[[r.get(c) for c in columns] for r in m["per_cue"]]
+                        f"eval/{name}/{key}": wandb.Table(
+                            columns=columns, data=[[r.get(c) for c in columns] for r in rows]
                         )
                     }
                 )

@@ -279,6 +279,11 @@ def test_evaluate_runs_photo_degradations_through_the_whole_pipeline(tmp_path, s
     assert set(metrics["decisions"]) >= {"uncertain_share", "acc_outside_band", "gan_called_real"}
     report = (tmp_path / "ev" / "report.md").read_text()
     assert "Photo-level degradations" in report and "## Decisions" in report
+    # each class apart by how light the faces look, read from the photos behind the pairs
+    lightness = metrics["methods"]["ran"]["per_lightness"]
+    assert {r["group"] for r in lightness} <= {"darker-looking", "lighter-looking", "unknown"}
+    assert sum(r["n"] for r in lightness) == metrics["n_pairs"]
+    assert "## Per lightness (faces by cheek lightness" in report
 
 
 def test_the_pair_margin_and_shape_travel_with_the_detector(tmp_path, caplog):

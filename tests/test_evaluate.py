@@ -166,11 +166,16 @@ def test_evaluate_reports_per_generator_when_the_csv_has_the_column(tmp_path, sm
     write_pairs_csv(csv_path, rows)
     run_cli(
         "irisgan.evaluate", f"ckpt={smoke_run / 'checkpoints' / 'best.ckpt'}", f"pairs_csv={csv_path}",
-        "bootstrap=20", "wandb=false", "hydra.run.dir=ev", cwd=tmp_path,
+        "bootstrap=20", "wandb=true", "hydra.run.dir=ev", cwd=tmp_path,
     )  # fmt: skip
     ran = json.loads((tmp_path / "ev" / "metrics.json").read_text())["methods"]["ran"]
+    # the breakdown goes to W&B as a table too
+    assert list(
+        (tmp_path / "ev" / "wandb").glob("offline-run-*/files/media/table/eval/ran/per_generator_*.json")
+    )
     assert {r["group"] for r in ran["per_generator"]} == {"ffhq", "yonsei", "gan0", "gan1", "gan2"}
     assert "per_source" not in ran
+    assert "per_lightness" not in ran  # bare pairs: no extraction to find their faces in
     assert "Per generator" in (tmp_path / "ev" / "report.md").read_text()
     assert (tmp_path / "ev" / "plots" / "roc_per_generator.png").stat().st_size > 1000
 

@@ -17,6 +17,7 @@ from irisgan.extraction.faces import (
     RIGHT_EYE,
     FaceLandmarker,
     UnreadableImageError,
+    cheek_lightness,
     crop_with_padding,
     decode_image,
     eye_box,
@@ -148,6 +149,24 @@ def test_eye_box_is_square_around_the_eye_and_crop_pads():
     crop = crop_with_padding(image, (-5, -5, 10, 10))
     assert crop.shape == (15, 15, 3)
     assert (crop[:5, 5] == image[0, 0]).all()  # replicated edge
+
+
+def test_cheek_lightness_reads_the_cheeks_between_lids_and_mouth(astronaut, landmarker):
+    landmarks = np.zeros((68, 2))
+    landmarks[36], landmarks[45] = (30, 40), (70, 40)  # outer eye corners
+    landmarks[41], landmarks[46] = (35, 45), (65, 45)  # lower lids
+    landmarks[48], landmarks[54] = (38, 75), (62, 75)  # mouth corners
+    image = np.full((100, 100, 3), 230, np.uint8)
+    image[50:70, 25:75] = 40  # dark cheeks on a bright photo
+    assert cheek_lightness(image, landmarks) < 80
+    image[50:70, 25:75] = 230
+    assert cheek_lightness(image, landmarks) > 200
+    assert np.isnan(cheek_lightness(image, landmarks + 500))  # landmarks outside the photo: no patch
+    # a real face: a shadow over the whole photo makes it darker-looking
+    box = landmarker.detect(astronaut)[0].box
+    points = landmarker.landmarks(astronaut, box)
+    lit = cheek_lightness(astronaut, points)
+    assert 100 < lit < 255 and cheek_lightness((astronaut * 0.5).astype(np.uint8), points) < lit - 30
 
 
 def _synthetic_eye(open_eye: bool = True, iris_center=(60, 60)) -> tuple[np.ndarray, np.ndarray]:

@@ -22,7 +22,7 @@ import numpy as np
 
 from irisgan.data.degrade import vivid_copy
 from irisgan.data.pairs_format import read_pairs_csv, write_bytes_atomic
-from irisgan.extraction.faces import decode_image
+from irisgan.extraction.faces import DARKER_LIGHTNESS, cheek_lightness, decode_image
 from irisgan.extraction.manifest import MANIFEST, read_manifest
 from irisgan.extraction.texture import face_features
 from irisgan.models.face_cue import FaceView
@@ -120,6 +120,26 @@ def pair_descriptors(csv_path: str | Path, view: FaceView = FaceView(texture=Tru
     view cached apart, so a view without texture never runs the texture network)."""
     root, records = pair_records(csv_path)
     return photo_descriptors(records, root / view.cache_name, view=view)
+
+
+def pair_lightness(csv_path: str | Path) -> list[str]:
+    """How light the face behind each pair of a pairs CSV looks (``cheek_lightness``), in its row order:
+    ``darker-looking``, ``lighter-looking``, or ``unknown`` for a photo that cannot be read again."""
+    groups = []
+    for record in pair_records(csv_path)[1]:
+        try:
+            rgb = decode_image(Path(record["path"]).read_bytes(), record["path"])
+            value = cheek_lightness(rgb, record["landmarks"])
+        except (OSError, ValueError, KeyError, TypeError, IndexError):
+            value = float("nan")
+        groups.append(
+            "unknown"
+            if np.isnan(value)
+            else "darker-looking"
+            if value < DARKER_LIGHTNESS
+            else "lighter-looking"
+        )
+    return groups
 
 
 def vivid_cache_name(view: FaceView) -> str:

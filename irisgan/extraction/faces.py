@@ -302,6 +302,28 @@ def eye_width(points: np.ndarray) -> float:
     return float(np.linalg.norm(points[3] - points[0]))
 
 
+# (lower-lid landmark, mouth-corner landmark) of each cheek
+CHEEKS = ((41, 48), (46, 54))
+# cheek L* (OpenCV's 0-255 scale) below which a face counts as darker-looking
+DARKER_LIGHTNESS = 120.0
+
+
+def cheek_lightness(rgb: np.ndarray, points: np.ndarray) -> float:
+    """Median L* (CIELAB, 0-255 as OpenCV scales it) of two small cheek patches, each between the lower lid and the
+    mouth corner (their side 12% of the outer eye-corner distance). It reads the skin and the light together: a
+    face in shadow is darker-looking too."""
+    points = np.asarray(points, float)
+    lightness = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2LAB)[..., 0]
+    r = max(2, int(0.06 * np.linalg.norm(points[45] - points[36])))
+    patches = []
+    for lid, mouth in CHEEKS:
+        x, y = (0.45 * points[lid] + 0.55 * points[mouth]).astype(int)
+        patch = lightness[max(0, y - r) : y + r, max(0, x - r) : x + r]
+        if patch.size:
+            patches.append(np.median(patch))
+    return float(np.mean(patches)) if patches else float("nan")
+
+
 def eye_openness(points: np.ndarray) -> float:
     """Eye aspect ratio (Soukupova & Cech 2016): lid distance over eye width, ~0.3 open, < 0.15 closed."""
     width = eye_width(points)
