@@ -15,7 +15,12 @@ import torch
 from irisgan.data.pairs_format import read_pairs_csv, write_image_atomic, write_pairs_csv
 from irisgan.ensemble import build_ensemble
 from irisgan.extraction import descriptors
-from irisgan.extraction.descriptors import MissingFaceError, pair_descriptors, vivid_cache_name
+from irisgan.extraction.descriptors import (
+    MissingFaceError,
+    pair_descriptors,
+    pair_lightness,
+    vivid_cache_name,
+)
 from irisgan.extraction.faces import FaceLandmarker
 from irisgan.inference import DecisionRule, fuse_face_cue, load_classifier, score_pairs
 from irisgan.models.face_cue import DESCRIPTOR_SIZE, FEATURE_SIZE, INNER_SIZE, FaceView
@@ -81,6 +86,31 @@ def test_pair_descriptors_follow_the_manifest_in_the_csvs_order_and_are_cached(t
     lone = write_pairs_csv(tmp_path / "a" / "b" / "c" / "d" / "pairs.csv", rows[:1])
     with pytest.raises(MissingFaceError, match="no manifest.jsonl.*evaluate faces=DIR"):
         pair_descriptors(lone)
+
+
+def test_pair_lightness_follows_the_csv_and_marks_a_photo_it_cannot_read_again(tmp_path):
+    csv = _fake_extraction(
+        tmp_path / "ex"
+    )  # grey photos 0, 10, ..., 50: all dark; the CSV lists them reversed
+    landmarks = np.zeros((68, 2))
+    landmarks[36], landmarks[45], landmarks[41], landmarks[46] = (1, 2), (6, 2), (2, 3), (5, 3)
+    landmarks[48], landmarks[54] = (2, 6), (5, 6)
+    manifest = tmp_path / "ex" / "manifest.jsonl"
+    records = [json.loads(line) for line in manifest.read_text().splitlines()]
+    for r in records:
+        r["landmarks"] = landmarks.tolist()
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in records))
+    write_image_atomic(
+        tmp_path / "ex" / "photos" / "p5.png", np.full((8, 8, 3), 250, np.uint8)
+    )  # a bright one
+    (tmp_path / "ex" / "photos" / "p3.png").unlink()
+    assert pair_lightness(csv) == ["lighter-looking", "darker-looking", "unknown", *["darker-looking"] * 3]
+    with pytest.raises(
+        MissingFaceError, match="no manifest.jsonl"
+    ):  # evaluate leaves such a test set unsplit
+        pair_lightness(
+            write_pairs_csv(tmp_path / "a" / "b" / "c" / "d" / "pairs.csv", read_pairs_csv(csv)[:1])
+        )
 
 
 def test_source_threshold_holds_every_real_source_to_the_rate():
