@@ -115,11 +115,13 @@ def fold_measures(
     neighbours: int = NEIGHBOURS,
     paddings: tuple[float, ...] = (0.25,),
     vivid: dict[str, np.ndarray] | None = None,
+    part_weights: bool = False,
 ) -> dict[str, dict] | None:
     """Test scores of the descriptor probe, the RAN and their sum, with thresholds from validation. Several
     run folders of one fold (its seeds, one split) are scored as one iris ensemble: the mean of their logits.
     ``vivid``: photo -> features of its vivid copy; the copies of the fold's real training photos join the
-    generated ones, as ``ensemble --face-vivid`` fits the cue."""
+    generated ones, as ``ensemble --face-vivid`` fits the cue. ``part_weights``: the validation photos weigh the
+    fused score's parts (``fit_part_weights``), as ``ensemble`` does unless ``--equal-weights``."""
     runs = folder if isinstance(folder, list) else [folder]
     folder = runs[0]
     scored = [fold_scores(f) for f in runs]
@@ -140,7 +142,10 @@ def fold_measures(
     if vivid is not None:
         copies = np.stack([vivid[r["photo"]] for r in fit if r["photo"] in desc and int(r["label"]) == 0])
         fit_x, fit_y = np.concatenate([fit_x, copies]), np.concatenate([fit_y, np.ones(len(copies), int)])
-    cue = fit_face_cue(fit_x, fit_y, x(val), ran_val[kv], l2, neighbours, paddings=paddings)
+    cue = fit_face_cue(
+        fit_x, fit_y, x(val), ran_val[kv], l2, neighbours, paddings=paddings,
+        val_labels=y(val) if part_weights else None,
+    )  # fmt: skip
     face_val, face_test = cue.face_part(x(val)), cue.face_part(x(test))
     ran_val_l, ran_test_l = logit(ran_val[kv]), logit(ran_test[kt])
     # the shipped fusion adds the standardised parts alike (face_weight 1); another weight tilts it
@@ -282,6 +287,12 @@ def main() -> None:
         "--face-vivid); the default columns are then the same view without the copies",
     )
     parser.add_argument(
+        "--part-weights",
+        action="store_true",
+        help="the variant's fused score weighs its parts by a logistic regression on the validation photos "
+        "(ensemble's default); the default columns are then the same view with each part counted once",
+    )
+    parser.add_argument(
         "--ensemble",
         action="store_true",
         help="score each fold's seeds as one iris ensemble (the mean of their logits), as the shipped detector "
@@ -305,7 +316,7 @@ def main() -> None:
     methods = ("face", "ran", "fused")
     variant = None
     tweaks = (args.padding, args.l2, args.face_weight, args.neighbours, args.crops)
-    if args.texture or args.inner or args.vivid or any(t is not None for t in tweaks):
+    if args.texture or args.inner or args.vivid or args.part_weights or any(t is not None for t in tweaks):
         variant = f"padding {args.padding or 0.25}" + (f", L2 {args.l2:g}" if args.l2 is not None else "")
         variant += f", face weight {args.face_weight:g}" if args.face_weight is not None else ""
         variant += f", k {args.neighbours}" if args.neighbours is not None else ""
@@ -313,15 +324,18 @@ def main() -> None:
         variant += ", with the face network's inner features" if args.inner else ""
         variant += f", crops {args.crops}" if args.crops else ""
         variant += ", with vivid copies of the real training photos as generated" if args.vivid else ""
+        variant += ", parts weighted on the validation photos" if args.part_weights else ""
         view = FaceView.parse(args.crops or "0.25", args.texture, args.inner)
         if args.padding and view.paddings != (0.25,):
             parser.error("--padding and --crops: one or the other")
         desc_v = descriptors(cache, args.padding or 0.25, view)
-        if args.vivid:
-            if args.padding or any(t is not None for t in tweaks[1:4]):
-                parser.error("--vivid compares a view with and without its copies: no --padding, --l2, ...")
-            vivid = vivid_copies(cache, view)
-            desc = desc_v  # the default columns: the same view, fitted without the copies
+        if args.vivid or args.part_weights:
+            if args.padding or any(t is not None for t in tweaks[1:4]) or (args.vivid and args.part_weights):
+                parser.error(
+                    "--vivid and --part-weights each compare one view with and without: no --padding, --l2, ..."
+                )
+            vivid = vivid_copies(cache, view) if args.vivid else None
+            desc = desc_v  # the default columns: the same view, without the copies or the weights
         methods = (*methods, "face_v", "fused_v")
     gan_rows, real_rows = [], []
     auc = {}  # (method, fold, seed) -> AUC of a GAN or diffusion fold
@@ -338,7 +352,7 @@ def main() -> None:
             other = fold_measures(
                 folder, desc_v, 1e-3 if args.l2 is None else args.l2, args.source_fpr, args.face_weight or 1.0,
                 NEIGHBOURS if args.neighbours is None else args.neighbours,
-                view.paddings if not args.padding else (0.25,), vivid if args.vivid else None,
+                view.paddings if not args.padding else (0.25,), vivid if args.vivid else None, args.part_weights,
             )  # fmt: skip
             measures.update(face_v=other["face"], fused_v=other["fused"])
         if fold in REAL_SOURCES:
@@ -390,7 +404,9 @@ def main() -> None:
         "variant columns `face_v`, `fused_v`) adds a logistic regression on the face's texture features, `--inner`",
         "one on the inner features of dlib's face network (`irisgan.extraction.face_net`). With `--vivid`, the",
         "default columns are the variant's view and the variant adds vivid copies of the fold's real training",
-        "photos to its generated ones (`irisgan.data.degrade.vivid_copy`, `ensemble --face-vivid`).",
+        "photos to its generated ones (`irisgan.data.degrade.vivid_copy`, `ensemble --face-vivid`). With",
+        "`--part-weights`, the default columns are the variant's view too and the variant weighs the fused score's",
+        "parts by a logistic regression on the validation photos (`fit_part_weights`, as `ensemble` ships).",
         f"Command: `python experiments/face_descriptor_probe.py --runs RUNS --variant {args.variant} --seeds",
         f"{args.seeds}{' --source-fpr ' + format(args.source_fpr, 'g') if args.source_fpr != 0.05 else ''}"
         f"{' --ensemble' if args.ensemble else ''}`{' with a variant: see the last comparisons' if variant else ''}.",
@@ -498,6 +514,7 @@ def main() -> None:
             + ("_inner" if args.inner else "")
             + (f"_crops{args.crops.replace(',', '_')}" if args.crops else "")
             + ("_vivid" if args.vivid else "")
+            + ("_weighted" if args.part_weights else "")
         )
     name += suffix
     if curves:

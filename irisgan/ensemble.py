@@ -88,12 +88,16 @@ def fit_cue(
     view: FaceView = FaceView(),
     vivid: bool = False,
     vivid_probe: bool = True,
+    part_weights: bool = True,
 ) -> tuple[FaceCue, np.ndarray]:
     """The face cue fitted on the training pairs' photos and standardised on the validation ones; the validation
     photos' face features. ``view``: what the cue reads of a face (the descriptor's borders; texture or not).
     ``vivid_probe``: the cue learns how vivid a face looks from a vivid copy of each real training photo
-    (``degrade.vivid_copy``, ``FaceCue.vividness``); ``vivid``: the copies also join the generated photos."""
+    (``degrade.vivid_copy``, ``FaceCue.vividness``); ``vivid``: the copies also join the generated photos.
+    ``part_weights``: the validation photos weigh the fusion's parts (``fit_part_weights``), else each counts
+    once."""
     fit_labels = np.array([int(r["label"]) for r in read_pairs_csv(fit_csv)])
+    val_labels = np.array([int(r["label"]) for r in read_pairs_csv(val_csv)]) if part_weights else None
     log.info(
         "face features (%s) of the training photos (%s) and the validation photos (%s)",
         view,
@@ -111,7 +115,7 @@ def fit_cue(
     if vivid:
         fit_x = np.concatenate([fit_x, copies])
         fit_labels = np.concatenate([fit_labels, np.ones(len(copies), int)])
-    cue = fit_face_cue(fit_x, fit_labels, val_x, val_iris_p, paddings=view.paddings)
+    cue = fit_face_cue(fit_x, fit_labels, val_x, val_iris_p, paddings=view.paddings, val_labels=val_labels)
     if vivid_probe:
         cue.vivid = fit_vividness(real_x, copies)
     return cue, val_x
@@ -203,6 +207,7 @@ def build_ensemble(
     novelty_quantile: float = 0.95,
     vivid: bool = False,
     vivid_quantile: float | None = 0.95,
+    part_weights: bool = True,
 ) -> dict:
     """Combine the runs, choose the threshold and the uncertain band on the validation pairs, write ``out``.
 
@@ -217,6 +222,8 @@ def build_ensemble(
     training photo as generated (``irisgan.data.degrade.vivid_copy``; thirteenth round). ``vivid_quantile``: the
     bound beyond which a face is too vivid to be called real, the quantile of the real validation photos'
     vividness (``FaceCue.vividness``, learnt from those copies; thirteenth round); None: no such rule.
+    ``part_weights``: the fused score weighs the cue's standardised parts and the irises by a logistic
+    regression on the validation photos (``fit_part_weights``; fourteenth round), else each counts once.
     ``source_fpr``: the threshold holds every real source of the validation pairs (their ``generator`` column)
     to at most this false-positive rate (``source_threshold``) instead of the G-mean's balance.
     """
@@ -246,7 +253,7 @@ def build_ensemble(
     cue = None
     if face_cue:
         fit_csv = one_csv([resolve_run(r, "fit") for r in runs], "fit", fit_csv)
-        cue, val_x = fit_cue(fit_csv, val_csv, probs, view, vivid, vivid_quantile is not None)
+        cue, val_x = fit_cue(fit_csv, val_csv, probs, view, vivid, vivid_quantile is not None, part_weights)
         model.face_cue = cue
         probs = fuse_face_cue(model, probs, val_x)
     scalars, report = report_from_scores(
@@ -301,6 +308,7 @@ def build_ensemble(
         "val_csv": str(val_csv),
         "fit_csv": str(fit_csv) if cue else None,
         "face_vivid": vivid,  # how the cue was fitted, for the record
+        "part_weights": cue.part_weights if cue is not None else None,
         "members": [str(c) for c, _ in resolved],
     }
     hparams = {**dict(model.hparams), "decision": decision}
@@ -392,6 +400,12 @@ def main(argv: list[str] | None = None) -> None:
         "contrast and sharpening, as many diffusion faces have) as generated",
     )
     parser.add_argument(
+        "--equal-weights",
+        action="store_true",
+        help="--face-cue: each standardised part of the fused score counts once, instead of the weights a logistic "
+        "regression on the validation photos gives them",
+    )
+    parser.add_argument(
         "--face-crops",
         default="0.25",
         help="--face-cue: the borders of the aligned faces whose descriptors it reads side by side, comma-separated "
@@ -411,7 +425,7 @@ def main(argv: list[str] | None = None) -> None:
     metrics = build_ensemble(
         args.runs, args.out, args.val_csv, args.precision, args.spread_quantile, args.face_cue, args.fit_csv,
         args.source_fpr, args.texture, args.face_crops, args.face_inner, args.novelty_quantile, args.face_vivid,
-        None if args.no_vivid_rule else args.vivid_quantile,
+        None if args.no_vivid_rule else args.vivid_quantile, not args.equal_weights,
     )  # fmt: skip
     log.info(
         "%d runs -> %s: val AUROC %.4f (iris alone %.4f; members %s), threshold %.4f",

@@ -14,6 +14,7 @@ from irisgan.models.face_cue import (
     FaceView,
     fit_face_cue,
     fit_logistic,
+    fit_part_weights,
     fit_vividness,
     logit,
 )
@@ -71,6 +72,41 @@ def test_fused_logit_is_the_sum_of_the_standardised_logits():
     np.testing.assert_allclose(again.fused_logits(ran_p, val), fused)
     with pytest.raises(ValueError, match="128 values"):
         FaceCue([0.0] * 5, [1.0] * 5, [0.0] * 5, 0.0)
+
+
+def test_part_weights_follow_what_each_part_tells_the_validation_photos_and_travel_with_the_cue():
+    rng = np.random.default_rng(7)
+    fit = np.r_[_descriptors(100, 0.0, rng), _descriptors(100, 0.1, rng)]
+    labels = np.r_[np.zeros(100), np.ones(100)]
+    val = np.r_[_descriptors(60, 0.0, rng), _descriptors(60, 0.1, rng)]
+    y_val = np.r_[np.zeros(60), np.ones(60)]
+    noise = rng.uniform(0.1, 0.9, 120)  # an iris network that tells nothing
+    plain = fit_face_cue(fit, labels, val, noise, k=5)
+    cue = fit_face_cue(fit, labels, val, noise, k=5, val_labels=y_val)
+    assert plain.part_weights is None and set(cue.part_weights) == {"face", "knn", "iris"} == {
+        *cue.part_names,
+        "iris",
+    }
+    assert cue.part_weights["face"] > 0.5 and abs(cue.part_weights["iris"]) < 0.3 * cue.part_weights["face"]
+    assert cue.part_weights == fit_part_weights(plain, val, noise, y_val)  # the fit changes nothing else
+    # the weighted sum of the standardised parts, as the cue without weights standardises them
+    z = plain.standardised_parts(val)
+    iris = (logit(noise) - plain.ran_logit[0]) / plain.ran_logit[1]
+    expected = sum(cue.part_weights[n] * z[n] for n in z) + cue.part_weights["iris"] * iris
+    np.testing.assert_allclose(cue.fused_logits(noise, val), expected, rtol=1e-6)
+    np.testing.assert_allclose(plain.fused_logits(noise, val), sum(z.values()) + iris, rtol=1e-6)
+    # an informative iris network gets its weight
+    told = np.where(y_val == 1, rng.uniform(0.6, 0.99, 120), rng.uniform(0.01, 0.4, 120))
+    assert fit_part_weights(plain, val, told, y_val)["iris"] > 0.5
+    # they travel in a weights-only file; a file without them (an older detector) counts each part once
+    np.testing.assert_allclose(_stored(cue).fused_logits(noise, val), cue.fused_logits(noise, val), rtol=1e-6)
+    assert _stored(plain).part_weights is None
+    with pytest.raises(ValueError, match="part_weights needs a finite weight for each of"):
+        FaceCue(**{**cue.to_dict(), "part_weights": {"face": 1.0, "iris": 1.0}})
+    with pytest.raises(ValueError, match="part_weights needs a finite weight"):
+        FaceCue(**{**cue.to_dict(), "part_weights": {**cue.part_weights, "knn": float("nan")}})
+    with pytest.raises(ValueError, match="80 labels for 120"):
+        fit_part_weights(plain, val, noise, y_val[:80])
 
 
 def test_nearest_neighbour_score_is_standardised_and_added_and_travels_in_a_weights_file():

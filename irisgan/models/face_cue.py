@@ -49,6 +49,9 @@ TEXTURE_L2 = 1e-2
 INNER_L2 = 1e-2
 # the vivid probe's: the inner probe's, untuned (experiments/vivid_probe.py)
 VIVID_L2 = 1e-2
+# the part weights' (a logistic regression of the validation photos' labels on the standardised parts): the inner
+# probe's, untuned
+PART_WEIGHTS_L2 = 1e-2
 # each part of FaceCue.parts and the field holding its validation mean and standard deviation
 PART_STATS = {
     "face": "face_logit", "knn": "knn_score", "texture": "texture_logit", "inner": "inner_logit",
@@ -124,7 +127,7 @@ class FaceCue:
     out), and a logistic regression on the face's texture features (``texture``: mean, scale, weight, bias; none:
     left out). The descriptor is dlib's at each border of ``paddings``, side by side (``FaceView``). Each part,
     and the iris network's logit, is standardised by its mean and standard deviation on the validation photos;
-    the detector's logit is their sum.
+    the detector's logit is their sum, each weighted by ``part_weights`` when the cue has them.
     """
 
     mean: list[float]
@@ -151,6 +154,9 @@ class FaceCue:
     # how vivid a face looks: a logistic regression on all the view's features (mean, scale, weight, bias) that
     # tells real training photos from vivid copies of them; none: left out (not a score part: the rule reads it)
     vivid: Any = None
+    # the fusion's weight of each standardised part (the names of ``parts`` and "iris"), from a logistic
+    # regression of the validation photos' labels on them (``fit_part_weights``); none: each counts once
+    part_weights: Any = None
 
     def __post_init__(self) -> None:
         self.paddings = self.view.paddings
@@ -193,6 +199,14 @@ class FaceCue:
                 raise ValueError(
                     f"FaceCue: k={self.k} needs at least {self.k} inner neighbours of each class"
                 )
+        if self.part_weights is not None:
+            weights = {str(k): float(v) for k, v in dict(self.part_weights).items()}
+            expected = {*self.part_names, "iris"}
+            if set(weights) != expected or not all(np.isfinite(v) for v in weights.values()):
+                raise ValueError(
+                    f"FaceCue: part_weights needs a finite weight for each of {sorted(expected)}, got {weights}"
+                )
+            self.part_weights = weights
 
     def to_dict(self) -> dict:
         """Plain values and tensors: what a weights-only file can hold."""
@@ -278,6 +292,30 @@ class FaceCue:
         x = np.asarray(self._checked(descriptors)[:, : self.view.descriptor_width], np.float32)
         return nearest_difference(x, self.real_neighbours, self.fake_neighbours, self.k)
 
+    @property
+    def part_names(self) -> tuple[str, ...]:
+        """The names of the face's parts (``parts``), in their order."""
+        return tuple(
+            name
+            for name, present in (
+                ("face", True), ("knn", bool(self.k)), ("texture", self.texture is not None),
+                ("inner", self.inner is not None), ("inner_knn", self.inner_neighbours is not None),
+            )
+            if present
+        )  # fmt: skip
+
+    def part_weight(self, name: str) -> float:
+        """The fusion's weight of a standardised part (a name of ``parts``, or "iris")."""
+        return 1.0 if self.part_weights is None else self.part_weights[name]
+
+    def standardised_parts(self, descriptors: np.ndarray) -> dict[str, np.ndarray]:
+        """``parts``, each standardised by the cue's validation statistics of it (before any weight)."""
+        out = {}
+        for name, v in self.parts(descriptors).items():
+            mean, sd = getattr(self, PART_STATS[name])
+            out[name] = (v - mean) / sd
+        return out
+
     def parts(self, descriptors: np.ndarray) -> dict[str, np.ndarray]:
         """The face's scores before standardisation: ``face`` (the logistic regression's logit), ``knn`` and
         ``texture`` and ``inner`` when the cue has them."""
@@ -294,17 +332,16 @@ class FaceCue:
 
     def face_part(self, descriptors: np.ndarray) -> np.ndarray:
         """The face's share of the detector's logit: its scores (``parts``), each standardised by the cue's
-        statistics of it, summed."""
+        statistics of it and weighted (``part_weight``), summed."""
         total = 0.0
-        for name, v in self.parts(descriptors).items():
-            mean, sd = getattr(self, PART_STATS[name])
-            total = total + (v - mean) / sd
+        for name, z in self.standardised_parts(descriptors).items():
+            total = total + self.part_weight(name) * z
         return total
 
     def iris_part(self, ran_p: np.ndarray) -> np.ndarray:
-        """The irises' share of the detector's logit: the iris network's standardised logit."""
+        """The irises' share of the detector's logit: the iris network's standardised logit, weighted."""
         rm, rs = self.ran_logit
-        return (logit(ran_p) - rm) / rs
+        return self.part_weight("iris") * (logit(ran_p) - rm) / rs
 
     def face_probability(self, descriptors: np.ndarray) -> np.ndarray:
         """The face alone as a number in [0, 1] (float32, as thresholds are stored): the sigmoid of ``face_part``,
@@ -375,6 +412,7 @@ def fit_face_cue(
     paddings: tuple[float, ...] = (0.25,),
     inner_l2: float = INNER_L2,
     inner_neighbours: bool = True,
+    val_labels: np.ndarray | None = None,
 ) -> FaceCue:
     """Fit the probe on the training photos (and keep their descriptors as neighbours, ``k`` > 0, at most as
     many as the smaller class has), and standardise each part on the validation photos (their descriptors and
@@ -382,7 +420,8 @@ def fit_face_cue(
     which view they are (``FaceView``: ``paddings``, the borders of the descriptors side by side, and the texture
     and inner features or not); each extra block gets a probe of its own, and the inner features a
     nearest-neighbour score too, as the descriptor has (``inner_neighbours``; the training photos kept in the inner
-    probe's standardisation)."""
+    probe's standardisation). ``val_labels``: the validation photos' labels, which then weigh the parts
+    (``fit_part_weights``); none: each part counts once."""
     fit_descriptors, fit_labels = np.asarray(fit_descriptors, np.float32), np.asarray(fit_labels).astype(int)
     width = fit_descriptors.shape[1] if fit_descriptors.ndim == 2 else 0
     views = {v.width: v for v in (FaceView(paddings, t, i) for t in (False, True) for i in (False, True))}
@@ -411,7 +450,31 @@ def fit_face_cue(
                   fake_neighbours=neighbours[1], texture=texture, paddings=view.paddings, inner=inner,
                   inner_neighbours=inner_near)  # fmt: skip
     standardise(cue, cue.parts(val_descriptors), val_ran_p)
+    if val_labels is not None:
+        cue.part_weights = fit_part_weights(cue, val_descriptors, val_ran_p, val_labels)
     return cue
+
+
+def fit_part_weights(
+    cue: FaceCue,
+    val_descriptors: np.ndarray,
+    val_ran_p: np.ndarray,
+    val_labels: np.ndarray,
+    l2: float = PART_WEIGHTS_L2,
+) -> dict[str, float]:
+    """The fusion's weight of each of the cue's standardised parts and the iris network's: a logistic regression
+    of the validation photos' labels on them, each weight on the standardised part's own scale. The parts are
+    fitted on the training photos, so the validation photos tell how far each one carries to photos it did not
+    fit; on the study's folds this lifted every unseen GAN family (experiments/README.md, fourteenth round)."""
+    z = cue.standardised_parts(val_descriptors)
+    rm, rs = cue.ran_logit
+    z["iris"] = (logit(val_ran_p) - rm) / rs
+    names = list(z)
+    labels = np.asarray(val_labels).astype(int)
+    if len(labels) != len(z["iris"]):
+        raise ValueError(f"fit_part_weights: {len(labels)} labels for {len(z['iris'])} validation photos")
+    _, scale, weight, _ = fit_logistic(np.stack([z[n] for n in names], 1), labels, l2)
+    return {n: float(w / sc) for n, w, sc in zip(names, weight, scale, strict=True)}
 
 
 def fit_vividness(real: np.ndarray, copies: np.ndarray, l2: float = VIVID_L2) -> tuple:
