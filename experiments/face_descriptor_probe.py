@@ -121,7 +121,7 @@ def fold_measures(
     run folders of one fold (its seeds, one split) are scored as one iris ensemble: the mean of their logits.
     ``vivid``: photo -> features of its vivid copy; the copies of the fold's real training photos join the
     generated ones, as ``ensemble --face-vivid`` fits the cue. ``part_weights``: the validation photos weigh the
-    fused score's parts (``fit_part_weights``), as ``ensemble`` does unless ``--equal-weights``."""
+    fused score's parts (``fit_part_weights``), as ``ensemble --part-weights`` does."""
     runs = folder if isinstance(folder, list) else [folder]
     folder = runs[0]
     scored = [fold_scores(f) for f in runs]
@@ -290,7 +290,7 @@ def main() -> None:
         "--part-weights",
         action="store_true",
         help="the variant's fused score weighs its parts by a logistic regression on the validation photos "
-        "(ensemble's default); the default columns are then the same view with each part counted once",
+        "(ensemble --part-weights); the default columns are then the same view with each part counted once",
     )
     parser.add_argument(
         "--ensemble",
@@ -406,7 +406,7 @@ def main() -> None:
         "default columns are the variant's view and the variant adds vivid copies of the fold's real training",
         "photos to its generated ones (`irisgan.data.degrade.vivid_copy`, `ensemble --face-vivid`). With",
         "`--part-weights`, the default columns are the variant's view too and the variant weighs the fused score's",
-        "parts by a logistic regression on the validation photos (`fit_part_weights`, as `ensemble` ships).",
+        "parts by a logistic regression on the validation photos (`fit_part_weights`, `ensemble --part-weights`).",
         f"Command: `python experiments/face_descriptor_probe.py --runs RUNS --variant {args.variant} --seeds",
         f"{args.seeds}{' --source-fpr ' + format(args.source_fpr, 'g') if args.source_fpr != 0.05 else ''}"
         f"{' --ensemble' if args.ensemble else ''}`{' with a variant: see the last comparisons' if variant else ''}.",

@@ -88,14 +88,14 @@ def fit_cue(
     view: FaceView = FaceView(),
     vivid: bool = False,
     vivid_probe: bool = True,
-    part_weights: bool = True,
+    part_weights: bool = False,
 ) -> tuple[FaceCue, np.ndarray]:
     """The face cue fitted on the training pairs' photos and standardised on the validation ones; the validation
     photos' face features. ``view``: what the cue reads of a face (the descriptor's borders; texture or not).
     ``vivid_probe``: the cue learns how vivid a face looks from a vivid copy of each real training photo
     (``degrade.vivid_copy``, ``FaceCue.vividness``); ``vivid``: the copies also join the generated photos.
     ``part_weights``: the validation photos weigh the fusion's parts (``fit_part_weights``), else each counts
-    once."""
+    once (the shipped recipe)."""
     fit_labels = np.array([int(r["label"]) for r in read_pairs_csv(fit_csv)])
     val_labels = np.array([int(r["label"]) for r in read_pairs_csv(val_csv)]) if part_weights else None
     log.info(
@@ -207,7 +207,7 @@ def build_ensemble(
     novelty_quantile: float = 0.95,
     vivid: bool = False,
     vivid_quantile: float | None = 0.95,
-    part_weights: bool = True,
+    part_weights: bool = False,
 ) -> dict:
     """Combine the runs, choose the threshold and the uncertain band on the validation pairs, write ``out``.
 
@@ -223,7 +223,8 @@ def build_ensemble(
     bound beyond which a face is too vivid to be called real, the quantile of the real validation photos'
     vividness (``FaceCue.vividness``, learnt from those copies; thirteenth round); None: no such rule.
     ``part_weights``: the fused score weighs the cue's standardised parts and the irises by a logistic
-    regression on the validation photos (``fit_part_weights``; fourteenth round), else each counts once.
+    regression on the validation photos (``fit_part_weights``; fourteenth round: measured, not shipped), else
+    each counts once.
     ``source_fpr``: the threshold holds every real source of the validation pairs (their ``generator`` column)
     to at most this false-positive rate (``source_threshold``) instead of the G-mean's balance.
     """
@@ -400,10 +401,11 @@ def main(argv: list[str] | None = None) -> None:
         "contrast and sharpening, as many diffusion faces have) as generated",
     )
     parser.add_argument(
-        "--equal-weights",
+        "--part-weights",
         action="store_true",
-        help="--face-cue: each standardised part of the fused score counts once, instead of the weights a logistic "
-        "regression on the validation photos gives them",
+        help="--face-cue whose fused score weighs its standardised parts by a logistic regression on the validation "
+        "photos, instead of counting each once (measured, not shipped: it lifts unseen GAN families a little, but "
+        "a blurred copy of a caught GAN photo can become a confident real)",
     )
     parser.add_argument(
         "--face-crops",
@@ -425,7 +427,7 @@ def main(argv: list[str] | None = None) -> None:
     metrics = build_ensemble(
         args.runs, args.out, args.val_csv, args.precision, args.spread_quantile, args.face_cue, args.fit_csv,
         args.source_fpr, args.texture, args.face_crops, args.face_inner, args.novelty_quantile, args.face_vivid,
-        None if args.no_vivid_rule else args.vivid_quantile, not args.equal_weights,
+        None if args.no_vivid_rule else args.vivid_quantile, args.part_weights,
     )  # fmt: skip
     log.info(
         "%d runs -> %s: val AUROC %.4f (iris alone %.4f; members %s), threshold %.4f",

@@ -232,16 +232,15 @@ def test_a_detector_with_a_face_cue_scores_the_face_in_predict_and_evaluate(tmp_
         if r["p_gan"] is not None:
             assert r["max_vividness"] is not None and r["vivid"] == (r["vividness"] > r["max_vividness"])
     assert model.decision["max_vividness"] is not None and model.decision["vivid_quantile"] == 0.95
-    # the validation photos weigh the fused score's parts, unless each is to count once (--equal-weights)
-    assert set(model.face_cue.part_weights) == {"face", "knn", "texture", "iris"}
-    assert metrics["part_weights"] == model.face_cue.part_weights
+    # each part counts once, unless the validation photos are to weigh them (--part-weights)
+    assert model.face_cue.part_weights is None and metrics["part_weights"] is None
     build_ensemble(
         [best], tmp_path / "plainer.pt", val_csv=csv, face_cue=True, fit_csv=csv, vivid_quantile=None,
-        part_weights=False,
+        part_weights=True,
     )  # fmt: skip
     plainer = load_classifier(tmp_path / "plainer.pt")
     assert plainer.face_cue.vivid is None and plainer.decision["max_vividness"] is None
-    assert plainer.face_cue.part_weights is None
+    assert set(plainer.face_cue.part_weights) == {"face", "knn", "iris"}
 
     # a face whose eyes are hidden gives no pair: no decision, but the face alone is scored, by its own rule
     photo = sorted((faces / "fake").iterdir())[0]

@@ -465,7 +465,8 @@ def fit_part_weights(
     """The fusion's weight of each of the cue's standardised parts and the iris network's: a logistic regression
     of the validation photos' labels on them, each weight on the standardised part's own scale. The parts are
     fitted on the training photos, so the validation photos tell how far each one carries to photos it did not
-    fit; on the study's folds this lifted every unseen GAN family (experiments/README.md, fourteenth round)."""
+    fit; on the study's folds this lifted every unseen GAN family a little, but it was not shipped: a blurred copy
+    of a caught GAN photo became a confident real (experiments/README.md, fourteenth round)."""
     z = cue.standardised_parts(val_descriptors)
     rm, rs = cue.ran_logit
     z["iris"] = (logit(val_ran_p) - rm) / rs
