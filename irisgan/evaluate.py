@@ -276,6 +276,10 @@ def photo_robustness(cfg: DictConfig, model, rule: DecisionRule, out: Path) -> l
     return rows
 
 
+# a photo-level row's fields that are no table cells: the extractor's status counts, the evading photos' paths
+PHOTO_ROW_LISTS = ("statuses", "evasions")
+
+
 def _photo_row(
     name: str, photos, csv: Path, index: list, summary, model, rule: DecisionRule, cfg: DictConfig,
     clean_calls: dict,
@@ -309,7 +313,12 @@ def _photo_row(
     row["gan_unsure_to_real"] = float(np.mean([calls.get(i) == "real" for i in unsure])) if unsure else None
     # the extractor's per-class status counts: why photos gave no pair
     row["statuses"] = summary.get("per_class") if isinstance(summary, dict) else None
-    log.info("photo robustness %s: %s", name, {k: v for k, v in row.items() if k != "statuses"})
+    # which photos the copy turns into a confident real, so that an evasion can be looked at
+    row["evasions"] = {
+        kind: [str(photos[i].path) for i in among if calls.get(i) == "real"]
+        for kind, among in (("gan_to_real", caught), ("gan_unsure_to_real", unsure))
+    }
+    log.info("photo robustness %s: %s", name, {k: v for k, v in row.items() if k not in PHOTO_ROW_LISTS})
     return row
 
 
@@ -427,7 +436,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             raise ValueError("photo_robustness=true degrades face photos: pass faces=DIR (real/ and fake/)")
         photo_rows = photo_robustness(cfg, model, rule, out)
         results["photo_robustness"] = photo_rows
-        columns = [c for c in photo_rows[0] if c != "statuses"]
+        columns = [c for c in photo_rows[0] if c not in PHOTO_ROW_LISTS]
         write_bytes_atomic(out / "photo_robustness.md", (_table(photo_rows, columns) + "\n").encode())
         csv_text = "\n".join(",".join(str(r.get(c, "")) for c in columns) for r in photo_rows)
         write_bytes_atomic(
@@ -624,9 +633,17 @@ def _report_markdown(
             "real; `gan_unsure_to_real`: the same of those left uncertain (or without a pair) as they were;",
             "`*_called_*`: shares of each class's scored photos.",
             "",
-            _table(photo_rows, [c for c in photo_rows[0] if c != "statuses"]),
+            _table(photo_rows, [c for c in photo_rows[0] if c not in PHOTO_ROW_LISTS]),
             "",
         ]
+        evasions = [
+            f"- {r['degradation']}, {kind}: {', '.join(Path(p).name for p in paths)}"
+            for r in photo_rows
+            for kind, paths in (r.get("evasions") or {}).items()
+            if paths
+        ]
+        if evasions:
+            text += ["The GAN photos a copy turns into a confident real:", "", *evasions, ""]
     if robustness_rows:
         text += [
             "## Robustness (AUC per degradation)",

@@ -276,6 +276,14 @@ def test_evaluate_runs_photo_degradations_through_the_whole_pipeline(tmp_path, s
     assert rows["clean"]["gan_caught_clean"] + rows["clean"]["gan_unsure_clean"] <= 2
     assert rows["grayscale"]["gan_unsure_to_real"] in (0.0, None)
     assert rows["clean"]["auroc"] == pytest.approx(metrics["methods"]["ran"]["auroc"], abs=1e-6)
+    # each evasion is named: the GAN photos the copy turns into a confident real, of those caught or left unsure
+    for row in rows.values():
+        evasions = row["evasions"]
+        assert set(evasions) == {"gan_to_real", "gan_unsure_to_real"}
+        assert all("/fake/" in p for p in evasions["gan_to_real"] + evasions["gan_unsure_to_real"])
+        for kind, among in (("gan_to_real", "gan_caught_clean"), ("gan_unsure_to_real", "gan_unsure_clean")):
+            if row[kind] is not None:
+                assert len(evasions[kind]) == round(row[kind] * row[among])
     assert set(metrics["decisions"]) >= {"uncertain_share", "acc_outside_band", "gan_called_real"}
     report = (tmp_path / "ev" / "report.md").read_text()
     assert "Photo-level degradations" in report and "## Decisions" in report
