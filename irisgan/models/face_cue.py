@@ -318,17 +318,12 @@ class FaceCue:
 
     def parts(self, descriptors: np.ndarray) -> dict[str, np.ndarray]:
         """The face's scores before standardisation: ``face`` (the logistic regression's logit), ``knn`` and
-        ``texture`` and ``inner`` when the cue has them."""
-        out = {"face": self.face_logits(descriptors)}
-        if self.k:
-            out["knn"] = self.knn_scores(descriptors)
-        if self.texture is not None:
-            out["texture"] = self.texture_logits(descriptors)
-        if self.inner is not None:
-            out["inner"] = self.inner_logits(descriptors)
-        if self.inner_neighbours is not None:
-            out["inner_knn"] = self.inner_knn_scores(descriptors)
-        return out
+        ``texture`` and ``inner`` and ``inner_knn`` when the cue has them (``part_names``)."""
+        scorers = {
+            "face": self.face_logits, "knn": self.knn_scores, "texture": self.texture_logits,
+            "inner": self.inner_logits, "inner_knn": self.inner_knn_scores,
+        }  # fmt: skip
+        return {name: scorers[name](descriptors) for name in self.part_names}
 
     def face_part(self, descriptors: np.ndarray) -> np.ndarray:
         """The face's share of the detector's logit: its scores (``parts``), each standardised by the cue's
