@@ -117,7 +117,8 @@ def fold_measures(
     vivid: dict[str, np.ndarray] | None = None,
     part_weights: bool = False,
 ) -> dict[str, dict] | None:
-    """Test scores of the descriptor probe, the RAN and their sum, with thresholds from validation. Several
+    """Test scores of the descriptor probe, the RAN and their sum, with thresholds from validation, and the fitted
+    cue itself (``"cue"``). Several
     run folders of one fold (its seeds, one split) are scored as one iris ensemble: the mean of their logits.
     ``vivid``: photo -> features of its vivid copy; the copies of the fold's real training photos join the
     generated ones, as ``ensemble --face-vivid`` fits the cue. ``part_weights``: the validation photos weigh the
@@ -154,7 +155,7 @@ def fold_measures(
     yv, yt = y(val), labels[kt]
     generators = np.array([r.get("generator") or "" for r in test])[kt]
     val_sources = np.array([r.get("generator") or "" for r in val])[kv]
-    out = {}
+    out: dict = {"cue": cue}
     for name, sv, st in (
         ("face", face_val, face_test), ("ran", ran_val_l, ran_test_l), ("fused", fused_val, fused_test)
     ):  # fmt: skip

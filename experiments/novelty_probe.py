@@ -28,7 +28,7 @@ from face_descriptor_probe import descriptors, fold_measures
 from face_features_probe import fold_split, probe_arguments, study_folders
 from study_stats import auroc, write_results
 
-from irisgan.models.face_cue import FaceView, fit_face_cue
+from irisgan.models.face_cue import FaceView
 
 COLUMNS = (
     "novelty AUC", "held-out flagged", "familiar real flagged", "held-out called real (before -> after)",
@@ -42,9 +42,9 @@ def fold_row(folders: list, fold: str, desc: dict, quantile: float) -> dict[str,
     if measured is None:
         return None
     fused = measured["fused"]
-    fit, val, test, ran_val, _ = fold_split(folders[0], desc)  # the runs share the split: the cue is one
+    _, val, test, _, _ = fold_split(folders[0], desc)  # the runs share the split: the cue is one
     x = lambda rows: np.stack([desc[r["photo"]] for r in rows])  # noqa: E731
-    cue = fit_face_cue(x(fit), np.array([int(r["label"]) for r in fit]), x(val), ran_val)
+    cue = measured["cue"]
     labels = np.array([int(r["label"]) for r in test])
     if not np.array_equal(labels, fused["labels"]):
         raise ValueError(f"{folders[0]}: the probe's test photos are not fold_measures'")

@@ -32,7 +32,7 @@ from face_descriptor_probe import descriptors, fold_measures, vivid_copies
 from face_features_probe import fold_split, probe_arguments, study_folders
 from study_stats import auroc, write_results
 
-from irisgan.models.face_cue import FaceView, fit_face_cue, fit_vividness
+from irisgan.models.face_cue import FaceView, fit_vividness
 from irisgan.training.metrics import source_threshold
 
 VIEW = FaceView(inner=True)  # what the shipped cue reads
@@ -59,7 +59,7 @@ def fold_row(runs: list, fold: str, desc: dict, copies: dict, quantile: float, l
     if measured is None:
         return None
     fused = measured["fused"]
-    fit, val, test, ran_val, _ = fold_split(runs[0], desc)
+    fit, val, test, _, _ = fold_split(runs[0], desc)
     x = lambda rows: np.stack([desc[r["photo"]] for r in rows])  # noqa: E731
     score = vividness(fit, desc, copies, l2)
     yv, labels = fused["val_labels"], fused["labels"]
@@ -69,7 +69,7 @@ def fold_row(runs: list, fold: str, desc: dict, copies: dict, quantile: float, l
     bound = np.quantile(v_val[yv == 0], quantile)
     flagged = v_test > bound
     # the shipped rule beside it: an unfamiliar face (novelty_probe.py) is never called real either
-    cue = fit_face_cue(x(fit), np.array([int(r["label"]) for r in fit]), x(val), ran_val)
+    cue = measured["cue"]
     unfamiliar = cue.novelty(x(test)) > np.quantile(cue.novelty(x(val))[yv == 0], 0.95)
     if fold in study.REAL_SOURCES:
         held_out, gan, _ = study.source_masks(labels, fused["generators"], study.REAL_SOURCES[fold])
