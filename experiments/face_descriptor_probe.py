@@ -117,8 +117,8 @@ def fold_measures(
     vivid: dict[str, np.ndarray] | None = None,
     part_weights: bool = False,
 ) -> dict[str, dict] | None:
-    """Test scores of the descriptor probe, the RAN and their sum, with thresholds from validation, and the fitted
-    cue itself (``"cue"``). Several
+    """Test scores of the descriptor probe, the RAN and their sum, with thresholds from validation, the fitted
+    cue itself (``"cue"``) and the split's rows it scored (``"rows"``: fit, val, test, those ``desc`` knows). Several
     run folders of one fold (its seeds, one split) are scored as one iris ensemble: the mean of their logits.
     ``vivid``: photo -> features of its vivid copy; the copies of the fold's real training photos join the
     generated ones, as ``ensemble --face-vivid`` fits the cue. ``part_weights``: the validation photos weigh the
@@ -155,7 +155,8 @@ def fold_measures(
     yv, yt = y(val), labels[kt]
     generators = np.array([r.get("generator") or "" for r in test])[kt]
     val_sources = np.array([r.get("generator") or "" for r in val])[kv]
-    out: dict = {"cue": cue}
+    known = lambda rows: [r for r in rows if r["photo"] in desc]  # noqa: E731
+    out: dict = {"cue": cue, "rows": {"fit": known(fit), "val": known(val), "test": known(test)}}
     for name, sv, st in (
         ("face", face_val, face_test), ("ran", ran_val_l, ran_test_l), ("fused", fused_val, fused_test)
     ):  # fmt: skip

@@ -25,7 +25,7 @@ import sys
 import cross_generator as study
 import numpy as np
 from face_descriptor_probe import descriptors, fold_measures
-from face_features_probe import fold_split, probe_arguments, study_folders
+from face_features_probe import probe_arguments, study_folders
 from study_stats import auroc, write_results
 
 from irisgan.models.face_cue import FaceView
@@ -42,7 +42,7 @@ def fold_row(folders: list, fold: str, desc: dict, quantile: float) -> dict[str,
     if measured is None:
         return None
     fused = measured["fused"]
-    _, val, test, _, _ = fold_split(folders[0], desc)  # the runs share the split: the cue is one
+    val, test = measured["rows"]["val"], measured["rows"]["test"]  # the runs share the split: the cue is one
     x = lambda rows: np.stack([desc[r["photo"]] for r in rows])  # noqa: E731
     cue = measured["cue"]
     labels = np.array([int(r["label"]) for r in test])

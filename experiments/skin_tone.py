@@ -23,7 +23,6 @@ Results: ``experiments/results/skin_tone_shipped.md``.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import cross_generator as cg
@@ -31,24 +30,18 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from irisgan.data.pairs_format import read_pairs_csv
-from irisgan.extraction.faces import DARKER_LIGHTNESS, cheek_lightness, read_image
+from irisgan.extraction.descriptors import record_lightness
+from irisgan.extraction.faces import DARKER_LIGHTNESS
+from irisgan.extraction.manifest import read_manifest
 from irisgan.models.face_cue import FaceView
 
 
 def photo_brightness(cache: Path) -> dict[str, float]:
-    """Cheek L* (``irisgan.extraction.faces.cheek_lightness``) of every photo the cache found a face and landmarks
-    in, keyed by the photo's path."""
-    out = {}
-    for line in (cache / "manifest.jsonl").read_text().splitlines():
-        record = json.loads(line)
-        if record.get("status") != "ok" or not record.get("landmarks"):
-            continue
-        try:
-            image = read_image(record["path"])
-        except (OSError, ValueError):
-            continue
-        out[record["path"]] = cheek_lightness(image, record["landmarks"])
-    return out
+    """Cheek L* (``irisgan.extraction.descriptors.record_lightness``) of every photo the cache found a face and
+    landmarks in and can read again, keyed by the photo's path."""
+    records = [r for r in read_manifest(cache).values() if r.get("status") == "ok" and r.get("landmarks")]
+    values = {r["path"]: record_lightness(r) for r in records}
+    return {path: v for path, v in values.items() if not np.isnan(v)}
 
 
 def wilson(k: int, n: int) -> tuple[float, float]:
@@ -72,7 +65,6 @@ def share(mask: np.ndarray) -> str:
 def shipped_recipe(args: argparse.Namespace, brightness: dict[str, float]) -> list[str]:
     """The darker and lighter test photos of every fold under the shipped recipe (see the module's text)."""
     from face_descriptor_probe import descriptors, fold_measures
-    from face_features_probe import fold_split
 
     seeds = [int(s) for s in args.seeds.split(",")]
     desc = descriptors(args.cache, view=FaceView(inner=True))
@@ -86,10 +78,10 @@ def shipped_recipe(args: argparse.Namespace, brightness: dict[str, float]) -> li
         runs = [args.runs / cg.run_name(args.variant, "bce_auc", "balanced", s, fold) for s in seeds]
         if not all((r / "metrics.json").is_file() for r in runs):
             continue
-        fused = (fold_measures(runs, desc, source_fpr=0.03) or {}).get("fused")
-        if fused is None:
+        measured = fold_measures(runs, desc, source_fpr=0.03)
+        if measured is None:
             continue
-        test = fold_split(runs[0], desc)[2]
+        fused, test = measured["fused"], measured["rows"]["test"]
         labels, scores = fused["labels"], fused["scores"]
         known = np.array([r["photo"] in brightness for r in test])
         light = np.array([brightness.get(r["photo"], np.nan) for r in test])

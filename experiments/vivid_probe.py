@@ -29,10 +29,10 @@ import sys
 import cross_generator as study
 import numpy as np
 from face_descriptor_probe import descriptors, fold_measures, vivid_copies
-from face_features_probe import fold_split, probe_arguments, study_folders
+from face_features_probe import probe_arguments, study_folders
 from study_stats import auroc, write_results
 
-from irisgan.models.face_cue import FaceView, fit_vividness
+from irisgan.models.face_cue import FaceCue, FaceView, fit_vividness
 from irisgan.training.metrics import source_threshold
 
 VIEW = FaceView(inner=True)  # what the shipped cue reads
@@ -43,14 +43,12 @@ COLUMNS = (
 )  # fmt: skip
 
 
-def vividness(fit: list, desc: dict, copies: dict, l2: float):
-    """The score of how vivid a face looks, as ``irisgan.ensemble`` fits it (``fit_vividness``): the fold's real
-    training photos (0) against their vivid copies (1)."""
+def vividness(cue: FaceCue, fit: list, desc: dict, copies: dict, l2: float):
+    """The score of how vivid a face looks (``FaceCue.vividness``), its probe fitted as ``irisgan.ensemble`` fits
+    it (``fit_vividness``): the fold's real training photos (0) against their vivid copies (1)."""
     real = [r["photo"] for r in fit if int(r["label"]) == 0]
-    mean, scale, weight, bias = fit_vividness(
-        np.stack([desc[p] for p in real]), np.stack([copies[p] for p in real]), l2
-    )
-    return lambda f: ((f - np.asarray(mean)) / np.asarray(scale)) @ np.asarray(weight) + bias
+    cue.vivid = fit_vividness(np.stack([desc[p] for p in real]), np.stack([copies[p] for p in real]), l2)
+    return cue.vividness
 
 
 def fold_row(runs: list, fold: str, desc: dict, copies: dict, quantile: float, l2: float) -> dict | None:
@@ -59,9 +57,10 @@ def fold_row(runs: list, fold: str, desc: dict, copies: dict, quantile: float, l
     if measured is None:
         return None
     fused = measured["fused"]
-    fit, val, test, _, _ = fold_split(runs[0], desc)
+    fit, val, test = (measured["rows"][k] for k in ("fit", "val", "test"))
     x = lambda rows: np.stack([desc[r["photo"]] for r in rows])  # noqa: E731
-    score = vividness(fit, desc, copies, l2)
+    cue = measured["cue"]
+    score = vividness(cue, fit, desc, copies, l2)
     yv, labels = fused["val_labels"], fused["labels"]
     if not np.array_equal(np.array([int(r["label"]) for r in test]), labels):
         raise ValueError(f"{runs[0]}: the probe's test photos are not fold_measures'")
@@ -69,7 +68,6 @@ def fold_row(runs: list, fold: str, desc: dict, copies: dict, quantile: float, l
     bound = np.quantile(v_val[yv == 0], quantile)
     flagged = v_test > bound
     # the shipped rule beside it: an unfamiliar face (novelty_probe.py) is never called real either
-    cue = measured["cue"]
     unfamiliar = cue.novelty(x(test)) > np.quantile(cue.novelty(x(val))[yv == 0], 0.95)
     if fold in study.REAL_SOURCES:
         held_out, gan, _ = study.source_masks(labels, fused["generators"], study.REAL_SOURCES[fold])

@@ -9,7 +9,8 @@ decision **uncertain** (``irisgan.inference.DecisionRule``): the band around the
 confident call is right at least ``--precision`` of the time on those pairs, the members' spread that
 ``--spread-quantile`` of them stay under, and, for a face cue with the inner features, the distance from the
 training faces (``FaceCue.novelty``) that ``--novelty-quantile`` of the real validation photos stay under, and, for
-any face cue, the vividness (``FaceCue.vividness``) that ``--vivid-quantile`` of them stay under. The result is a weights-only file that ``predict`` and ``evaluate`` load like any other (``make model`` ships one).
+any face cue, the vividness (``FaceCue.vividness``) that ``--vivid-quantile`` of them stay under. The result is a
+weights-only file that ``predict`` and ``evaluate`` load like any other (``make model`` ships one).
 """
 
 from __future__ import annotations

@@ -122,16 +122,22 @@ def pair_descriptors(csv_path: str | Path, view: FaceView = FaceView(texture=Tru
     return photo_descriptors(records, root / view.cache_name, view=view)
 
 
+def record_lightness(record: dict) -> float:
+    """``cheek_lightness`` of a manifest record's photo at its landmarks; NaN where the photo cannot be read again
+    or the record has no usable landmarks."""
+    try:
+        rgb = decode_image(Path(record["path"]).read_bytes(), record["path"])
+        return cheek_lightness(rgb, record["landmarks"])
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return float("nan")
+
+
 def pair_lightness(csv_path: str | Path) -> list[str]:
-    """How light the face behind each pair of a pairs CSV looks (``cheek_lightness``), in its row order:
+    """How light the face behind each pair of a pairs CSV looks (``record_lightness``), in its row order:
     ``darker-looking``, ``lighter-looking``, or ``unknown`` for a photo that cannot be read again."""
     groups = []
     for record in pair_records(csv_path)[1]:
-        try:
-            rgb = decode_image(Path(record["path"]).read_bytes(), record["path"])
-            value = cheek_lightness(rgb, record["landmarks"])
-        except (OSError, ValueError, KeyError, TypeError, IndexError):
-            value = float("nan")
+        value = record_lightness(record)
         groups.append(
             "unknown"
             if np.isnan(value)

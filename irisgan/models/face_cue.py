@@ -333,10 +333,14 @@ class FaceCue:
             total = total + self.part_weight(name) * z
         return total
 
+    def standardised_iris(self, ran_p: np.ndarray) -> np.ndarray:
+        """The iris network's logit, standardised by the cue's validation statistics of it (before any weight)."""
+        rm, rs = self.ran_logit
+        return (logit(ran_p) - rm) / rs
+
     def iris_part(self, ran_p: np.ndarray) -> np.ndarray:
         """The irises' share of the detector's logit: the iris network's standardised logit, weighted."""
-        rm, rs = self.ran_logit
-        return self.part_weight("iris") * (logit(ran_p) - rm) / rs
+        return self.part_weight("iris") * self.standardised_iris(ran_p)
 
     def face_probability(self, descriptors: np.ndarray) -> np.ndarray:
         """The face alone as a number in [0, 1] (float32, as thresholds are stored): the sigmoid of ``face_part``,
@@ -462,9 +466,7 @@ def fit_part_weights(
     fitted on the training photos, so the validation photos tell how far each one carries to photos it did not
     fit; on the study's folds this lifted every unseen GAN family a little, but it was not shipped: a blurred copy
     of a caught GAN photo became a confident real (experiments/README.md, fourteenth round)."""
-    z = cue.standardised_parts(val_descriptors)
-    rm, rs = cue.ran_logit
-    z["iris"] = (logit(val_ran_p) - rm) / rs
+    z = {**cue.standardised_parts(val_descriptors), "iris": cue.standardised_iris(val_ran_p)}
     names = list(z)
     labels = np.asarray(val_labels).astype(int)
     if len(labels) != len(z["iris"]):
