@@ -60,7 +60,17 @@ DIFFUSION = {"stable-diffusion-2.1": ["stable-diffusion-2.1"]}
 # Leave-one-real-source-out: train without the source, test it against 25% of every GAN family (held out
 # from training); the table gives its false-positive rate at the run's stored threshold.
 REAL_SOURCES = {"real-ffhq": ["ffhq"], "real-yonsei": ["yonsei-real"], "real-london": ["london-face-lab"]}
-FOLDS = {**FAMILIES, **DIFFUSION, **REAL_SOURCES}
+# Leave-one-subject-group-out inside the diffusion family. SDFD's file names start with the prompt's group:
+# babies, boys and girls (bb, bg, bo, gi) against the adults (an, gf, ma, pa, pc, wo). Each fold trains on every
+# GAN family and the other group's diffusion faces and tests this group against the held-out reals: how the
+# detector's diffusion detection carries over to faces of subjects it never saw, as a new set of SD 2.1 faces
+# would test it.
+SD_GROUPS = {"sd-adults": ("an", "gf", "ma", "pa", "pc", "wo"), "sd-children": ("bb", "bg", "bo", "gi")}
+SUBJECTS = {
+    fold: [f"{DIFFUSION['stable-diffusion-2.1'][0]}/sdfd_{g}*" for g in groups]
+    for fold, groups in SD_GROUPS.items()
+}
+FOLDS = {**FAMILIES, **DIFFUSION, **REAL_SOURCES, **SUBJECTS}
 # Synthetic-pair pretraining for the `pretrain` variant: the quarter-width RAN on 6,000 synthetic pairs at
 # difficulty 0.5 (about 20 min at one thread), exported as weights.
 PRETRAINED = RUNS.parent / "pretrain_synthetic" / "ran_small.pt"
@@ -555,7 +565,7 @@ def aggregate(runs: Path = RUNS, results: Path = RESULTS, out_name: str = "cross
         writer.writerows(rows)
 
     families = list(FAMILIES)
-    diffusion = list(DIFFUSION)
+    diffusion = [*DIFFUSION, *SUBJECTS]
     lines = [
         "# Leave-one-generator-out on real photos (faces_train)",
         "",
@@ -563,7 +573,8 @@ def aggregate(runs: Path = RUNS, results: Path = RESULTS, out_name: str = "cross
         "in every fold); the model never saw that family. Mean over seeds where there are several (the number",
         "after ± is the standard deviation over seeds). Command: `python experiments/cross_generator.py`.",
         "Mean and worst are over the GAN families; the diffusion family (trained on the GANs, tested on it) has",
-        "its own column. A variant's row may lack folds that were not run (`-`).",
+        "its own column, as have its subject groups (`sd-adults`, `sd-children`: trained with the other group's",
+        "diffusion faces). A variant's row may lack folds that were not run (`-`).",
         "",
         "| variant | loss | ratio | seeds | "
         + " | ".join(families + diffusion)

@@ -30,6 +30,7 @@ from cross_generator import (
     FAMILIES,
     REAL_SOURCES,
     ROOT,
+    SUBJECTS,
     _project_path,
     fold_scores,
     run_name,
@@ -302,7 +303,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
-    folds = {**FAMILIES, **DIFFUSION, **REAL_SOURCES}
+    folds = {**FAMILIES, **DIFFUSION, **REAL_SOURCES, **SUBJECTS}
     run = lambda s, f: args.runs / run_name(args.variant, "bce_auc", "balanced", s, f)  # noqa: E731
     if args.ensemble:
         if args.robustness:
@@ -413,7 +414,8 @@ def main() -> None:
         f"{args.seeds}{' --source-fpr ' + format(args.source_fpr, 'g') if args.source_fpr != 0.05 else ''}"
         f"{' --ensemble' if args.ensemble else ''}`{' with a variant: see the last comparisons' if variant else ''}.",
         "",
-        "Held-out generator family: AUC against the held-out real photos.",
+        "Held-out generator family: AUC against the held-out real photos. `sd-adults` and `sd-children` hold out",
+        "one group of the diffusion faces' subjects and train with the other (`cross_generator.SUBJECTS`).",
         "",
         *table_head("fold", methods),
         *(f"| {fold} | {seed} | " + " | ".join(cells) + " |" for fold, seed, cells in gan_rows),
@@ -441,7 +443,8 @@ def main() -> None:
         "Paired differences, fused minus the RAN alone, over matched folds and seeds (95% bootstrap interval; wins):",
         "",
     ]
-    runs = [(f, sd) for m, f, sd in auc if m == "ran"]
+    # the leave-one-family-out folds; the subject folds (SUBJECTS) are rows of the tables, not paired runs here
+    runs = [(f, sd) for m, f, sd in auc if m == "ran" and f not in SUBJECTS]
     sources = [(f, sd) for m, f, sd in real if m == "ran"]
     comparisons = [
         (

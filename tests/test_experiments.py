@@ -153,6 +153,8 @@ def test_cross_generator_table_keeps_diffusion_apart_and_reports_held_out_real_s
                    [0.2, 0.8], auc=0.9)  # fmt: skip
     _fake_fold(runs, cg.run_name("augment", "bce_auc", "balanced", 0, "stable-diffusion-2.1"),
                [("ffhq", 0), ("stable-diffusion-2.1", 1)], [0.6, 0.4], auc=0.2)  # fmt: skip
+    _fake_fold(runs, cg.run_name("augment", "bce_auc", "balanced", 0, "sd-adults"),
+               [("ffhq", 0), ("stable-diffusion-2.1", 1)], [0.2, 0.8], auc=0.7)  # fmt: skip
     # the held-out studio: 4 photos, one above the threshold; GAN photos score high, diffusion low
     _fake_fold(
         runs, cg.run_name("augment", "bce_auc", "balanced", 0, "real-london"),
@@ -165,15 +167,32 @@ def test_cross_generator_table_keeps_diffusion_apart_and_reports_held_out_real_s
     )
     text = cg.aggregate(runs, tmp_path / "results", "study").read_text()
     header = next(line for line in text.splitlines() if line.startswith("| variant | loss | ratio | seeds |"))
-    assert "stable-diffusion-2.1 | GAN mean | GAN worst" in header
+    assert "stable-diffusion-2.1 | sd-adults | sd-children | GAN mean | GAN worst" in header
     row = next(line for line in text.splitlines() if line.startswith("| augment | bce_auc | balanced | 1 |"))
-    assert "| 0.200 | 0.900 | 0.900 |" in row  # diffusion apart: the GAN mean and worst stay 0.900
+    # diffusion and its subject folds apart: the GAN mean and worst stay 0.900
+    assert "| 0.200 | 0.700 | - | 0.900 | 0.900 |" in row
     assert "## Held-out real sources" in text
     studio = next(line for line in text.splitlines() if "| london-face-lab |" in line)
     # FPR 1/4 at 0.5; AUC vs GAN 1.0 (0.8, 0.9 above every real); vs diffusion (0.25 above 2 of 4, 0.05 none): 2/8
     assert "| 4 | 0.250 | 1.000 | 0.250 |" in studio
     # banded: no studio photo from 0.75 on, 3 of 4 inside [0.15, 0.75); both GAN photos caught, none called real
     assert studio.endswith("| 0.000 | 0.750 | 1.000 | 0.000 |")
+
+
+def test_subject_folds_split_the_diffusion_faces_into_two_groups_and_hold_out_one():
+    import cross_generator as cg
+
+    from irisgan.data.face_folders import _held_out, read_face_csv
+
+    if not cg.DEFAULT_CSV.is_file():
+        pytest.skip(f"faces_train not found at {cg.DEFAULT_CSV}")
+    rows = [r for r in read_face_csv(cg.DEFAULT_CSV) if r["generator"] in cg.DIFFUSION]
+    groups = {fold: [r for r in rows if _held_out(r, holdout)] for fold, holdout in cg.SUBJECTS.items()}
+    assert all(groups.values()) and sum(map(len, groups.values())) == len(rows)  # each face in one group
+    assert not any(_held_out(r, cg.SUBJECTS["sd-adults"]) for r in read_face_csv(cg.DEFAULT_CSV)
+                   if r["generator"] not in cg.DIFFUSION)  # fmt: skip
+    cmd = cg.train_command(cg.DEFAULT_CSV, "context", "bce_auc", "balanced", 0, "sd-adults", 1, [])
+    assert "data.holdout=[stable-diffusion-2.1/sdfd_an*,stable-diffusion-2.1/sdfd_gf*," in " ".join(cmd)
 
 
 def test_cross_generator_pairs_variants_on_the_held_out_real_sources(tmp_path):

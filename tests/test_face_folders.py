@@ -124,6 +124,27 @@ def test_split_rows_is_seeded_stratified_and_disjoint(tmp_path):
     assert n_real_test == round(30 * 0.25)
 
 
+def test_a_holdout_glob_keeps_part_of_a_generator_for_the_test():
+    rows = [
+        {"label": 0, "generator": "ffhq", "status": "ok", "pair": f"r{i}", "photo": f"/x/real/ffhq_{i}.jpg"}
+        for i in range(40)
+    ] + [
+        {"label": 1, "generator": "sd", "status": "ok", "pair": f"f{i}", "photo": f"/x/fake/sd_{g}{i}.jpg"}
+        for i in range(30)
+        for g in ("ma", "bb")
+    ]
+    dm = FaceFoldersDataModule(csv="unused.csv", split="by_generator", holdout=["sd/sd_ma*"], split_seed=0)
+    parts = dm.split_rows(rows)
+    test = [rows[i] for i in parts["test"]]
+    fakes = {Path(r["photo"]).name[:5] for r in test if r["label"] == 1}
+    assert fakes == {"sd_ma"} and sum(r["label"] == 1 for r in test) == 30  # every adult, no other
+    assert sum(r["label"] == 0 for r in test) == 10  # with 25% of the reals, as a held-out generator
+    trained = [rows[i] for i in parts["train"] + parts["val"]]
+    assert {Path(r["photo"]).name[:5] for r in trained if r["label"] == 1} == {"sd_bb"}  # the rest trains
+    with pytest.raises(ValueError, match=r"no photos of \['sd/sd_xx\*'\]"):
+        FaceFoldersDataModule(csv="u.csv", split="by_generator", holdout=["sd/sd_xx*"]).split_rows(rows)
+
+
 def test_holding_out_a_real_source_tests_it_against_held_out_gan_photos():
     rows = [
         {"label": 0, "generator": "studio" if i < 10 else "ffhq", "status": "ok", "pair": f"r{i}"}

@@ -22,7 +22,10 @@ Splits (``split``):
   no real source, or with ``test_fake_fraction`` of the GAN photos (stratified by generator) when it names
   only real sources; the rest is split into train and validation. The test AUC is then the detector's score
   on a generator it never saw, or, for a held-out real source, how well it tells a source it never saw
-  from GAN photos it never trained on (and its false-positive rate at the stored threshold).
+  from GAN photos it never trained on (and its false-positive rate at the stored threshold). An entry
+  ``GENERATOR/GLOB`` holds out only that generator's photos whose file name matches the glob (e.g.
+  ``stable-diffusion-2.1/sdfd_ma*``): the rest of the generator trains, so the test asks whether the detector
+  carries over to other subjects or settings of a generator it knows.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import hashlib
 import json
 import logging
 from collections import Counter
+from fnmatch import fnmatch
 from pathlib import Path
 
 import torch
@@ -116,6 +120,17 @@ def read_face_folder(root: Path) -> list[dict]:
             generator = parts[0] if len(parts) > 1 else name
             rows.append({"photo": str(p.resolve()), "label": label, "generator": generator, "source": ""})
     return rows
+
+
+def _held_out(row: dict, holdout: list[str]) -> bool:
+    """Whether ``data.holdout`` names the row: its generator, or ``GENERATOR/GLOB`` matching its file name."""
+    for entry in holdout:
+        generator, _, pattern = entry.partition("/")
+        if row["generator"] == generator and (
+            not pattern or fnmatch(Path(row.get("photo", "")).name, pattern)
+        ):
+            return True
+    return False
 
 
 def _group_split(
@@ -274,11 +289,14 @@ class FaceFoldersDataModule(IrisPairsDataModule):
         seed = int(self.hparams.split_seed)
         known = {r["generator"] for r in rows}
         if self.split == "by_generator":
-            unknown = sorted(set(self.holdout) - known)
+            unknown = [h for h in self.holdout if not any(_held_out(r, [h]) for r in rows)]
             if unknown:
-                raise ValueError(f"data.holdout: no photos of {unknown}; generators here: {sorted(known)}")
-            test = [i for i in ok if rows[i]["generator"] in self.holdout]
-            rest = [i for i in ok if rows[i]["generator"] not in self.holdout]
+                raise ValueError(
+                    f"data.holdout: no photos of {unknown}; generators here: {sorted(known)} (GENERATOR/GLOB "
+                    "holds out the generator's photos whose file name matches GLOB)"
+                )
+            test = [i for i in ok if _held_out(rows[i], self.holdout)]
+            rest = [i for i in ok if not _held_out(rows[i], self.holdout)]
             # The test set needs both classes: the missing one comes from a stratified share of the others.
             for label, fraction in ((0, self.test_real_fraction), (1, self.test_fake_fraction)):
                 if not any(rows[i]["label"] == label for i in test):
