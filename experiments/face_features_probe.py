@@ -167,10 +167,18 @@ def probe_arguments(doc: str) -> argparse.ArgumentParser:
     return parser
 
 
-def study_folders(runs: Path, variant: str, seed: int) -> tuple[dict, dict[str, Path], Path]:
-    """The study's folds (GAN families, diffusion, real sources), each one's run folder of ``variant`` and
-    ``seed``, and the extraction folder whose photos their splits hold."""
-    folds = {**study.FAMILIES, **study.DIFFUSION, **study.REAL_SOURCES}
+def study_folders(
+    runs: Path, variant: str, seed: int, subjects: bool = False
+) -> tuple[dict, dict[str, Path], Path]:
+    """The study's folds (GAN families, diffusion, real sources, and with ``subjects`` the diffusion family's
+    subject folds), each one's run folder of ``variant`` and ``seed``, and the extraction folder whose photos
+    their splits hold."""
+    folds = {
+        **study.FAMILIES,
+        **study.DIFFUSION,
+        **study.REAL_SOURCES,
+        **(study.SUBJECTS if subjects else {}),
+    }
     folders = {f: runs / study.run_name(variant, "bce_auc", "balanced", seed, f) for f in folds}
     first = next(f for f in folders.values() if (f / "metrics.json").is_file())
     fit_csv = json.loads((first / "metrics.json").read_text())["data_csvs"]["fit"]

@@ -109,7 +109,7 @@ def main() -> None:
     parser.add_argument("--l2", type=float, default=0.01, help="the vividness regression's L2 penalty")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
-    folds, _, cache = study_folders(args.runs, args.variant, seeds[0])
+    folds, _, cache = study_folders(args.runs, args.variant, seeds[0], subjects=True)
     desc = descriptors(cache, view=VIEW)
     copies = vivid_copies(cache, VIEW)
     pct = lambda v: "-" if np.isnan(v) else f"{100 * v:.0f}%"  # noqa: E731

@@ -166,11 +166,15 @@ def plot_rocs(
     from torchmetrics.functional.classification import binary_roc
 
     fig, ax = plt.subplots(figsize=(5.5, 5))
-    for name, scores, labels in curves:
+    for i, (name, scores, labels) in enumerate(curves):
         fpr, tpr, _ = binary_roc(torch.as_tensor(scores), torch.as_tensor(labels).long())
         fpr, tpr = fpr.numpy(), tpr.numpy()
         n_fake = int(np.sum(labels == 1))
-        ax.plot(fpr, tpr, lw=1.8, label=f"{name} (n={n_fake}): AUC {float(np.trapezoid(tpr, fpr)):.3f}")
+        # the colour cycle has ten colours: a further curve gets a colour again, with another line style
+        ax.plot(
+            fpr, tpr, lw=1.8, color=f"C{i % 10}", linestyle=("-", "--", ":")[i // 10 % 3],
+            label=f"{name} (n={n_fake}): AUC {float(np.trapezoid(tpr, fpr)):.3f}",
+        )  # fmt: skip
     ax.plot([0, 1], [0, 1], "--", color="grey", lw=1)
     ax.set(
         xlabel=xlabel or "false positive rate (real called GAN)",
