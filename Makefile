@@ -58,6 +58,8 @@ MODEL_VIVID_RULE ?= 1
 # MODEL_PART_WEIGHTS=1 weighs the fused score's parts by a logistic regression on the validation photos
 # (fourteenth round: measured, not shipped)
 MODEL_PART_WEIGHTS ?= 0
+# MODEL_FAMILY_PROBES=1 fits the cue's regressions once per generated family (fifteenth round: measured, not shipped)
+MODEL_FAMILY_PROBES ?= 0
 MODEL_SEEDS ?= 0 1 2 3
 MODEL_JOBS ?= 2
 MODEL_STAMP := $(shell date +%Y-%m-%d_%H-%M-%S)
@@ -68,7 +70,8 @@ model: $(STAMP) ## train the shipped detector on real face photos (FACES_TRAIN=C
 	  '~callbacks.progress_bar' hydra.run.dir=$(MODEL_DIR)/seed{} $(ARGS)
 	$(PY) -m irisgan.ensemble $(addprefix $(MODEL_DIR)/seed,$(MODEL_SEEDS)) --face-cue --source-fpr $(MODEL_SOURCE_FPR) \
 	  $(if $(filter 1,$(MODEL_TEXTURE)),--texture) $(if $(filter 1,$(MODEL_INNER)),--face-inner) --face-crops $(MODEL_CROPS) \
-	  $(if $(filter 0,$(MODEL_VIVID_RULE)),--no-vivid-rule) $(if $(filter 1,$(MODEL_PART_WEIGHTS)),--part-weights) --out $(CURDIR)/irisgan/weights/ran_faces.pt
+	  $(if $(filter 0,$(MODEL_VIVID_RULE)),--no-vivid-rule) $(if $(filter 1,$(MODEL_PART_WEIGHTS)),--part-weights) \
+	  $(if $(filter 1,$(MODEL_FAMILY_PROBES)),--family-probes) --out $(CURDIR)/irisgan/weights/ran_faces.pt
 
 cross-generator: $(STAMP) ## leave-one-generator-out study on FACES_TRAIN: experiments/results/cross_generator.md
 	$(PY) experiments/cross_generator.py --csv $(FACES_TRAIN) $(ARGS)

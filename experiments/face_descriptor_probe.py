@@ -49,6 +49,7 @@ from irisgan.models.face_cue import (
     NEIGHBOURS,
     FaceView,
     fit_face_cue,
+    generated_families,
     logit,
 )
 from irisgan.plots import plot_rocs
@@ -117,13 +118,15 @@ def fold_measures(
     paddings: tuple[float, ...] = (0.25,),
     vivid: dict[str, np.ndarray] | None = None,
     part_weights: bool = False,
+    families: bool = False,
 ) -> dict[str, dict] | None:
     """Test scores of the descriptor probe, the RAN and their sum, with thresholds from validation, the fitted
     cue itself (``"cue"``) and the split's rows it scored (``"rows"``: fit, val, test, those ``desc`` knows). Several
     run folders of one fold (its seeds, one split) are scored as one iris ensemble: the mean of their logits.
     ``vivid``: photo -> features of its vivid copy; the copies of the fold's real training photos join the
     generated ones, as ``ensemble --face-vivid`` fits the cue. ``part_weights``: the validation photos weigh the
-    fused score's parts (``fit_part_weights``), as ``ensemble --part-weights`` does."""
+    fused score's parts (``fit_part_weights``), as ``ensemble --part-weights`` does. ``families``: one regression
+    per generated family (``fit_family_probes``), as ``ensemble --family-probes`` fits them."""
     runs = folder if isinstance(folder, list) else [folder]
     folder = runs[0]
     scored = [fold_scores(f) for f in runs]
@@ -144,9 +147,14 @@ def fold_measures(
     if vivid is not None:
         copies = np.stack([vivid[r["photo"]] for r in fit if r["photo"] in desc and int(r["label"]) == 0])
         fit_x, fit_y = np.concatenate([fit_x, copies]), np.concatenate([fit_y, np.ones(len(copies), int)])
+    fit_families = None
+    if families:
+        fit_known = [r for r in fit if r["photo"] in desc]
+        gens = [r.get("generator") or "" for r in fit_known] + ["vivid copy"] * (len(fit_y) - len(fit_known))
+        fit_families = generated_families(gens, fit_y)
     cue = fit_face_cue(
         fit_x, fit_y, x(val), ran_val[kv], l2, neighbours, paddings=paddings,
-        val_labels=y(val) if part_weights else None,
+        val_labels=y(val) if part_weights else None, fit_families=fit_families,
     )  # fmt: skip
     face_val, face_test = cue.face_part(x(val)), cue.face_part(x(test))
     ran_val_l, ran_test_l = logit(ran_val[kv]), logit(ran_test[kt])
@@ -296,6 +304,12 @@ def main() -> None:
         "(ensemble --part-weights); the default columns are then the same view with each part counted once",
     )
     parser.add_argument(
+        "--family-probes",
+        action="store_true",
+        help="the variant's cue fits its regressions once per generated family, the part the largest of their "
+        "z-scored logits (ensemble --family-probes); the default columns are then the same view with one each",
+    )
+    parser.add_argument(
         "--ensemble",
         action="store_true",
         help="score each fold's seeds as one iris ensemble (the mean of their logits), as the shipped detector "
@@ -319,7 +333,8 @@ def main() -> None:
     methods = ("face", "ran", "fused")
     variant = None
     tweaks = (args.padding, args.l2, args.face_weight, args.neighbours, args.crops)
-    if args.texture or args.inner or args.vivid or args.part_weights or any(t is not None for t in tweaks):
+    own_default = sum((args.vivid, args.part_weights, args.family_probes))  # each compares the view without
+    if args.texture or args.inner or own_default or any(t is not None for t in tweaks):
         variant = f"padding {args.padding or 0.25}" + (f", L2 {args.l2:g}" if args.l2 is not None else "")
         variant += f", face weight {args.face_weight:g}" if args.face_weight is not None else ""
         variant += f", k {args.neighbours}" if args.neighbours is not None else ""
@@ -328,14 +343,16 @@ def main() -> None:
         variant += f", crops {args.crops}" if args.crops else ""
         variant += ", with vivid copies of the real training photos as generated" if args.vivid else ""
         variant += ", parts weighted on the validation photos" if args.part_weights else ""
+        variant += ", one regression per generated family" if args.family_probes else ""
         view = FaceView.parse(args.crops or "0.25", args.texture, args.inner)
         if args.padding and view.paddings != (0.25,):
             parser.error("--padding and --crops: one or the other")
         desc_v = descriptors(cache, args.padding or 0.25, view)
-        if args.vivid or args.part_weights:
-            if args.padding or any(t is not None for t in tweaks[1:4]) or (args.vivid and args.part_weights):
+        if own_default:
+            if args.padding or any(t is not None for t in tweaks[1:4]) or own_default > 1:
                 parser.error(
-                    "--vivid and --part-weights each compare one view with and without: no --padding, --l2, ..."
+                    "--vivid, --part-weights and --family-probes each compare one view with and without: one of "
+                    "them, and no --padding, --l2, ..."
                 )
             vivid = vivid_copies(cache, view) if args.vivid else None
             desc = desc_v  # the default columns: the same view, without the copies or the weights
@@ -356,6 +373,7 @@ def main() -> None:
                 folder, desc_v, 1e-3 if args.l2 is None else args.l2, args.source_fpr, args.face_weight or 1.0,
                 NEIGHBOURS if args.neighbours is None else args.neighbours,
                 view.paddings if not args.padding else (0.25,), vivid if args.vivid else None, args.part_weights,
+                args.family_probes,
             )  # fmt: skip
             measures.update(face_v=other["face"], fused_v=other["fused"])
         if fold in REAL_SOURCES:
@@ -520,6 +538,7 @@ def main() -> None:
             + (f"_crops{args.crops.replace(',', '_')}" if args.crops else "")
             + ("_vivid" if args.vivid else "")
             + ("_weighted" if args.part_weights else "")
+            + ("_families" if args.family_probes else "")
         )
     name += suffix
     if curves:

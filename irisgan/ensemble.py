@@ -45,7 +45,7 @@ from irisgan.inference import (
     pairs_grayscale,
     save_weights,
 )
-from irisgan.models.face_cue import FaceCue, FaceView, fit_face_cue, fit_vividness
+from irisgan.models.face_cue import FaceCue, FaceView, fit_face_cue, fit_vividness, generated_families
 from irisgan.training.classifier import RANClassifier
 from irisgan.training.metrics import report_from_scores, source_threshold, uncertain_band
 
@@ -90,14 +90,17 @@ def fit_cue(
     vivid: bool = False,
     vivid_probe: bool = True,
     part_weights: bool = False,
+    family_probes: bool = False,
 ) -> tuple[FaceCue, np.ndarray]:
     """The face cue fitted on the training pairs' photos and standardised on the validation ones; the validation
     photos' face features. ``view``: what the cue reads of a face (the descriptor's borders; texture or not).
     ``vivid_probe``: the cue learns how vivid a face looks from a vivid copy of each real training photo
     (``degrade.vivid_copy``, ``FaceCue.vividness``); ``vivid``: the copies also join the generated photos.
     ``part_weights``: the validation photos weigh the fusion's parts (``fit_part_weights``), else each counts
-    once (the shipped recipe)."""
-    fit_labels = np.array([int(r["label"]) for r in read_pairs_csv(fit_csv)])
+    once (the shipped recipe). ``family_probes``: the descriptor's and the inner features' regressions are fitted
+    once per generated family of the training pairs' ``generator`` column (``fit_family_probes``)."""
+    fit_rows = read_pairs_csv(fit_csv)
+    fit_labels = np.array([int(r["label"]) for r in fit_rows])
     val_labels = np.array([int(r["label"]) for r in read_pairs_csv(val_csv)]) if part_weights else None
     log.info(
         "face features (%s) of the training photos (%s) and the validation photos (%s)",
@@ -113,10 +116,21 @@ def fit_cue(
         log.info("face features of vivid copies of the %d real training photos", len(real))
         copies = vivid_descriptors(real, root / vivid_cache_name(view), view)
     real_x = fit_x[fit_labels == 0]
+    generators = [r.get("generator") or ("fake" if int(r["label"]) else "real") for r in fit_rows]
     if vivid:
         fit_x = np.concatenate([fit_x, copies])
         fit_labels = np.concatenate([fit_labels, np.ones(len(copies), int)])
-    cue = fit_face_cue(fit_x, fit_labels, val_x, val_iris_p, paddings=view.paddings, val_labels=val_labels)
+        generators += ["vivid copy"] * len(copies)
+    families = generated_families(generators, fit_labels) if family_probes else None
+    cue = fit_face_cue(
+        fit_x,
+        fit_labels,
+        val_x,
+        val_iris_p,
+        paddings=view.paddings,
+        val_labels=val_labels,
+        fit_families=families,
+    )
     if vivid_probe:
         cue.vivid = fit_vividness(real_x, copies)
     return cue, val_x
@@ -209,6 +223,7 @@ def build_ensemble(
     vivid: bool = False,
     vivid_quantile: float | None = 0.95,
     part_weights: bool = False,
+    family_probes: bool = False,
 ) -> dict:
     """Combine the runs, choose the threshold and the uncertain band on the validation pairs, write ``out``.
 
@@ -225,7 +240,8 @@ def build_ensemble(
     vividness (``FaceCue.vividness``, learnt from those copies; thirteenth round); None: no such rule.
     ``part_weights``: the fused score weighs the cue's standardised parts and the irises by a logistic
     regression on the validation photos (``fit_part_weights``; fourteenth round: measured, not shipped), else
-    each counts once.
+    each counts once. ``family_probes``: the cue's regressions are fitted once per generated family, the part
+    the largest of their z-scored logits (``fit_family_probes``; fifteenth round: measured, not shipped).
     ``source_fpr``: the threshold holds every real source of the validation pairs (their ``generator`` column)
     to at most this false-positive rate (``source_threshold``) instead of the G-mean's balance.
     """
@@ -234,9 +250,10 @@ def build_ensemble(
         if isinstance(face_crops, str)
         else FaceView(tuple(face_crops), texture, inner)
     )
-    if not face_cue and (view != FaceView() or vivid):
+    if not face_cue and (view != FaceView() or vivid or part_weights or family_probes):
         raise ValueError(
-            "--texture, --face-inner, --face-crops and --face-vivid shape the face cue: add --face-cue"
+            "--texture, --face-inner, --face-crops, --face-vivid, --part-weights and --family-probes shape the face "
+            "cue: add --face-cue"
         )
     shares = [("--spread-quantile", spread_quantile), ("--novelty-quantile", novelty_quantile)]
     for name, share in [*shares, ("--vivid-quantile", 1.0 if vivid_quantile is None else vivid_quantile)]:
@@ -255,7 +272,9 @@ def build_ensemble(
     cue = None
     if face_cue:
         fit_csv = one_csv([resolve_run(r, "fit") for r in runs], "fit", fit_csv)
-        cue, val_x = fit_cue(fit_csv, val_csv, probs, view, vivid, vivid_quantile is not None, part_weights)
+        cue, val_x = fit_cue(
+            fit_csv, val_csv, probs, view, vivid, vivid_quantile is not None, part_weights, family_probes
+        )
         model.face_cue = cue
         probs = fuse_face_cue(model, probs, val_x)
     scalars, report = report_from_scores(
@@ -311,6 +330,7 @@ def build_ensemble(
         "fit_csv": str(fit_csv) if cue else None,
         "face_vivid": vivid,  # how the cue was fitted, for the record
         "part_weights": cue.part_weights if cue is not None else None,
+        "family_probes": sorted(cue.family_probes) if cue is not None and cue.family_probes else None,
         "members": [str(c) for c, _ in resolved],
     }
     hparams = {**dict(model.hparams), "decision": decision}
@@ -409,6 +429,13 @@ def main(argv: list[str] | None = None) -> None:
         "a blurred copy of a caught GAN photo can become a confident real)",
     )
     parser.add_argument(
+        "--family-probes",
+        action="store_true",
+        help="--face-cue whose regressions are fitted once per generated family of the training photos, the part "
+        "the largest of their z-scored logits (measured, not shipped: it lifts SD 2.1 faces of new subjects a "
+        "little and leaves the unseen GAN families level)",
+    )
+    parser.add_argument(
         "--face-crops",
         default="0.25",
         help="--face-cue: the borders of the aligned faces whose descriptors it reads side by side, comma-separated "
@@ -428,7 +455,7 @@ def main(argv: list[str] | None = None) -> None:
     metrics = build_ensemble(
         args.runs, args.out, args.val_csv, args.precision, args.spread_quantile, args.face_cue, args.fit_csv,
         args.source_fpr, args.texture, args.face_crops, args.face_inner, args.novelty_quantile, args.face_vivid,
-        None if args.no_vivid_rule else args.vivid_quantile, args.part_weights,
+        None if args.no_vivid_rule else args.vivid_quantile, args.part_weights, args.family_probes,
     )  # fmt: skip
     log.info(
         "%d runs -> %s: val AUROC %.4f (iris alone %.4f; members %s), threshold %.4f",

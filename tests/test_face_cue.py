@@ -16,6 +16,7 @@ from irisgan.models.face_cue import (
     fit_logistic,
     fit_part_weights,
     fit_vividness,
+    generated_families,
     logit,
 )
 
@@ -107,6 +108,54 @@ def test_part_weights_follow_what_each_part_tells_the_validation_photos_and_trav
         FaceCue(**{**cue.to_dict(), "part_weights": {**cue.part_weights, "knn": float("nan")}})
     with pytest.raises(ValueError, match="80 labels for 120"):
         fit_part_weights(plain, val, noise, y_val[:80])
+
+
+def test_family_probes_catch_every_family_and_travel_with_the_cue():
+    rng = np.random.default_rng(3)
+
+    def features(n: int, family: int) -> np.ndarray:
+        # real faces sit at the origin; each generated family is off it along a coordinate of its own, of the
+        # descriptor and of the inner block alike
+        x = np.concatenate(
+            [rng.normal(0.0, 0.05, (n, DESCRIPTOR_SIZE)), rng.normal(0.0, 1.0, (n, INNER_SIZE))], 1
+        )
+        if family:
+            cols = slice(20 * family, 20 * family + 20)
+            x[:, cols] += 0.06
+            x[:, DESCRIPTOR_SIZE:][:, cols] += 1.0
+        return x
+
+    # a large family and a small one: one line between real and generated follows the large one
+    fit = np.r_[features(200, 0), features(180, 1), features(30, 2)]
+    labels = np.r_[np.zeros(200), np.ones(210)]
+    generators = ["ffhq"] * 200 + ["big"] * 180 + ["small"] * 30
+    families = generated_families(generators, labels)
+    assert list(families[[0, 200, 380]]) == ["", "big", "small"]
+    assert set(generated_families(generators, labels, min_photos=31)[labels == 1]) == {"big", "other"}
+    val = np.r_[features(60, 0), features(30, 1), features(30, 2)]
+    ran_p = rng.uniform(0.1, 0.9, 120)
+    test = np.r_[features(60, 0), features(60, 2)]
+    y = torch.tensor(np.r_[np.zeros(60), np.ones(60)]).long()
+    pooled = fit_face_cue(fit, labels, val, ran_p, k=0)
+    cue = fit_face_cue(fit, labels, val, ran_p, k=0, fit_families=families)
+    assert pooled.family_probes is None and sorted(cue.family_probes) == ["face", "inner"]
+    assert [len(cue.family_probes[p]) for p in ("face", "inner")] == [2, 2]
+    auc = lambda c: float(binary_auroc(torch.tensor(c.standardised_parts(test)["face"]), y))  # noqa: E731
+    assert auc(cue) > 0.99 and auc(cue) > auc(pooled) + 0.02  # the small family is caught too (pooled: 0.95)
+    # the largest family logit, z-scored on the real training photos
+    (probe, (rm, rs)), *_ = cue.family_probes["inner"]
+    m, sc, w, b = (np.asarray(v) for v in probe)
+    inner = test[:, DESCRIPTOR_SIZE:]
+    assert np.all(cue.inner_logits(test) >= (((inner - m) / sc) @ w + b - rm) / rs - 1e-9)
+    ran_test = rng.uniform(0.1, 0.9, 120)
+    np.testing.assert_allclose(
+        _stored(cue).fused_logits(ran_test, test), cue.fused_logits(ran_test, test), rtol=1e-9
+    )
+    assert _stored(pooled).family_probes is None
+    with pytest.raises(ValueError, match="family probes are for the 'face' and"):
+        FaceCue(**{**cue.to_dict(), "family_probes": {"texture": cue.family_probes["face"]}})
+    with pytest.raises(ValueError, match="a face family probe needs 128 values"):
+        FaceCue(**{**cue.to_dict(), "family_probes": {"face": cue.family_probes["inner"]}})
 
 
 def test_nearest_neighbour_score_is_standardised_and_added_and_travels_in_a_weights_file():

@@ -236,11 +236,13 @@ def test_a_detector_with_a_face_cue_scores_the_face_in_predict_and_evaluate(tmp_
     assert model.face_cue.part_weights is None and metrics["part_weights"] is None
     build_ensemble(
         [best], tmp_path / "plainer.pt", val_csv=csv, face_cue=True, fit_csv=csv, vivid_quantile=None,
-        part_weights=True,
+        part_weights=True, family_probes=True,
     )  # fmt: skip
     plainer = load_classifier(tmp_path / "plainer.pt")
     assert plainer.face_cue.vivid is None and plainer.decision["max_vividness"] is None
     assert set(plainer.face_cue.part_weights) == {"face", "knn", "iris"}
+    # --family-probes: the descriptor's regression once per generated family (the few sample GAN photos: one)
+    assert model.face_cue.family_probes is None and len(plainer.face_cue.family_probes["face"]) == 1
 
     # a face whose eyes are hidden gives no pair: no decision, but the face alone is scored, by its own rule
     photo = sorted((faces / "fake").iterdir())[0]

@@ -52,6 +52,9 @@ VIVID_L2 = 1e-2
 # the part weights' (a logistic regression of the validation photos' labels on the standardised parts): the inner
 # probe's, untuned
 PART_WEIGHTS_L2 = 1e-2
+# a generator with fewer generated training photos than this shares one regression with the others like it
+# (``generated_families``): too few faces for a regression of its own
+FAMILY_MIN_PHOTOS = 20
 # each part of FaceCue.parts and the field holding its validation mean and standard deviation
 PART_STATS = {
     "face": "face_logit", "knn": "knn_score", "texture": "texture_logit", "inner": "inner_logit",
@@ -157,6 +160,12 @@ class FaceCue:
     # the fusion's weight of each standardised part (the names of ``parts`` and "iris"), from a logistic
     # regression of the validation photos' labels on them (``fit_part_weights``); none: each counts once
     part_weights: Any = None
+    # one logistic regression per generated family against the real training photos, for the descriptor's and the
+    # inner features' regressions: {"face" | "inner": [((mean, scale, weight, bias), (real mean, real sd)), ...]};
+    # the part is then the largest of the families' logits, each z-scored on the real training photos
+    # (``fit_family_probes``), so a face is generated when it looks like any family. None: one regression of
+    # all generated photos against all real ones (the shipped recipe)
+    family_probes: Any = None
 
     def __post_init__(self) -> None:
         self.paddings = self.view.paddings
@@ -199,6 +208,8 @@ class FaceCue:
                 raise ValueError(
                     f"FaceCue: k={self.k} needs at least {self.k} inner neighbours of each class"
                 )
+        if self.family_probes is not None:
+            self.family_probes = self._checked_family_probes(dict(self.family_probes))
         if self.part_weights is not None:
             weights = {str(k): float(v) for k, v in dict(self.part_weights).items()}
             expected = {*self.part_names, "iris"}
@@ -207,6 +218,27 @@ class FaceCue:
                     f"FaceCue: part_weights needs a finite weight for each of {sorted(expected)}, got {weights}"
                 )
             self.part_weights = weights
+
+    def _checked_family_probes(self, probes: dict) -> dict:
+        sizes = {"face": self.view.descriptor_width, "inner": INNER_SIZE if self.inner is not None else None}
+        out = {}
+        for part, families in probes.items():
+            if sizes.get(part) is None or not families:
+                raise ValueError(
+                    f"FaceCue: family probes are for the 'face' and (with inner features) 'inner' parts, "
+                    f"one or more each; got {part!r} with {len(families or [])}"
+                )
+            out[part] = []
+            for (m, sc, w, b), (rm, rs) in families:
+                if {len(m), len(sc), len(w)} != {sizes[part]}:
+                    raise ValueError(f"FaceCue: a {part} family probe needs {sizes[part]} values per vector")
+                probe = ([float(v) for v in m], [float(v) for v in sc], [float(v) for v in w], float(b))
+                out[part].append((probe, (float(rm), float(rs))))
+        return out
+
+    def _family_max(self, part: str, x: np.ndarray) -> np.ndarray:
+        """The largest of the part's family probes' logits, each z-scored on the real training photos."""
+        return np.max([(_linear(probe, x) - rm) / rs for probe, (rm, rs) in self.family_probes[part]], axis=0)
 
     def to_dict(self) -> dict:
         """Plain values and tensors: what a weights-only file can hold."""
@@ -245,6 +277,8 @@ class FaceCue:
         """The logistic regression's logit of (N, ``view.descriptor_width``) descriptors (high: GAN); wider face
         features are read up to their descriptor."""
         dw = self.view.descriptor_width
+        if self.family_probes is not None and "face" in self.family_probes:
+            return self._family_max("face", self._checked(descriptors)[:, :dw])
         x = (self._checked(descriptors)[:, :dw] - np.asarray(self.mean)) / np.asarray(self.scale)
         return x @ np.asarray(self.weight) + self.bias
 
@@ -255,6 +289,8 @@ class FaceCue:
 
     def inner_logits(self, features: np.ndarray) -> np.ndarray:
         """The inner probe's logit of (N, ``view.width``) face features (high: GAN): their last ``INNER_SIZE``."""
+        if self.family_probes is not None and "inner" in self.family_probes:
+            return self._family_max("inner", self._checked(features)[:, self.width - INNER_SIZE :])
         _, _, w, b = self.inner
         return self._inner_z(features) @ np.asarray(w) + b
 
@@ -412,6 +448,7 @@ def fit_face_cue(
     inner_l2: float = INNER_L2,
     inner_neighbours: bool = True,
     val_labels: np.ndarray | None = None,
+    fit_families: np.ndarray | None = None,
 ) -> FaceCue:
     """Fit the probe on the training photos (and keep their descriptors as neighbours, ``k`` > 0, at most as
     many as the smaller class has), and standardise each part on the validation photos (their descriptors and
@@ -420,7 +457,9 @@ def fit_face_cue(
     and inner features or not); each extra block gets a probe of its own, and the inner features a
     nearest-neighbour score too, as the descriptor has (``inner_neighbours``; the training photos kept in the inner
     probe's standardisation). ``val_labels``: the validation photos' labels, which then weigh the parts
-    (``fit_part_weights``); none: each part counts once."""
+    (``fit_part_weights``); none: each part counts once. ``fit_families``: each training photo's generated
+    family (``generated_families``; ignored for the real ones), which then give the descriptor's and the inner
+    features' regressions one probe per family (``fit_family_probes``); none: one probe each."""
     fit_descriptors, fit_labels = np.asarray(fit_descriptors, np.float32), np.asarray(fit_labels).astype(int)
     width = fit_descriptors.shape[1] if fit_descriptors.ndim == 2 else 0
     views = {v.width: v for v in (FaceView(paddings, t, i) for t in (False, True) for i in (False, True))}
@@ -448,10 +487,54 @@ def fit_face_cue(
     cue = FaceCue(mean.tolist(), scale.tolist(), weight.tolist(), bias, k=k, real_neighbours=neighbours[0],
                   fake_neighbours=neighbours[1], texture=texture, paddings=view.paddings, inner=inner,
                   inner_neighbours=inner_near)  # fmt: skip
+    if fit_families is not None:
+        families = {"face": fit_family_probes(fit_descriptors, fit_labels, fit_families, l2)}
+        if inner is not None:
+            families["inner"] = fit_family_probes(fit_inner, fit_labels, fit_families, inner_l2)
+        cue.family_probes = cue._checked_family_probes(families)
     standardise(cue, cue.parts(val_descriptors), val_ran_p)
     if val_labels is not None:
         cue.part_weights = fit_part_weights(cue, val_descriptors, val_ran_p, val_labels)
     return cue
+
+
+def generated_families(
+    generators: list[str], labels: np.ndarray, min_photos: int = FAMILY_MIN_PHOTOS
+) -> np.ndarray:
+    """Each photo's family for ``fit_family_probes``: its generator label, or "other" for a generator with fewer
+    than ``min_photos`` generated photos here (they share one probe); "" for the real photos."""
+    labels = np.asarray(labels).astype(int)
+    generators = np.array([str(g) for g in generators], dtype=object)
+    counts = {g: int(np.sum((generators == g) & (labels == 1))) for g in set(generators[labels == 1])}
+    return np.array(
+        [
+            "" if y == 0 else (g if counts[g] >= min_photos else "other")
+            for g, y in zip(generators, labels, strict=True)
+        ],
+        dtype=object,
+    )
+
+
+def fit_family_probes(x: np.ndarray, labels: np.ndarray, families: np.ndarray, l2: float) -> list:
+    """One logistic regression per generated family against all the real photos, each with its logit's mean and
+    standard deviation on those real photos: [((mean, scale, weight, bias), (real mean, real sd)), ...]. One line
+    between all real and all generated faces is pulled towards the largest families; the largest of the
+    families' z-scored logits asks whether a face looks like any of them."""
+    x, labels, families = (
+        np.asarray(x, np.float64),
+        np.asarray(labels).astype(int),
+        np.asarray(families, object),
+    )
+    real = labels == 0
+    out = []
+    for family in sorted(set(families[labels == 1])):
+        pick = real | ((labels == 1) & (families == family))
+        probe = fit_logistic(x[pick], labels[pick], l2)
+        logits = _linear(probe, x[real])
+        out.append(
+            (tuple(np.asarray(v).tolist() for v in probe), (float(logits.mean()), float(logits.std() + 1e-9)))
+        )
+    return out
 
 
 def fit_part_weights(
