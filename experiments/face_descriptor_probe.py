@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from cross_generator import (
-    DIFFUSION,
     FAMILIES,
+    FOLDS,
     REAL_SOURCES,
     ROOT,
     SUBJECTS,
@@ -147,11 +147,11 @@ def fold_measures(
     if vivid is not None:
         copies = np.stack([vivid[r["photo"]] for r in fit if r["photo"] in desc and int(r["label"]) == 0])
         fit_x, fit_y = np.concatenate([fit_x, copies]), np.concatenate([fit_y, np.ones(len(copies), int)])
+    known = lambda rows: [r for r in rows if r["photo"] in desc]  # noqa: E731
     fit_families = None
     if families:
-        fit_known = [r for r in fit if r["photo"] in desc]
-        gens = [r.get("generator") or "" for r in fit_known] + ["vivid copy"] * (len(fit_y) - len(fit_known))
-        fit_families = generated_families(gens, fit_y)
+        gens = [r.get("generator") or "" for r in known(fit)]
+        fit_families = generated_families(gens + ["vivid copy"] * (len(fit_y) - len(gens)), fit_y)
     cue = fit_face_cue(
         fit_x, fit_y, x(val), ran_val[kv], l2, neighbours, paddings=paddings,
         val_labels=y(val) if part_weights else None, fit_families=fit_families,
@@ -164,7 +164,6 @@ def fold_measures(
     yv, yt = y(val), labels[kt]
     generators = np.array([r.get("generator") or "" for r in test])[kt]
     val_sources = np.array([r.get("generator") or "" for r in val])[kv]
-    known = lambda rows: [r for r in rows if r["photo"] in desc]  # noqa: E731
     out: dict = {"cue": cue, "rows": {"fit": known(fit), "val": known(val), "test": known(test)}}
     for name, sv, st in (
         ("face", face_val, face_test), ("ran", ran_val_l, ran_test_l), ("fused", fused_val, fused_test)
@@ -317,7 +316,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
-    folds = {**FAMILIES, **DIFFUSION, **REAL_SOURCES, **SUBJECTS}
+    folds = FOLDS
     run = lambda s, f: args.runs / run_name(args.variant, "bce_auc", "balanced", s, f)  # noqa: E731
     if args.ensemble:
         if args.robustness:

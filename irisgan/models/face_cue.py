@@ -484,14 +484,14 @@ def fit_face_cue(
         z = (fit_inner - np.asarray(inner[0])) / np.asarray(inner[1])
         # rounded as the weights file stores them, so that the fitted cue scores as the saved one does
         inner_near = tuple(z[fit_labels == c].astype(np.float16).astype(np.float32) for c in (0, 1))
+    family_probes = None
+    if fit_families is not None:
+        family_probes = {"face": fit_family_probes(fit_descriptors, fit_labels, fit_families, l2)}
+        if inner is not None:
+            family_probes["inner"] = fit_family_probes(fit_inner, fit_labels, fit_families, inner_l2)
     cue = FaceCue(mean.tolist(), scale.tolist(), weight.tolist(), bias, k=k, real_neighbours=neighbours[0],
                   fake_neighbours=neighbours[1], texture=texture, paddings=view.paddings, inner=inner,
-                  inner_neighbours=inner_near)  # fmt: skip
-    if fit_families is not None:
-        families = {"face": fit_family_probes(fit_descriptors, fit_labels, fit_families, l2)}
-        if inner is not None:
-            families["inner"] = fit_family_probes(fit_inner, fit_labels, fit_families, inner_l2)
-        cue.family_probes = cue._checked_family_probes(families)
+                  inner_neighbours=inner_near, family_probes=family_probes)  # fmt: skip
     standardise(cue, cue.parts(val_descriptors), val_ran_p)
     if val_labels is not None:
         cue.part_weights = fit_part_weights(cue, val_descriptors, val_ran_p, val_labels)
