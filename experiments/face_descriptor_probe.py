@@ -151,7 +151,7 @@ def fold_measures(
     fit_families = None
     if families:
         gens = [r.get("generator") or "" for r in known(fit)]
-        fit_families = generated_families(gens + ["vivid copy"] * (len(fit_y) - len(gens)), fit_y)
+        fit_families = generated_families(gens, fit_y, copies=len(fit_y) - len(gens))
     cue = fit_face_cue(
         fit_x, fit_y, x(val), ran_val[kv], l2, neighbours, paddings=paddings,
         val_labels=y(val) if part_weights else None, fit_families=fit_families,

@@ -120,8 +120,8 @@ def fit_cue(
     if vivid:
         fit_x = np.concatenate([fit_x, copies])
         fit_labels = np.concatenate([fit_labels, np.ones(len(copies), int)])
-        generators += ["vivid copy"] * len(copies)
-    families = generated_families(generators, fit_labels) if family_probes else None
+    n_copies = len(copies) if vivid else 0
+    families = generated_families(generators, fit_labels, copies=n_copies) if family_probes else None
     cue = fit_face_cue(
         fit_x,
         fit_labels,

@@ -132,6 +132,11 @@ def test_family_probes_catch_every_family_and_travel_with_the_cue():
     families = generated_families(generators, labels)
     assert list(families[[0, 200, 380]]) == ["", "big", "small"]
     assert set(generated_families(generators, labels, min_photos=31)[labels == 1]) == {"big", "other"}
+    # vivid copies appended after the photos are a family of their own; a count that does not add up is refused
+    with_copies = generated_families(generators, np.r_[labels, np.ones(25)], copies=25)
+    assert list(with_copies[[0, 200, 410]]) == ["", "big", "vivid copy"]
+    with pytest.raises(ValueError, match="copies"):
+        generated_families(generators, np.r_[labels, np.ones(25)], copies=24)
     val = np.r_[features(60, 0), features(30, 1), features(30, 2)]
     ran_p = rng.uniform(0.1, 0.9, 120)
     test = np.r_[features(60, 0), features(60, 2)]

@@ -499,12 +499,16 @@ def fit_face_cue(
 
 
 def generated_families(
-    generators: list[str], labels: np.ndarray, min_photos: int = FAMILY_MIN_PHOTOS
+    generators: list[str], labels: np.ndarray, min_photos: int = FAMILY_MIN_PHOTOS, copies: int = 0
 ) -> np.ndarray:
     """Each photo's family for ``fit_family_probes``: its generator label, or "other" for a generator with fewer
-    than ``min_photos`` generated photos here (they share one probe); "" for the real photos."""
+    than ``min_photos`` generated photos here (they share one probe); "" for the real photos. ``copies``: the last
+    ``copies`` rows of ``labels`` are vivid copies of real photos (``ensemble --face-vivid``), a family of their
+    own, which have no generator."""
     labels = np.asarray(labels).astype(int)
-    generators = np.array([str(g) for g in generators], dtype=object)
+    if len(generators) + copies != len(labels):
+        raise ValueError(f"{len(generators)} generators and {copies} copies for {len(labels)} labels")
+    generators = np.array([str(g) for g in generators] + ["vivid copy"] * copies, dtype=object)
     counts = {g: int(np.sum((generators == g) & (labels == 1))) for g in set(generators[labels == 1])}
     return np.array(
         [
