@@ -124,6 +124,11 @@ def test_split_rows_is_seeded_stratified_and_disjoint(tmp_path):
     assert n_real_test == round(30 * 0.25)
 
 
+def test_a_holdout_without_the_by_generator_split_is_refused():
+    with pytest.raises(ValueError, match="data.split=by_generator"):
+        FaceFoldersDataModule(csv="unused.csv", split="random", holdout=["boredhumans"])
+
+
 def test_a_holdout_glob_keeps_part_of_a_generator_for_the_test():
     rows = [
         {"label": 0, "generator": "ffhq", "status": "ok", "pair": f"r{i}", "photo": f"/x/real/ffhq_{i}.jpg"}

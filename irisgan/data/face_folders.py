@@ -179,6 +179,12 @@ class FaceFoldersDataModule(IrisPairsDataModule):
             raise ValueError(
                 "data.split=by_generator needs data.holdout=NAME (or a list): the generators to test on"
             )
+        if holdout and split != "by_generator":
+            # a random split would train on the photos meant to be unseen, and report a test on them as unseen
+            raise ValueError(
+                f"data.holdout={holdout} is used with data.split=by_generator only (data.split={split!r} would "
+                "train on those photos): add data.split=by_generator"
+            )
         fractions = {
             "test_real_fraction": test_real_fraction,
             "test_fake_fraction": test_fake_fraction,
