@@ -298,3 +298,36 @@ def test_skin_tone_shares_carry_a_wilson_interval():
     assert skin_tone.wilson(0, 20)[0] == pytest.approx(0.0, abs=1e-12)
     assert skin_tone.share(np.array([True, False, False, False])) == "1/4 (25%, 5-70)"
     assert skin_tone.share(np.array([], bool)) == "-"
+
+
+def test_loss_pairs_match_runs_inside_a_batch_only_and_compare_replicates(tmp_path):
+    import loss_pairs
+
+    header = "variant,loss,ratio,seed,family,test_auc,test_acc_at_thr,val_auc,epochs,wall_s\n"
+
+    def batch(name, rows):
+        path = tmp_path / f"{name}.csv"
+        path.write_text(
+            header
+            + "".join(f"context,{loss},balanced,{s},{f},{a},0.5,0.8,12,300\n" for loss, s, f, a in rows)
+        )
+        return loss_pairs.read_batch(path)
+
+    old = batch("old", [("bce_auc", 0, "boredhumans", 0.80), ("bce", 0, "boredhumans", 0.70),
+                        ("bce_auc", 1, "real-ffhq", 0.60), ("bce_auc", 2, "boredhumans", 0.75)])  # fmt: skip
+    new = batch("new", [("bce_auc", 2, "boredhumans", 0.65), ("bce", 2, "boredhumans", 0.70),
+                        ("bce", 1, "real-ffhq", 0.50)])  # fmt: skip
+    pairs = loss_pairs.loss_pairs({"old": old, "new": new})
+    # old's seed-1 BCE+AUC run has no BCE twin in its own batch: new's BCE run of that fold does not pair with it
+    assert [(n, k[2], k[3], round(d, 3)) for n, k, d in pairs] == [
+        ("old", 0, "boredhumans", 0.1),
+        ("new", 2, "boredhumans", -0.05),
+    ]
+    text = "\n".join(loss_pairs.lines_for({"old": old, "new": new}, {"old": old}))
+    assert "| context, balanced | unseen GAN families | 2 | +0.025 |" in text
+    assert "held-out real sources" not in text.split("Per pair")[0]
+    # the replicate section compares the runs both batches made: new's seed-2 BCE+AUC run against old's
+    assert "`new` against `old`" in text and "| 0.650 | 0.750 | -0.100 |" in text
+    assert "`old` against `old`" not in text
+    with pytest.raises(ValueError, match="twin"):
+        loss_pairs.lines_for({"new": batch("lone", [("bce_auc", 0, "boredhumans", 0.7)])}, {})
