@@ -100,9 +100,10 @@ def lines_for(batches: dict[str, dict], replicate: dict[str, dict]) -> list[str]
             absolute = [abs(d) for d in deltas]
             lines += [
                 "",
-                f"## The same runs on two machines: `{name}` against `{ref_name}`",
+                f"## The same runs in two batches: `{name}` against `{ref_name}`",
                 "",
-                f"{len(common)} runs with the same variant, loss, ratio, seed and fold. Mean |difference| in test AUC "
+                f"{len(common)} runs with the same variant, loss, ratio, seed and fold, made on another machine (and, "
+                "between sessions far apart, by another code version). Mean |difference| in test AUC "
                 f"{statistics.mean(absolute):.3f}, largest {max(absolute):.3f}; mean difference {statistics.mean(deltas):+.3f}.",
                 "",
                 "| loss | variant, ratio | seed | fold | here | there | difference |",
