@@ -1,13 +1,13 @@
 """BCE+AUC against BCE over several batches of the study's runs, and how far one run moves on another machine.
 
-    python experiments/loss_pairs.py experiments/results/generalisation.csv experiments/results/bce_seed2.csv \
+    python experiments/loss_pairs.py experiments/results/generalisation.csv experiments/results/generalisation_bce.csv \
         --replicate experiments/results/generalisation_subjects.csv
 
 Each CSV is one batch of ``cross_generator.py`` (its ``--name``): runs made by one code version on one machine.
 A BCE+AUC run pairs with the BCE run of the same variant, ratio, seed and held-out fold *of the same batch* only:
-the same seed on another CPU kind does not give the same network (float rounding differs between AVX-512/AMX
-and AVX2 kernels, and early stopping amplifies it), so a pair across batches would mix the loss with the
-machine. Paired differences in test AUC per group of folds (unseen GAN families, unseen diffusion, held-out real
+the same seed on another machine does not give the same network (most likely because kernels round differently
+on other CPU kinds, AVX-512/AMX or AVX2 only, and early stopping amplifies it), so a pair across batches would mix
+the loss with the machine. Paired differences in test AUC per group of folds (unseen GAN families, unseen diffusion, held-out real
 sources, whose test AUC is the source against 25% of every generated family), with 95% bootstrap intervals.
 
 ``--replicate CSV``: runs of that batch that a given batch repeats (same variant, loss, ratio, seed and fold) are

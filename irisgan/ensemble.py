@@ -116,12 +116,13 @@ def fit_cue(
         log.info("face features of vivid copies of the %d real training photos", len(real))
         copies = vivid_descriptors(real, root / vivid_cache_name(view), view)
     real_x = fit_x[fit_labels == 0]
-    generators = [r.get("generator") or ("fake" if int(r["label"]) else "real") for r in fit_rows]
     if vivid:
         fit_x = np.concatenate([fit_x, copies])
         fit_labels = np.concatenate([fit_labels, np.ones(len(copies), int)])
-    n_copies = len(copies) if vivid else 0
-    families = generated_families(generators, fit_labels, copies=n_copies) if family_probes else None
+    families = None
+    if family_probes:
+        generators = [r.get("generator") or ("fake" if int(r["label"]) else "real") for r in fit_rows]
+        families = generated_families(generators, fit_labels, copies=len(fit_labels) - len(fit_rows))
     cue = fit_face_cue(
         fit_x,
         fit_labels,
